@@ -1,0 +1,1 @@
+"""Accord: the server. Survivor data reaches it only as ciphertext."""

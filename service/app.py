@@ -1,0 +1,73 @@
+"""create_app(settings): routers, middleware, handlers, lifespan. Nothing at import time."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from service import error_handlers, migrate
+from service.auth.setup import build_token_verifier
+from service.clock import Clock, SystemClock
+from service.collaborations.router import router as collaborations_router
+from service.db import make_engine, make_sessionmaker
+from service.keyring import load_keyring
+from service.middleware import RequestGuard
+from service.observability import Metrics, configure_logging
+from service.operations.router import router as operations_router
+from service.organizations.router import router as organizations_router
+from service.pagination import CursorCodec
+from service.policy_setup import load_policies
+from service.settings import Environment, Settings
+from service.subjects.router import router as subjects_router
+
+log = logging.getLogger("accord.app")
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
+    settings = settings or Settings()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.environment is not Environment.test:
+            configure_logging(settings.log_level)
+        keyring = load_keyring(settings)
+        # Policies first: an invalid policy set stops the service before it serves anything.
+        policy_engine, vocabulary = load_policies(settings)
+        engine = make_engine(settings)
+        if settings.auto_migrate:
+            await migrate.upgrade(engine)
+        app.state.engine = engine
+        app.state.sessionmaker = make_sessionmaker(engine)
+        app.state.keyring = keyring
+        app.state.cursors = CursorCodec(keyring.cursor_secret)
+        app.state.token_verifier = build_token_verifier(settings, keyring, clock=app.state.clock)
+        app.state.policy_engine = policy_engine
+        app.state.vocabulary = vocabulary
+        log.info("started", extra={"event": "app.started"})
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Accord",
+        version="1",
+        summary="Privacy-preserving referrals, consent and records requests",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.clock = clock or SystemClock()
+    app.state.metrics = metrics
+    error_handlers.install(app)
+    for router in (operations_router, organizations_router, collaborations_router, subjects_router):
+        app.include_router(router)
+    app.add_middleware(
+        RequestGuard, max_body_bytes=settings.max_body_bytes, metrics=metrics, root=app
+    )
+    return app

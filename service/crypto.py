@@ -1,0 +1,147 @@
+"""The only server module that imports nacl.
+
+The server never decrypts survivor data (DESIGN.md guarantee 1); it only verifies
+signatures, validates public keys, signs its own statements (checkpoints, consent
+receipts) and hashes. Functions take no algorithm or nonce parameters.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import nacl.bindings
+import nacl.exceptions
+import nacl.signing
+
+ED25519_PUBLIC_KEY_BYTES = 32
+X25519_PUBLIC_KEY_BYTES = 32
+ED25519_SIGNATURE_BYTES = 64
+
+
+class InvalidKeyError(ValueError):
+    """A public key that is not usable: wrong length, not a point, small order."""
+
+
+def b64decode_strict(text: str) -> bytes:
+    """Standard base64 with canonical padding; no whitespace, no URL alphabet.
+
+    Canonical means re-encoding gives back the same text, which rules out
+    non-zero padding bits (two texts decoding to the same bytes).
+    """
+    if not isinstance(text, str):
+        raise ValueError("base64 value must be a string")
+    try:
+        raw = base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError) as exc:
+        raise ValueError("not strict base64") from exc
+    if base64.b64encode(raw).decode("ascii") != text:
+        raise ValueError("base64 is not canonical")
+    return raw
+
+
+def b64encode(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def validate_x25519_public_key(raw: bytes) -> None:
+    """Reject wrong lengths and low-order points (all-zero shared secret)."""
+    if len(raw) != X25519_PUBLIC_KEY_BYTES:
+        raise InvalidKeyError(f"X25519 public key must be {X25519_PUBLIC_KEY_BYTES} bytes")
+    probe = nacl.bindings.randombytes(32)
+    try:
+        # libsodium refuses (returns -1) when the result is all zeros, which is
+        # exactly the low-order-point case.
+        nacl.bindings.crypto_scalarmult(probe, raw)
+    except nacl.exceptions.RuntimeError as exc:
+        raise InvalidKeyError("X25519 public key is a low-order point") from exc
+
+
+def validate_ed25519_public_key(raw: bytes) -> None:
+    """Reject wrong lengths, non-points, small-order and off-subgroup points."""
+    if len(raw) != ED25519_PUBLIC_KEY_BYTES:
+        raise InvalidKeyError(f"Ed25519 public key must be {ED25519_PUBLIC_KEY_BYTES} bytes")
+    if not nacl.bindings.crypto_core_ed25519_is_valid_point(raw):
+        raise InvalidKeyError("Ed25519 public key is not a valid point of the prime-order subgroup")
+
+
+def verify_ed25519(public_key: bytes, message: bytes, signature: bytes) -> bool:
+    """Strict Ed25519 verification (libsodium: canonical S, no small-order keys or R)."""
+    if len(signature) != ED25519_SIGNATURE_BYTES or len(public_key) != ED25519_PUBLIC_KEY_BYTES:
+        return False
+    try:
+        validate_ed25519_public_key(public_key)
+        nacl.signing.VerifyKey(public_key).verify(message, signature)
+    except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, InvalidKeyError):
+        return False
+    return True
+
+
+def key_id_for(public_key: bytes) -> str:
+    """A stable identifier for a public key: hex of the first 16 bytes of its SHA-256."""
+    return hashlib.sha256(public_key).hexdigest()[:32]
+
+
+class Signer(Protocol):
+    """Signs the service's own statements. A deployment may back it with an HSM or KMS."""
+
+    @property
+    def public_key(self) -> bytes: ...
+
+    def sign(self, message: bytes) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class FileSigner:
+    """An Ed25519 key held in a 0600 file of 32 raw seed bytes."""
+
+    _key: nacl.signing.SigningKey
+
+    @property
+    def public_key(self) -> bytes:
+        return bytes(self._key.verify_key)
+
+    def sign(self, message: bytes) -> bytes:
+        return bytes(self._key.sign(message).signature)
+
+    @classmethod
+    def load(cls, path: Path) -> FileSigner:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            raise PermissionError(f"key file {path.name} must not be readable by group or others")
+        seed = path.read_bytes()
+        if len(seed) != 32:
+            raise InvalidKeyError(f"key file {path.name} must hold a 32-byte Ed25519 seed")
+        return cls(nacl.signing.SigningKey(seed))
+
+    @classmethod
+    def load_or_create(cls, path: Path) -> FileSigner:
+        if not path.exists():
+            write_secret_file(path, nacl.signing.SigningKey.generate().encode())
+        return cls.load(path)
+
+
+def write_secret_file(path: Path, data: bytes) -> None:
+    """Create a file readable by its owner only, refusing to overwrite."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+
+
+def generate_ed25519_seed() -> bytes:
+    return bytes(nacl.signing.SigningKey.generate().encode())
+
+
+def ed25519_public_from_seed(seed: bytes) -> bytes:
+    return bytes(nacl.signing.SigningKey(seed).verify_key)

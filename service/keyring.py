@@ -1,0 +1,82 @@
+"""The service's own keys, one per purpose (SECURITY-TESTS E17: never shared).
+
+- checkpoint signing key (Ed25519): signs audit log checkpoints;
+- receipt signing key (Ed25519): signs consent receipts;
+- survivor token key (Ed25519): signs survivor access tokens (API.md: a different
+  key from the staff tokens' issuer);
+- development staff token key (Ed25519, development and test only): signs the
+  tokens `accord token issue` prints, standing in for an identity provider;
+- cursor secret: authenticates pagination cursors.
+
+Each lives in its own 0600 file in the key directory. Development and test
+generate missing keys on first start; production refuses to start without them
+(create them with `accord keys init`). Reached only through `Signer`, so a
+deployment can substitute an HSM or a cloud KMS.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from service.crypto import FileSigner, Signer, write_secret_file
+from service.settings import Settings
+
+CHECKPOINT_KEY = "checkpoint.ed25519"
+RECEIPT_KEY = "receipt.ed25519"
+CURSOR_SECRET = "cursor.secret"  # noqa: S105 - a file name
+SURVIVOR_TOKEN_KEY = "survivor-token.ed25519"  # noqa: S105 - a file name
+DEV_STAFF_TOKEN_KEY = "dev-staff-token.ed25519"  # noqa: S105 - a file name
+
+
+@dataclass(frozen=True)
+class Keyring:
+    checkpoint: Signer
+    receipt: Signer
+    survivor_token: Signer
+    cursor_secret: bytes
+    # Only when no identity provider is configured outside production.
+    dev_staff_token: Signer | None
+
+
+class MissingKeyError(RuntimeError):
+    pass
+
+
+def _signer(path: Path, create: bool) -> FileSigner:
+    if create:
+        return FileSigner.load_or_create(path)
+    if not path.exists():
+        raise MissingKeyError(f"key file {path} is missing; run `accord keys init`")
+    return FileSigner.load(path)
+
+
+def _cursor_secret(path: Path, create: bool) -> bytes:
+    if not path.exists():
+        if not create:
+            raise MissingKeyError(f"key file {path} is missing; run `accord keys init`")
+        write_secret_file(path, secrets.token_bytes(32))
+    secret = path.read_bytes()
+    if len(secret) < 32:
+        raise MissingKeyError(f"key file {path} must hold at least 32 bytes")
+    return secret
+
+
+def load_keyring(settings: Settings, *, create: bool | None = None) -> Keyring:
+    create = settings.generates_dev_keys if create is None else create
+    key_dir = settings.key_dir
+    return Keyring(
+        checkpoint=_signer(key_dir / CHECKPOINT_KEY, create),
+        receipt=_signer(key_dir / RECEIPT_KEY, create),
+        survivor_token=_signer(key_dir / SURVIVOR_TOKEN_KEY, create),
+        cursor_secret=_cursor_secret(key_dir / CURSOR_SECRET, create),
+        dev_staff_token=load_dev_staff_key(settings, create=create),
+    )
+
+
+def load_dev_staff_key(settings: Settings, *, create: bool) -> Signer | None:
+    """The development stand-in for an identity provider; never outside dev and test."""
+    if not settings.uses_dev_staff_key:
+        return None
+    return _signer(settings.key_dir / DEV_STAFF_TOKEN_KEY, create)

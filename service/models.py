@@ -1,0 +1,7 @@
+"""Imports every model module so Base.metadata knows every table (Alembic, tests)."""
+
+from service.collaborations import models as collaborations_models
+from service.organizations import models as organizations_models
+from service.subjects import models as subjects_models
+
+__all__ = ["collaborations_models", "organizations_models", "subjects_models"]

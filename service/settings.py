@@ -1,0 +1,116 @@
+"""The one settings class: the only reader of the environment (prefix ACCORD_).
+
+Defaults are the embedded development set-up: a SQLite file in the working
+directory and development keys generated on first run. Outside development,
+unsafe settings are refused at start-up (STYLE.md convention 7).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Environment(StrEnum):
+    development = "development"
+    test = "test"
+    production = "production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ACCORD_", extra="ignore", frozen=True)
+
+    environment: Environment = Environment.development
+    database_url: str = "sqlite+aiosqlite:///./accord.db"
+    # Seconds a request waits for a database connection before answering 503.
+    database_pool_timeout: float = 10.0
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    # Apply migrations when the service starts (development default; production runs
+    # `accord db upgrade` as a separate step so two nodes never migrate at once).
+    auto_migrate: bool = True
+
+    key_dir: Path = Path(".accord/keys")
+    policy_dir: Path = REPO_ROOT / "policies"
+
+    # Staff tokens (API.md "Authentication").
+    jwt_issuer: str = "accord-dev"
+    jwt_audience: str = "accord-api"
+    jwt_algorithms: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["EdDSA"])
+    # A JWKS file with the staff token verification keys; default: the dev key in key_dir.
+    jwt_jwks_file: Path | None = None
+    jwt_jwks_url: str | None = None
+    jwt_leeway_seconds: int = Field(default=60, ge=0, le=60)
+    staff_token_max_lifetime_seconds: int = Field(default=3600, ge=60, le=86400)
+    # Survivor access tokens: other audience, other key, bound to one subject.
+    survivor_jwt_audience: str = "accord-survivor"
+    survivor_jwt_issuer: str = "accord-service"
+    survivor_token_max_lifetime_seconds: int = Field(default=86400, ge=60, le=7 * 86400)
+    # How often at most the JWKS URL is fetched again for an unknown `kid`, and how
+    # long fetched keys are trusted before a refresh.
+    jwks_min_refresh_seconds: float = Field(default=30.0, ge=0)
+    jwks_cache_seconds: float = Field(default=300.0, ge=1)
+
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    page_size_default: int = Field(default=50, ge=1)
+    page_size_max: int = Field(default=200, ge=1, le=1000)
+
+    audit_origin: str = "accord.localhost/audit"
+    # Test-only hooks (pause points, fault injection); production refuses them.
+    test_hooks: bool = False
+    log_level: str = "INFO"
+
+    @field_validator("jwt_algorithms", mode="before")
+    @classmethod
+    def _split_algorithms(cls, value: object) -> object:
+        return parse_algorithms(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_outside_development(self) -> Settings:
+        bad_algs = [
+            a for a in self.jwt_algorithms if a.lower() == "none" or a.upper().startswith("HS")
+        ]
+        if bad_algs:
+            raise ValueError(
+                f"jwt_algorithms may not contain {bad_algs}: only asymmetric algorithms"
+            )
+        if not self.jwt_algorithms:
+            raise ValueError("jwt_algorithms must name at least one algorithm")
+        if self.page_size_default > self.page_size_max:
+            raise ValueError("page_size_default may not exceed page_size_max")
+        if self.environment is Environment.production:
+            if self.test_hooks:
+                raise ValueError("test_hooks cannot be enabled in production")
+            if self.jwt_jwks_file is None and self.jwt_jwks_url is None:
+                raise ValueError("production needs ACCORD_JWT_JWKS_FILE or ACCORD_JWT_JWKS_URL")
+            if self.jwt_issuer == "accord-dev":
+                raise ValueError("production needs its own ACCORD_JWT_ISSUER")
+        return self
+
+    @property
+    def generates_dev_keys(self) -> bool:
+        """Development and test generate missing keys; production never does."""
+        return self.environment is not Environment.production
+
+    @property
+    def uses_dev_staff_key(self) -> bool:
+        """Staff tokens are verified with the local development key: no JWKS configured
+        and not production (production refuses to start without one)."""
+        return (
+            self.environment is not Environment.production
+            and self.jwt_jwks_file is None
+            and self.jwt_jwks_url is None
+        )
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def parse_algorithms(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
