@@ -1,0 +1,258 @@
+"""B01: the authorization matrix, generated from one table.
+
+Every endpoint x every role x {own organization, other organization} x no token, with
+the exact status. Denied cells also leave the database unchanged (O-unchanged). A
+route that exists in the app but not in the table fails test_every_route_is_in_the_table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from service.auth.principals import Role
+from service.middleware import app_routes
+from tests.support.databases import TestDatabase
+from tests.support.keys import org_public_keys
+from tests.support.world import World
+
+ALL_ROLES = tuple(Role)
+CASE = (Role.caseworker, Role.supervisor)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    template: str
+    # Roles allowed when the object belongs to the caller's organization ("own").
+    allowed: tuple[Role, ...]
+    success: int
+    # What a principal of an unrelated organization gets: "same" (public), 404, or 403.
+    other: str = "same"
+    body: Callable[[World], Any] | None = None
+    # A body that depends on the cell (caller organization, relation).
+    cell_body: Callable[[World, str, str], Any] | None = None
+    # Path parameters for the "own" and "other" relation.
+    params: Callable[[World, str, str], dict[str, str]] | None = None
+
+
+def _org_params(world: World, caller_org: str, relation: str) -> dict[str, str]:
+    target = caller_org if relation == "own" else ("shelter" if caller_org != "shelter" else "vsp")
+    return {"org_id": str(world.orgs[target])}
+
+
+def _collab_params(world: World, caller_org: str, relation: str) -> dict[str, str]:
+    return {"collab_id": str(world.collaboration_id)}
+
+
+# Each allowed state-changing cell acts on a different organization, so the
+# platform admin's three cells each succeed rather than the second one conflicting.
+_MEMBER_TO_REMOVE = {("vsp", "own"): "police", ("vsp", "other"): "prosecutor"}
+_MEMBER_TO_ADD = {("vsp", "own"): "research", ("vsp", "other"): "oversight"}
+
+
+def _member_params(world: World, caller_org: str, relation: str) -> dict[str, str]:
+    target = _MEMBER_TO_REMOVE.get((caller_org, relation), "shelter")
+    return {"collab_id": str(world.collaboration_id), "org_id": str(world.orgs[target])}
+
+
+def _new_member(world: World, caller_org: str, relation: str) -> dict[str, str]:
+    return {"org_id": str(world.orgs[_MEMBER_TO_ADD.get((caller_org, relation), "platform")])}
+
+
+def _agreement(world: World) -> dict[str, Any]:
+    now = world.clock.now()
+    return {
+        "flows": [
+            {
+                "from_sector": "victim_services",
+                "to_sector": "shelter",
+                "purposes": ["services_referral"],
+                "categories": ["contact"],
+            }
+        ],
+        "effective_from": (now - timedelta(days=1)).isoformat(),
+        "document_sha256": hashlib.sha256(b"amended").hexdigest(),
+    }
+
+
+AVAILABILITY = {
+    "accepting_referrals": True,
+    "capacity": 3,
+    "hours": "24/7",
+    "languages": ["en", "es"],
+    "services": ["emergency_shelter"],
+    "populations": ["adults"],
+}
+
+TABLE: tuple[Endpoint, ...] = (
+    Endpoint(
+        "POST",
+        "/v1/organizations",
+        (Role.platform_admin,),
+        201,
+        body=lambda w: {"name": "New org", "sector": "healthcare"},
+    ),
+    Endpoint("GET", "/v1/organizations", ALL_ROLES, 200),
+    Endpoint("GET", "/v1/organizations/{org_id}", ALL_ROLES, 200, params=_org_params),
+    Endpoint("GET", "/v1/organizations/{org_id}/keys", ALL_ROLES, 200, params=_org_params),
+    Endpoint(
+        "PUT",
+        "/v1/organizations/{org_id}/keys",
+        (Role.org_admin,),
+        200,
+        other="404",
+        body=lambda w: org_public_keys(),
+        params=_org_params,
+    ),
+    Endpoint(
+        "PUT",
+        "/v1/organizations/{org_id}/availability",
+        (Role.org_admin, Role.supervisor),
+        200,
+        other="404",
+        body=lambda w: AVAILABILITY,
+        params=_org_params,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/collaborations",
+        (Role.platform_admin,),
+        201,
+        body=lambda w: {"name": "New task force", "agreement": _agreement(w)},
+    ),
+    Endpoint("GET", "/v1/collaborations", ALL_ROLES, 200),
+    # Collaborations are visible to members only: the "unrelated" caller gets 404.
+    Endpoint("GET", "/v1/collaborations/{collab_id}", ALL_ROLES, 200, params=_collab_params),
+    Endpoint(
+        "GET",
+        "/v1/collaborations/{collab_id}/agreements",
+        ALL_ROLES,
+        200,
+        params=_collab_params,
+    ),
+    Endpoint(
+        "PUT",
+        "/v1/collaborations/{collab_id}/agreement",
+        (Role.platform_admin,),
+        200,
+        body=_agreement,
+        params=_collab_params,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/collaborations/{collab_id}/members",
+        (Role.platform_admin,),
+        201,
+        cell_body=_new_member,
+        params=_collab_params,
+    ),
+    Endpoint(
+        "DELETE",
+        "/v1/collaborations/{collab_id}/members/{org_id}",
+        (Role.platform_admin,),
+        204,
+        params=_member_params,
+    ),
+    Endpoint("POST", "/v1/subjects", CASE, 201, body=lambda w: {}),
+)
+
+# Routes that need no token at all.
+PUBLIC = {
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
+    ("GET", "/docs"),
+    ("HEAD", "/docs"),
+    ("GET", "/docs/oauth2-redirect"),
+    ("HEAD", "/openapi.json"),
+    ("HEAD", "/docs/oauth2-redirect"),
+}
+# Routes covered by the matrix tests of their own domains (they need objects to exist).
+COVERED_ELSEWHERE = {("GET", "/v1/subjects/{subject_id}")}
+
+
+def _expected(endpoint: Endpoint, role: Role, relation: str, caller_org: str, world: World) -> int:
+    if relation == "other" and endpoint.other == "404":
+        return 404
+    # The role check comes first: a role that may never use the endpoint learns
+    # nothing about the object from its 403.
+    if role not in endpoint.allowed:
+        return 403
+    if (
+        endpoint.template.startswith("/v1/collaborations/{")
+        and caller_org not in ("vsp", "shelter", "police", "prosecutor")
+        and role is not Role.platform_admin
+    ):
+        return 404
+    if role in endpoint.allowed:
+        return endpoint.success
+    return 403
+
+
+async def _call(
+    client: httpx.AsyncClient,
+    endpoint: Endpoint,
+    world: World,
+    headers: dict[str, str],
+    params: dict[str, str],
+    cell: tuple[str, str] = ("vsp", "own"),
+) -> httpx.Response:
+    path = endpoint.template.format(**params)
+    body = endpoint.body(world) if endpoint.body else None
+    if endpoint.cell_body is not None:
+        body = endpoint.cell_body(world, *cell)
+    return await client.request(endpoint.method, path, json=body, headers=headers)
+
+
+@pytest.mark.security
+@pytest.mark.parametrize("endpoint", TABLE, ids=lambda e: f"{e.method} {e.template}")
+async def test_B01_authorization_matrix(
+    endpoint: Endpoint, client: httpx.AsyncClient, world: World, db: TestDatabase
+) -> None:
+    # The caller's organization: "vsp" (a collaboration member) for own-object cases,
+    # "unrelated" (not a member) to check the non-member view of collaborations.
+    cells: list[tuple[Role, str, str]] = []
+    for role in ALL_ROLES:
+        for relation in ("own", "other"):
+            cells.append((role, relation, "vsp"))
+        cells.append((role, "own", "unrelated"))
+    results: list[tuple[Role, str, str, int, int]] = []
+    # Denied cells first, each checked for O-unchanged; allowed (state-changing) cells last.
+    cells.sort(key=lambda c: _expected(endpoint, c[0], c[1], c[2], world) < 400)
+    for role, relation, caller_org in cells:
+        expected = _expected(endpoint, role, relation, caller_org, world)
+        params = endpoint.params(world, caller_org, relation) if endpoint.params else {}
+        before = db.dump() if expected >= 400 else None
+        headers = world.headers(caller_org, role)
+        response = await _call(client, endpoint, world, headers, params, (caller_org, relation))
+        results.append((role, relation, caller_org, expected, response.status_code))
+        if before is not None:
+            assert db.dump() == before, f"{role} {relation} changed the database"
+        if response.status_code >= 400:
+            assert response.headers["content-type"].startswith("application/problem+json")
+    wrong = [r for r in results if r[3] != r[4]]
+    assert not wrong, f"(role, relation, caller, expected, got): {wrong}"
+    # No token at all: 401 with the Bearer challenge, nothing changed.
+    params = endpoint.params(world, "vsp", "own") if endpoint.params else {}
+    before = db.dump()
+    response = await _call(client, endpoint, world, {}, params)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert db.dump() == before
+
+
+async def test_every_route_is_in_the_table(app: Any) -> None:
+    """G14/B01: a new route that the table lacks fails here."""
+    known = {(e.method, e.template) for e in TABLE} | PUBLIC | COVERED_ELSEWHERE
+    routes = {(method, path) for _route, path, methods in app_routes(app) for method in methods}
+    assert ("GET", "/v1/organizations") in routes  # the listing really sees included routers
+    missing = sorted(r for r in routes if r not in known)
+    assert not missing, f"routes missing from the authorization table: {missing}"
