@@ -1,0 +1,245 @@
+"""The `accord` command: serve, migrate, issue development tokens, create organizations,
+seed a demonstration federation, manage keys."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service import migrate
+from service.auth.dev_tokens import DevTokensUnavailableError, issue_dev_token
+from service.auth.principals import Principal, Role
+from service.clock import SystemClock
+from service.db import make_engine, make_sessionmaker
+from service.keyring import load_keyring
+from service.sectors import Sector
+from service.settings import Settings
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    help="Accord: privacy-preserving referrals, consent and records requests.", no_args_is_help=True
+)
+db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
+token_app = typer.Typer(
+    help="Development tokens signed by the local dev key.", no_args_is_help=True
+)
+org_app = typer.Typer(
+    help="Organizations (bootstrap; the API does the rest).", no_args_is_help=True
+)
+keys_app = typer.Typer(help="The service's own keys.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(token_app, name="token")
+app.add_typer(org_app, name="org")
+app.add_typer(keys_app, name="keys")
+
+# Acts for command-line bootstrap actions; recorded as the creator of what it makes.
+CLI_PRINCIPAL = Principal(
+    subject="accord-cli",
+    org_id=uuid.UUID(int=0),
+    sector=Sector.oversight,
+    roles=frozenset({Role.platform_admin}),
+)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
+) -> None:
+    """Start the service (migrates first in development)."""
+    import uvicorn
+
+    uvicorn.run(
+        "service.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,
+        proxy_headers=False,
+        timeout_keep_alive=5,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply migrations up to REVISION (default: head)."""
+    settings = Settings()
+
+    async def run() -> None:
+        engine = make_engine(settings)
+        try:
+            await migrate.upgrade(engine, revision)
+            typer.echo(f"database at {await migrate.current_revision(engine)}")
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: str) -> None:
+    """Revert migrations down to REVISION ("base" for an empty schema)."""
+    settings = Settings()
+
+    async def run() -> None:
+        engine = make_engine(settings)
+        try:
+            await migrate.downgrade(engine, revision)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the database's revision and the head revision."""
+    settings = Settings()
+
+    async def run() -> None:
+        engine = make_engine(settings)
+        try:
+            typer.echo(
+                f"current {await migrate.current_revision(engine)} head {migrate.head_revision()}"
+            )
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
+@keys_app.command("init")
+def keys_init() -> None:
+    """Create any missing service keys (checkpoint, receipt, survivor token, cursor) in
+    ACCORD_KEY_DIR, and the development staff token key when no JWKS is configured."""
+    settings = Settings()
+    load_keyring(settings, create=True)
+    typer.echo(f"keys ready in {settings.key_dir}")
+
+
+def _parse_roles(values: list[str]) -> list[Role]:
+    names = [name.strip() for value in values for name in value.split(",") if name.strip()]
+    known = {role.value: role for role in Role}
+    unknown = [name for name in names if name not in known]
+    if unknown or not names:
+        raise typer.BadParameter(
+            f"unknown role(s) {unknown}; choose from {', '.join(known)}"
+            if unknown
+            else "name at least one role"
+        )
+    return [known[name] for name in names]
+
+
+@token_app.command("issue")
+def token_issue(
+    org: Annotated[uuid.UUID, typer.Option(help="The organization id the token acts for")],
+    roles: Annotated[
+        list[str], typer.Option(help="Roles, comma-separated or repeated: caseworker,supervisor")
+    ],
+    sub: Annotated[str, typer.Option(help="The principal's name (the token subject)")],
+    lifetime: Annotated[
+        int | None, typer.Option(help="Seconds (default and maximum: the configured cap)")
+    ] = None,
+) -> None:
+    """Print a development staff token signed by the local dev key."""
+    settings = Settings()
+    try:
+        token = issue_dev_token(
+            settings,
+            clock=SystemClock(),
+            org_id=org,
+            roles=_parse_roles(roles),
+            sub=sub,
+            lifetime_seconds=lifetime,
+        )
+    except (DevTokensUnavailableError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(token)
+
+
+def _with_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run one unit of work in one transaction (migrating first in development)."""
+
+    async def run() -> T:
+        engine = make_engine(settings)
+        try:
+            if settings.auto_migrate:
+                await migrate.upgrade(engine)
+            async with make_sessionmaker(engine)() as session:
+                result = await work(session)
+                await session.commit()
+                return result
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+@org_app.command("create")
+def org_create(
+    name: Annotated[str, typer.Option(help="Display name")],
+    sector: Annotated[Sector, typer.Option(help="The organization's sector")],
+    jurisdiction: Annotated[str | None, typer.Option(help="Jurisdiction")] = None,
+) -> None:
+    """Create an organization and print it as JSON (bootstrap for a new deployment)."""
+    from service.organizations import service as org_service
+    from service.organizations.schemas import OrganizationCreate
+
+    settings = Settings()
+    data = OrganizationCreate(name=name, sector=sector, jurisdiction=jurisdiction)
+
+    async def work(session: AsyncSession) -> dict[str, str | None]:
+        org = await org_service.create(
+            session, principal=CLI_PRINCIPAL, data=data, clock=SystemClock()
+        )
+        return {"id": str(org.id), "name": org.name, "sector": org.sector}
+
+    typer.echo(json.dumps(_with_session(settings, work), indent=2))
+
+
+@app.command()
+def demo() -> None:
+    """Create a demonstration federation (five organizations, one collaboration with
+    an agreement) and print a development token for each of its principals."""
+    from service.demo import DEMO_PRINCIPALS, Demo, create_demo
+    from service.policy_setup import load_policies
+
+    settings = Settings()
+    clock = SystemClock()
+    _engine, vocabulary = load_policies(settings)
+
+    async def work(session: AsyncSession) -> Demo:
+        return await create_demo(session, clock=clock, vocabulary=vocabulary)
+
+    try:
+        created = _with_session(settings, work)
+        tokens = {
+            name: issue_dev_token(
+                settings, clock=clock, org_id=created.orgs[org], roles=roles, sub=name
+            )
+            for name, org, roles in DEMO_PRINCIPALS
+        }
+    except DevTokensUnavailableError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    out = {
+        "organizations": {key: str(value) for key, value in created.orgs.items()},
+        "collaboration_id": str(created.collaboration_id),
+        "tokens": tokens,
+        "expires_in_seconds": settings.staff_token_max_lifetime_seconds,
+    }
+    typer.echo(json.dumps(out, indent=2))
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,83 @@
+"""Request and response models for collaborations and their agreements."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+from service.sectors import Sector
+
+Sha256Hex = Annotated[
+    str, StringConstraints(min_length=64, max_length=64, pattern=r"^[0-9a-f]{64}$")
+]
+Token = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class StrictInput(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Flow(StrictInput):
+    from_sector: Sector
+    to_sector: Sector
+    purposes: Annotated[list[Token], Field(max_length=50)]
+    categories: Annotated[list[Token], Field(max_length=100)]
+
+
+class AgreementInput(StrictInput):
+    flows: Annotated[list[Flow], Field(min_length=1, max_length=200)]
+    effective_from: AwareDatetime
+    effective_to: AwareDatetime | None = None
+    document_sha256: Sha256Hex = Field(
+        description="SHA-256 (lowercase hex) of the signed agreement document"
+    )
+
+
+class CollaborationCreate(StrictInput):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    agreement: AgreementInput
+
+
+class MemberAdd(StrictInput):
+    org_id: uuid.UUID
+
+
+class FlowRead(BaseModel):
+    from_sector: Sector
+    to_sector: Sector
+    purposes: list[str]
+    categories: list[str]
+
+
+class AgreementRead(BaseModel):
+    version: int
+    flows: list[FlowRead]
+    effective_from: datetime
+    effective_to: datetime | None
+    document_sha256: str
+    created_at: datetime
+
+
+class MemberRead(BaseModel):
+    org_id: uuid.UUID
+    added_at: datetime
+
+
+class CollaborationRead(BaseModel):
+    id: uuid.UUID
+    name: str
+    created_at: datetime
+    agreement: AgreementRead
+    members: list[MemberRead]
+
+
+class CollaborationPage(BaseModel):
+    items: list[CollaborationRead]
+    next_cursor: str | None
+
+
+class AgreementHistory(BaseModel):
+    items: list[AgreementRead]

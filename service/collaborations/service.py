@@ -1,0 +1,220 @@
+"""Collaborations: agreements (versioned, immutable) and membership (ends at once)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import Select, exists, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.auth.principals import Principal, Role
+from service.clock import Clock
+from service.collaborations.models import AgreementVersion, Collaboration, Membership
+from service.collaborations.schemas import AgreementInput, CollaborationCreate
+from service.errors import ConflictError, NotFoundError, ProblemItem, RuleViolationError
+from service.organizations.models import Organization
+from service.pagination import PageRequest, Position, next_position
+from service.vocabulary import Vocabulary
+
+
+def visible_collaborations(principal: Principal) -> Select[Collaboration]:
+    """The one place that says which collaborations a principal may see."""
+    stmt = select(Collaboration)
+    if principal.has_any(Role.platform_admin):
+        return stmt
+    member = exists().where(
+        Membership.collaboration_id == Collaboration.id,
+        Membership.org_id == principal.org_id,
+        Membership.removed_at.is_(None),
+    )
+    return stmt.where(member)
+
+
+def check_agreement(agreement: AgreementInput, vocabulary: Vocabulary) -> list[ProblemItem]:
+    problems: list[ProblemItem] = []
+    for index, flow in enumerate(agreement.flows):
+        base = f"/agreement/flows/{index}"
+        problems += vocabulary.check_purposes(f"{base}/purposes", flow.purposes)
+        problems += vocabulary.check_categories(f"{base}/categories", flow.categories)
+    if agreement.effective_to is not None and agreement.effective_to <= agreement.effective_from:
+        problems.append(ProblemItem("/agreement/effective_to", "must be after effective_from"))
+    return problems
+
+
+def _flows_json(agreement: AgreementInput) -> list[dict[str, object]]:
+    return [
+        {
+            "from_sector": f.from_sector.value,
+            "to_sector": f.to_sector.value,
+            "purposes": list(f.purposes),
+            "categories": list(f.categories),
+        }
+        for f in agreement.flows
+    ]
+
+
+async def create(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    data: CollaborationCreate,
+    vocabulary: Vocabulary,
+    clock: Clock,
+) -> Collaboration:
+    problems = check_agreement(data.agreement, vocabulary)
+    if problems:
+        raise RuleViolationError(errors=problems)
+    now = clock.now()
+    collab = Collaboration(
+        id=uuid.uuid4(), name=data.name, created_at=now, created_by=principal.label
+    )
+    session.add(collab)
+    await session.flush()
+    session.add(_version(collab.id, 1, data.agreement, principal, now))
+    await session.flush()
+    return collab
+
+
+def _version(
+    collab_id: uuid.UUID, version: int, agreement: AgreementInput, principal: Principal, now: object
+) -> AgreementVersion:
+    return AgreementVersion(
+        id=uuid.uuid4(),
+        collaboration_id=collab_id,
+        version=version,
+        flows=_flows_json(agreement),
+        effective_from=agreement.effective_from,
+        effective_to=agreement.effective_to,
+        document_sha256=agreement.document_sha256,
+        created_at=now,
+        created_by=principal.label,
+    )
+
+
+async def get_visible(
+    session: AsyncSession, *, principal: Principal, collab_id: uuid.UUID
+) -> Collaboration:
+    collab = (
+        await session.scalars(
+            visible_collaborations(principal).where(Collaboration.id == collab_id)
+        )
+    ).first()
+    if collab is None:
+        raise NotFoundError()
+    return collab
+
+
+async def list_visible(
+    session: AsyncSession, *, principal: Principal, page: PageRequest
+) -> tuple[list[Collaboration], Position | None]:
+    stmt = visible_collaborations(principal)
+    if page.after is not None:
+        stmt = stmt.where(
+            (Collaboration.created_at > page.after.at)
+            | ((Collaboration.created_at == page.after.at) & (Collaboration.id > page.after.id))
+        )
+    stmt = stmt.order_by(Collaboration.created_at, Collaboration.id).limit(page.limit + 1)
+    rows = list((await session.scalars(stmt)).all())
+    return rows[: page.limit], next_position(rows, page.limit)
+
+
+async def agreement_versions(
+    session: AsyncSession, collab_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[AgreementVersion]]:
+    if not collab_ids:
+        return {}
+    stmt = (
+        select(AgreementVersion)
+        .where(AgreementVersion.collaboration_id.in_(collab_ids))
+        .order_by(AgreementVersion.version.desc())
+    )
+    out: dict[uuid.UUID, list[AgreementVersion]] = {}
+    for row in (await session.scalars(stmt)).all():
+        out.setdefault(row.collaboration_id, []).append(row)
+    return out
+
+
+async def active_members(
+    session: AsyncSession, collab_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[Membership]]:
+    if not collab_ids:
+        return {}
+    stmt = (
+        select(Membership)
+        .where(Membership.collaboration_id.in_(collab_ids), Membership.removed_at.is_(None))
+        .order_by(Membership.added_at, Membership.org_id)
+    )
+    out: dict[uuid.UUID, list[Membership]] = {cid: [] for cid in collab_ids}
+    for row in (await session.scalars(stmt)).all():
+        out[row.collaboration_id].append(row)
+    return out
+
+
+async def amend_agreement(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    collab_id: uuid.UUID,
+    agreement: AgreementInput,
+    vocabulary: Vocabulary,
+    clock: Clock,
+) -> AgreementVersion:
+    collab = await get_visible(session, principal=principal, collab_id=collab_id)
+    problems = check_agreement(agreement, vocabulary)
+    if problems:
+        raise RuleViolationError(errors=problems)
+    latest = (await agreement_versions(session, [collab.id]))[collab.id][0]
+    version = _version(collab.id, latest.version + 1, agreement, principal, clock.now())
+    session.add(version)
+    await session.flush()
+    return version
+
+
+async def add_member(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    collab_id: uuid.UUID,
+    org_id: uuid.UUID,
+    clock: Clock,
+) -> Membership:
+    collab = await get_visible(session, principal=principal, collab_id=collab_id)
+    org = await session.get(Organization, org_id)
+    if org is None or not org.active:
+        raise RuleViolationError(errors=[ProblemItem("/org_id", "no such active organization")])
+    current = (await active_members(session, [collab.id]))[collab.id]
+    if any(m.org_id == org_id for m in current):
+        raise ConflictError("The organization is already a member")
+    membership = Membership(
+        id=uuid.uuid4(),
+        collaboration_id=collab.id,
+        org_id=org_id,
+        added_at=clock.now(),
+        added_by=principal.label,
+        removed_at=None,
+        removed_by=None,
+    )
+    session.add(membership)
+    await session.flush()
+    return membership
+
+
+async def remove_member(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    collab_id: uuid.UUID,
+    org_id: uuid.UUID,
+    clock: Clock,
+) -> Membership:
+    """Access ends at once: every later decision reads membership afresh."""
+    collab = await get_visible(session, principal=principal, collab_id=collab_id)
+    current = (await active_members(session, [collab.id]))[collab.id]
+    membership = next((m for m in current if m.org_id == org_id), None)
+    if membership is None:
+        raise NotFoundError()
+    membership.removed_at = clock.now()
+    membership.removed_by = principal.label
+    await session.flush()
+    return membership

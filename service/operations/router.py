@@ -1,0 +1,48 @@
+"""Operations endpoints: liveness, readiness, metrics. No survivor data anywhere."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from service import migrate
+from service.errors import ServiceUnavailableError
+from service.http_errors import problem_responses
+
+router = APIRouter(tags=["operations"])
+log = logging.getLogger("accord.operations")
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is up (no dependencies checked)."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", responses=problem_responses(503))
+async def readyz(request: Request) -> dict[str, str]:
+    """The database is reachable, migrations are at head and the policies are loaded."""
+    state = request.app.state
+    if getattr(state, "policy_engine", None) is None:
+        raise ServiceUnavailableError("policies not loaded")
+    try:
+        async with state.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        current = await migrate.current_revision(state.engine)
+    except Exception as exc:
+        log.warning("not ready", extra={"error_type": type(exc).__name__})
+        raise ServiceUnavailableError("database unreachable") from exc
+    if current != migrate.head_revision():
+        raise ServiceUnavailableError("database schema is not at the head migration")
+    return {"status": "ready"}
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    """Prometheus text format. Labels are route templates and outcomes only."""
+    return Response(
+        generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
+    )

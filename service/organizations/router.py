@@ -1,0 +1,150 @@
+"""HTTP endpoints for organizations and the directory (API.md)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from service.auth.dependencies import AppClock, CurrentPrincipal, DbSession, PlatformAdmin
+from service.crypto import b64encode
+from service.http_errors import ALL_PROBLEMS
+from service.http_params import Pages
+from service.organizations import service as org_service
+from service.organizations.models import Organization, OrganizationKey
+from service.organizations.schemas import (
+    Availability,
+    AvailabilityUpdate,
+    KeyHistory,
+    KeysRegistered,
+    KeysUpdate,
+    OrganizationCreate,
+    OrganizationKeys,
+    OrganizationPage,
+    OrganizationRead,
+    PublicKey,
+    Service,
+)
+from service.sectors import Sector
+
+router = APIRouter(prefix="/v1/organizations", tags=["organizations"])
+
+ERRORS = ALL_PROBLEMS
+
+
+def key_read(key: OrganizationKey) -> PublicKey:
+    return PublicKey(
+        key_id=key.key_id,
+        kind="encryption" if key.kind == "encryption" else "signing",
+        public_key=b64encode(key.public_key),
+        created_at=key.created_at,
+        retired_at=key.retired_at,
+    )
+
+
+def org_read(org: Organization, keys: dict[str, OrganizationKey]) -> OrganizationRead:
+    enc = keys.get("encryption")
+    sig = keys.get("signing")
+    return OrganizationRead(
+        id=org.id,
+        name=org.name,
+        sector=Sector(org.sector),
+        jurisdiction=org.jurisdiction,
+        availability=Availability(
+            accepting_referrals=org.accepting_referrals,
+            capacity=org.capacity,
+            hours=org.hours,
+            languages=list(org.languages),
+            services=list(org.services),
+            populations=list(org.populations),
+            updated_at=org.availability_updated_at,
+        ),
+        keys=OrganizationKeys(
+            encryption=key_read(enc) if enc else None, signing=key_read(sig) if sig else None
+        ),
+    )
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, responses=ERRORS)
+async def create_organization(
+    body: OrganizationCreate, principal: PlatformAdmin, session: DbSession, clock: AppClock
+) -> OrganizationRead:
+    org = await org_service.create(session, principal=principal, data=body, clock=clock)
+    return org_read(org, {})
+
+
+@router.get("", responses=ERRORS)
+async def list_organizations(
+    principal: CurrentPrincipal,
+    session: DbSession,
+    pages: Pages,
+    sector: Sector | None = None,
+    service: Service | None = None,
+    language: Annotated[str | None, Query(max_length=35)] = None,
+    accepting: bool | None = None,
+) -> OrganizationPage:
+    filters = org_service.DirectoryFilters(
+        sector=sector,
+        service=service.value if service else None,
+        language=language,
+        accepting=accepting,
+    )
+    binding = pages.codec.binding(
+        principal.subject + "|" + str(principal.org_id), "organizations", filters.as_dict()
+    )
+    rows, position = await org_service.list_directory(
+        session, filters=filters, page=pages.page(binding)
+    )
+    keys = await org_service.current_keys(session, [o.id for o in rows])
+    return OrganizationPage(
+        items=[org_read(o, keys.get(o.id, {})) for o in rows],
+        next_cursor=pages.next_cursor(position, binding),
+    )
+
+
+@router.get("/{org_id}", responses=ERRORS)
+async def get_organization(
+    org_id: uuid.UUID, principal: CurrentPrincipal, session: DbSession
+) -> OrganizationRead:
+    org = await org_service.get_visible(session, org_id)
+    keys = await org_service.current_keys(session, [org.id])
+    return org_read(org, keys.get(org.id, {}))
+
+
+@router.get("/{org_id}/keys", responses=ERRORS)
+async def get_key_history(
+    org_id: uuid.UUID, principal: CurrentPrincipal, session: DbSession
+) -> KeyHistory:
+    """Every key the organization ever registered, current and retired, so a recipient
+    can check a signature made before a rotation by its key id."""
+    return KeyHistory(items=[key_read(k) for k in await org_service.key_history(session, org_id)])
+
+
+@router.put("/{org_id}/keys", responses=ERRORS)
+async def put_keys(
+    org_id: uuid.UUID,
+    body: KeysUpdate,
+    principal: CurrentPrincipal,
+    session: DbSession,
+    clock: AppClock,
+) -> KeysRegistered:
+    enc_id, sig_id, _changed = await org_service.register_keys(
+        session, principal=principal, org_id=org_id, data=body, clock=clock
+    )
+    return KeysRegistered(encryption_key_id=enc_id, signing_key_id=sig_id)
+
+
+@router.put("/{org_id}/availability", responses=ERRORS)
+async def put_availability(
+    org_id: uuid.UUID,
+    body: AvailabilityUpdate,
+    principal: CurrentPrincipal,
+    session: DbSession,
+    clock: AppClock,
+) -> OrganizationRead:
+    org = await org_service.update_availability(
+        session, principal=principal, org_id=org_id, data=body, clock=clock
+    )
+    keys = await org_service.current_keys(session, [org.id])
+    return org_read(org, keys.get(org.id, {}))

@@ -1,0 +1,44 @@
+"""Subjects: created by the serving organization, visible only to its staff."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.auth.principals import Principal
+from service.clock import Clock
+from service.errors import NotFoundError
+from service.subjects.models import Subject
+from service.subjects.schemas import SubjectCreate
+
+
+def visible_subjects(principal: Principal) -> Select[Subject]:
+    return select(Subject).where(Subject.owner_org_id == principal.org_id)
+
+
+async def create(
+    session: AsyncSession, *, principal: Principal, data: SubjectCreate, clock: Clock
+) -> Subject:
+    subject = Subject(
+        id=uuid.uuid4(),
+        owner_org_id=principal.org_id,
+        is_minor=data.is_minor,
+        created_at=clock.now(),
+        created_by=principal.label,
+    )
+    session.add(subject)
+    await session.flush()
+    return subject
+
+
+async def get_owned(
+    session: AsyncSession, *, principal: Principal, subject_id: uuid.UUID
+) -> Subject:
+    subject = (
+        await session.scalars(visible_subjects(principal).where(Subject.id == subject_id))
+    ).first()
+    if subject is None:
+        raise NotFoundError()
+    return subject
