@@ -88,6 +88,8 @@ class Settings(BaseSettings):
                 raise ValueError("test_hooks cannot be enabled in production")
             if self.jwt_jwks_file is None and self.jwt_jwks_url is None:
                 raise ValueError("production needs ACCORD_JWT_JWKS_FILE or ACCORD_JWT_JWKS_URL")
+            if self.jwt_jwks_url is not None and not self.jwt_jwks_url.startswith("https://"):
+                raise ValueError("production fetches ACCORD_JWT_JWKS_URL over https only")
             if self.jwt_issuer == "accord-dev":
                 raise ValueError("production needs its own ACCORD_JWT_ISSUER")
         return self

@@ -57,3 +57,16 @@ def test_survivor_token_lifetime_at_most_seven_days() -> None:
 def test_algorithms_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ACCORD_JWT_ALGORITHMS", "EdDSA, ES256")
     assert Settings().jwt_algorithms == ["EdDSA", "ES256"]
+
+
+def test_production_fetches_jwks_over_https_only() -> None:
+    base = {"environment": Environment.production, "jwt_issuer": "https://idp"}
+    with pytest.raises(ValidationError, match="https"):
+        Settings(**base, jwt_jwks_url="http://idp.example/jwks")
+    assert Settings(**base, jwt_jwks_url="https://idp.example/jwks").jwt_jwks_url
+
+
+def test_dev_staff_key_only_without_an_identity_provider() -> None:
+    assert Settings(_env_file=None).uses_dev_staff_key  # type: ignore[call-arg]
+    assert not Settings(jwt_jwks_file=Path("/x")).uses_dev_staff_key
+    assert not Settings(**PROD).uses_dev_staff_key
