@@ -36,6 +36,7 @@ ALLOWED_EXTRA = frozenset(
         "where",
         "seq",
         "count",
+        "reason",
     }
 )
 

@@ -7,6 +7,7 @@ import os
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -118,3 +119,38 @@ def tokens(app_settings: Settings, clock: FrozenClock) -> TokenFactory:
 async def world(app: object, tokens: TokenFactory, clock: FrozenClock) -> World:
     """Organizations of several sectors, one collaboration; no survivor data."""
     return await World.build(app, tokens, clock)
+
+
+def _engine_of(nodeid: str) -> str | None:
+    params = nodeid.rpartition("[")[2]
+    for engine in ("postgresql", "sqlite"):
+        if params.startswith(engine + "-") or params.startswith(engine + "]"):
+            return engine
+    return None
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """Show that the PostgreSQL half really ran: passed database tests per engine."""
+    counts = {"sqlite": 0, "postgresql": 0}
+    for report in terminalreporter.stats.get("passed", []):
+        engine = _engine_of(report.nodeid)
+        if engine is not None and report.when == "call":
+            counts[engine] += 1
+    terminalreporter.write_sep("-", "database tests passed per engine")
+    for engine, count in counts.items():
+        terminalreporter.write_line(f"{engine}: {count}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """With ACCORD_TEST_PG_URL set, a run in which no PostgreSQL test passed is a failure:
+    the PostgreSQL half must never be silently skipped in CI."""
+    if not databases.pg_base_url() or exitstatus != 0:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return
+    passed = [r for r in reporter.stats.get("passed", []) if _engine_of(r.nodeid) == "postgresql"]
+    selected_pg = [i for i in session.items if _engine_of(i.nodeid) == "postgresql"]
+    if selected_pg and not passed:
+        reporter.write_line("ACCORD_TEST_PG_URL is set but no PostgreSQL test passed", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from service.auth.principals import Role
+from service.observability import JsonFormatter
 from tests.support.databases import TestDatabase
 from tests.support.world import DROP, World
 
@@ -264,3 +266,43 @@ def test_A02_pyjwt_floor() -> None:
 
     major, minor, *_ = (int(p) for p in version("pyjwt").split(".")[:2])
     assert (major, minor) >= (2, 13)
+
+
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.setFormatter(JsonFormatter())
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+async def test_A_noleak_tokens_never_in_logs_metrics_or_errors(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """O-noleak (2) for bearer tokens: rejected and accepted tokens appear in no log line,
+    metric or error body; the log says why, as a code."""
+    handler = _Lines()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    previous = root.level
+    root.setLevel(logging.DEBUG)
+    try:
+        tokens = attacks(world)
+        good = world.tokens.mint(world.orgs["vsp"], [Role.caseworker])
+        bodies = []
+        for token in [*tokens.values(), good]:
+            r = await client.get("/v1/organizations", headers={"Authorization": f"Bearer {token}"})
+            bodies.append(r.text)
+        metrics = (await client.get("/metrics")).text
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous)
+    logs = "\n".join(handler.lines)
+    assert '"reason": "algorithm_not_allowed"' in logs  # the oracle can see rejections
+    for token in [*tokens.values(), good]:
+        for part in {token, *[p for p in token.split(".") if len(p) > 16]}:
+            assert part not in logs
+            assert part not in metrics
+            assert all(part not in body for body in bodies)
