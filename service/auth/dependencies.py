@@ -75,13 +75,22 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
-async def current_principal(request: Request, session: DbSession) -> Principal:
-    token = bearer_token(request)
+def _verifier(request: Request) -> TokenVerifierLike:
     verifier: TokenVerifierLike = request.app.state.token_verifier
-    claims = await verifier.verify_staff(token)
-    org = await session.get(Organization, claims.org)
+    return verifier
+
+
+async def _active_org(session: AsyncSession, org_id: uuid.UUID) -> Organization:
+    """Read on every request: a deactivated organization is locked out at once (A14)."""
+    org = await session.get(Organization, org_id)
     if org is None or not org.active:
         raise UnauthorizedError("The token's organization is unknown or inactive")
+    return org
+
+
+async def current_principal(request: Request, session: DbSession) -> Principal:
+    claims = await _verifier(request).verify_staff(bearer_token(request))
+    org = await _active_org(session, claims.org)
     return Principal(
         subject=claims.sub,
         org_id=org.id,
@@ -94,12 +103,8 @@ CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
 async def current_survivor(request: Request, session: DbSession) -> SurvivorPrincipal:
-    token = bearer_token(request)
-    verifier: TokenVerifierLike = request.app.state.token_verifier
-    claims = await verifier.verify_survivor(token)
-    org = await session.get(Organization, claims.org)
-    if org is None or not org.active:
-        raise UnauthorizedError("The token's organization is unknown or inactive")
+    claims = await _verifier(request).verify_survivor(bearer_token(request))
+    org = await _active_org(session, claims.org)
     return SurvivorPrincipal(subject_id=claims.subject, org_id=org.id, token_id=claims.jti)
 
 
