@@ -16,17 +16,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-import nacl.bindings
-import nacl.exceptions
 import nacl.signing
 
-ED25519_PUBLIC_KEY_BYTES = 32
-X25519_PUBLIC_KEY_BYTES = 32
-ED25519_SIGNATURE_BYTES = 64
+# Key validation and signature verification are the client library's, so the
+# server and every member organization accept exactly the same keys and signatures.
+from accord_client.crypto import (
+    validate_ed25519_public_key,
+    validate_x25519_public_key,
+    verify_ed25519,
+)
+from accord_client.envelope_errors import InvalidKeyError
 
-
-class InvalidKeyError(ValueError):
-    """A public key that is not usable: wrong length, not a point, small order."""
+__all__ = [
+    "FileSigner",
+    "InvalidKeyError",
+    "Signer",
+    "b64decode_strict",
+    "b64encode",
+    "key_id_for",
+    "sha256",
+    "validate_ed25519_public_key",
+    "validate_x25519_public_key",
+    "verify_ed25519",
+    "write_secret_file",
+]
 
 
 def b64decode_strict(text: str) -> bytes:
@@ -52,39 +65,6 @@ def b64encode(raw: bytes) -> str:
 
 def sha256(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
-
-
-def validate_x25519_public_key(raw: bytes) -> None:
-    """Reject wrong lengths and low-order points (all-zero shared secret)."""
-    if len(raw) != X25519_PUBLIC_KEY_BYTES:
-        raise InvalidKeyError(f"X25519 public key must be {X25519_PUBLIC_KEY_BYTES} bytes")
-    probe = nacl.bindings.randombytes(32)
-    try:
-        # libsodium refuses (returns -1) when the result is all zeros, which is
-        # exactly the low-order-point case.
-        nacl.bindings.crypto_scalarmult(probe, raw)
-    except nacl.exceptions.RuntimeError as exc:
-        raise InvalidKeyError("X25519 public key is a low-order point") from exc
-
-
-def validate_ed25519_public_key(raw: bytes) -> None:
-    """Reject wrong lengths, non-points, small-order and off-subgroup points."""
-    if len(raw) != ED25519_PUBLIC_KEY_BYTES:
-        raise InvalidKeyError(f"Ed25519 public key must be {ED25519_PUBLIC_KEY_BYTES} bytes")
-    if not nacl.bindings.crypto_core_ed25519_is_valid_point(raw):
-        raise InvalidKeyError("Ed25519 public key is not a valid point of the prime-order subgroup")
-
-
-def verify_ed25519(public_key: bytes, message: bytes, signature: bytes) -> bool:
-    """Strict Ed25519 verification (libsodium: canonical S, no small-order keys or R)."""
-    if len(signature) != ED25519_SIGNATURE_BYTES or len(public_key) != ED25519_PUBLIC_KEY_BYTES:
-        return False
-    try:
-        validate_ed25519_public_key(public_key)
-        nacl.signing.VerifyKey(public_key).verify(message, signature)
-    except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, InvalidKeyError):
-        return False
-    return True
 
 
 def key_id_for(public_key: bytes) -> str:
