@@ -19,6 +19,7 @@ from service.observability import Metrics, configure_logging
 from service.operations.router import router as operations_router
 from service.organizations.router import router as organizations_router
 from service.pagination import CursorCodec
+from service.policy.router import router as policy_router
 from service.policy_setup import load_policies
 from service.settings import Environment, Settings
 from service.subjects.router import router as subjects_router
@@ -65,7 +66,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.clock = clock or SystemClock()
     app.state.metrics = metrics
     error_handlers.install(app)
-    for router in (operations_router, organizations_router, collaborations_router, subjects_router):
+    for router in (
+        operations_router,
+        organizations_router,
+        collaborations_router,
+        subjects_router,
+        policy_router,
+    ):
         app.include_router(router)
     app.add_middleware(
         RequestGuard, max_body_bytes=settings.max_body_bytes, metrics=metrics, root=app

@@ -6,18 +6,15 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
 
+from service.schemas import StrictInput
 from service.sectors import Sector
 
 Sha256Hex = Annotated[
     str, StringConstraints(min_length=64, max_length=64, pattern=r"^[0-9a-f]{64}$")
 ]
 Token = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-
-
-class StrictInput(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Flow(StrictInput):

@@ -15,6 +15,7 @@ from service.collaborations.schemas import AgreementInput, CollaborationCreate
 from service.errors import ConflictError, NotFoundError, ProblemItem, RuleViolationError
 from service.organizations.models import Organization
 from service.pagination import PageRequest, Position, next_position
+from service.policy.inputs import AgreementFlow
 from service.vocabulary import Vocabulary
 
 
@@ -218,3 +219,43 @@ async def remove_member(
     membership.removed_by = principal.label
     await session.flush()
     return membership
+
+
+async def shared_agreement_flows(
+    session: AsyncSession, org_a: uuid.UUID, org_b: uuid.UUID
+) -> tuple[AgreementFlow, ...]:
+    """The flows of the current agreement version of every collaboration that both
+    organizations belong to now. Read afresh for every decision, so a removed member
+    loses access at once (DESIGN.md guarantee 2); the engine applies each flow's
+    effective window itself."""
+    member_a = select(Membership.collaboration_id).where(
+        Membership.org_id == org_a, Membership.removed_at.is_(None)
+    )
+    member_b = select(Membership.collaboration_id).where(
+        Membership.org_id == org_b, Membership.removed_at.is_(None)
+    )
+    collab_ids = list(
+        (
+            await session.scalars(
+                select(Collaboration.id).where(
+                    Collaboration.id.in_(member_a), Collaboration.id.in_(member_b)
+                )
+            )
+        ).all()
+    )
+    versions = await agreement_versions(session, collab_ids)
+    flows: list[AgreementFlow] = []
+    for history in versions.values():
+        current = history[0]
+        flows.extend(
+            AgreementFlow(
+                from_sector=str(flow["from_sector"]),
+                to_sector=str(flow["to_sector"]),
+                purposes=frozenset(flow["purposes"]),
+                categories=frozenset(flow["categories"]),
+                effective_from=current.effective_from,
+                effective_to=current.effective_to,
+            )
+            for flow in current.flows
+        )
+    return tuple(flows)

@@ -7,8 +7,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
+from service.schemas import StrictInput
 from service.sectors import Sector
 
 Bcp47 = Annotated[
@@ -48,10 +49,6 @@ class Population(StrEnum):
     foreign_nationals = "foreign_nationals"
     labor_trafficking = "labor_trafficking"
     sex_trafficking = "sex_trafficking"
-
-
-class StrictInput(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class OrganizationCreate(StrictInput):

@@ -82,6 +82,22 @@ def _agreement(world: World) -> dict[str, Any]:
     }
 
 
+ORG_FORBID = """@id("no-contact-to-shelters")
+@reason("We do not send contact details to shelters.")
+forbid (principal, action == Action::"release", resource)
+when { resource.name == "contact" && principal.recipient_sector == "shelter" };
+"""
+
+
+def _explain(world: World) -> dict[str, Any]:
+    return {
+        "recipient_org_id": str(world.orgs["shelter"]),
+        "purpose": "services_referral",
+        "legal_basis": "consent",
+        "categories": ["contact", "counseling_notes"],
+    }
+
+
 AVAILABILITY = {
     "accepting_referrals": True,
     "capacity": 3,
@@ -161,6 +177,17 @@ TABLE: tuple[Endpoint, ...] = (
         params=_member_params,
     ),
     Endpoint("POST", "/v1/subjects", CASE, 201, body=lambda w: {}),
+    Endpoint("GET", "/v1/policies", ALL_ROLES, 200),
+    Endpoint("POST", "/v1/policies/explain", ALL_ROLES, 200, body=_explain),
+    Endpoint(
+        "PUT",
+        "/v1/organizations/{org_id}/policy",
+        (Role.org_admin,),
+        200,
+        other="404",
+        body=lambda w: {"cedar": ORG_FORBID},
+        params=_org_params,
+    ),
 )
 
 # Routes that need no token at all.

@@ -1,0 +1,160 @@
+"""Policy endpoints' rules: the explain dry run and organizations' own rules.
+
+Explain builds exactly the inputs a real decision would get (the caller's
+organization as sender, the recipient's sector from its record, the agreements
+both share now, both organizations' stored rules) around a hypothetical consent,
+and writes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.auth.authorize import require_own_org
+from service.auth.principals import Principal, Role
+from service.clock import Clock
+from service.collaborations.service import shared_agreement_flows
+from service.crypto import sha256
+from service.errors import ProblemItem, RuleViolationError
+from service.organizations.models import Organization, OrganizationPolicy
+from service.policy.decisions import Decision
+from service.policy.engine import PolicyEngine, decide_categories
+from service.policy.inputs import WILDCARD, Actor, ConsentInForce, DecisionRequest, OrgRef
+from service.policy.org_rules import OrgRules
+from service.policy.schemas import ExplainRequest, HypotheticalConsent
+from service.sectors import Sector
+from service.vocabulary import Vocabulary
+
+
+async def latest_org_policies(
+    session: AsyncSession, org_ids: Sequence[uuid.UUID]
+) -> list[OrganizationPolicy]:
+    """The current version of each organization's own rules (if it has any)."""
+    latest = (
+        select(OrganizationPolicy.org_id, func.max(OrganizationPolicy.version).label("version"))
+        .where(OrganizationPolicy.org_id.in_(list(dict.fromkeys(org_ids))))
+        .group_by(OrganizationPolicy.org_id)
+        .subquery()
+    )
+    stmt = select(OrganizationPolicy).join(
+        latest,
+        (OrganizationPolicy.org_id == latest.c.org_id)
+        & (OrganizationPolicy.version == latest.c.version),
+    )
+    return list((await session.scalars(stmt)).all())
+
+
+async def org_rules_for(
+    session: AsyncSession, engine: PolicyEngine, org_ids: Sequence[uuid.UUID]
+) -> list[OrgRules]:
+    """Compiled rules of the organizations taking part in a decision. Stored rules
+    were validated when stored; if a later policy-set change made one invalid,
+    compiling raises, so no decision is ever made without an organization's rules."""
+    return [
+        engine.compile_org_rules(org_id=row.org_id, version=row.version, cedar_text=row.cedar_text)
+        for row in await latest_org_policies(session, org_ids)
+    ]
+
+
+def _check_explain(
+    data: ExplainRequest, vocabulary: Vocabulary, legal_bases: Sequence[str]
+) -> list[ProblemItem]:
+    problems = vocabulary.check_purposes("/purpose", [data.purpose])
+    problems = [ProblemItem("/purpose", p.message) for p in problems]
+    if data.legal_basis not in legal_bases:
+        problems.append(ProblemItem("/legal_basis", "unknown legal basis"))
+    problems += vocabulary.check_categories("/categories", data.categories)
+    consent = data.consent
+    if consent is not None:
+        if not consent.recipients:
+            problems.append(ProblemItem("/consent/recipients", "at least one recipient"))
+        problems += vocabulary.check_purposes("/consent/purposes", consent.purposes)
+        named = [c for c in consent.categories if c != WILDCARD]
+        if named or not consent.categories:
+            problems += vocabulary.check_categories("/consent/categories", named)
+        if consent.valid_from is not None and consent.expires_at <= consent.valid_from:
+            problems.append(ProblemItem("/consent/expires_at", "must be after valid_from"))
+    return problems
+
+
+def _consent(
+    consent: HypotheticalConsent | None, owner: uuid.UUID, clock: Clock
+) -> ConsentInForce | None:
+    if consent is None:
+        return None
+    return ConsentInForce(
+        owner_org=owner,
+        recipients=frozenset(consent.recipients),
+        purposes=frozenset(consent.purposes),
+        categories=frozenset(consent.categories),
+        valid_from=consent.valid_from or clock.now(),
+        expires_at=consent.expires_at,
+        fields=frozenset(consent.fields) if consent.fields is not None else None,
+    )
+
+
+async def explain(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    engine: PolicyEngine,
+    data: ExplainRequest,
+    clock: Clock,
+) -> Decision:
+    vocabulary = engine.taxonomy.vocabulary
+    problems = _check_explain(data, vocabulary, list(engine.taxonomy.legal_bases))
+    recipient = await session.get(Organization, data.recipient_org_id)
+    if recipient is None or not recipient.active:
+        problems.append(ProblemItem("/recipient_org_id", "no such active organization"))
+    if problems:
+        raise RuleViolationError(errors=problems)
+    assert recipient is not None  # noqa: S101 - checked above
+    request = DecisionRequest(
+        actor=Actor(org_id=principal.org_id, roles=frozenset(r.value for r in principal.roles)),
+        sender=OrgRef(id=principal.org_id, sector=principal.sector),
+        recipient=OrgRef(id=recipient.id, sector=Sector(recipient.sector)),
+        subject_owner=principal.org_id,
+        purpose=data.purpose,
+        legal_basis=data.legal_basis,
+        at=clock.now(),
+        fields=(),
+        consent=_consent(data.consent, principal.org_id, clock),
+        agreements=await shared_agreement_flows(session, principal.org_id, recipient.id),
+        justification_given=data.justification_given,
+    )
+    rules = await org_rules_for(session, engine, [principal.org_id, recipient.id])
+    return decide_categories(engine, request, data.categories, org_rules=rules)
+
+
+async def set_org_policy(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    engine: PolicyEngine,
+    org_id: uuid.UUID,
+    cedar_text: str,
+    clock: Clock,
+) -> OrganizationPolicy:
+    """Store a new version of the organization's own rules after validating them:
+    forbid statements only, valid against the schema (422 otherwise, nothing stored)."""
+    require_own_org(principal, org_id, Role.org_admin)
+    current = await latest_org_policies(session, [org_id])
+    version = (current[0].version if current else 0) + 1
+    engine.compile_org_rules(org_id=org_id, version=version, cedar_text=cedar_text)
+    row = OrganizationPolicy(
+        id=uuid.uuid4(),
+        org_id=org_id,
+        version=version,
+        cedar_text=cedar_text,
+        sha256=sha256(cedar_text.encode("utf-8")).hex(),
+        created_at=clock.now(),
+        created_by=principal.label,
+        details={},
+    )
+    session.add(row)
+    await session.flush()
+    return row
