@@ -1,7 +1,8 @@
 """Imports every model module so Base.metadata knows every table (Alembic, tests)."""
 
+from service.audit import models as audit_models
 from service.collaborations import models as collaborations_models
 from service.organizations import models as organizations_models
 from service.subjects import models as subjects_models
 
-__all__ = ["collaborations_models", "organizations_models", "subjects_models"]
+__all__ = ["audit_models", "collaborations_models", "organizations_models", "subjects_models"]

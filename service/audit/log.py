@@ -1,0 +1,113 @@
+"""Append to the audit log inside the caller's transaction (DESIGN.md guarantee 3).
+
+If the caller's transaction rolls back, the entry never existed; if the append
+fails, the caller's transaction fails with it. Appends are serialized by the head
+row (PostgreSQL: SELECT ... FOR UPDATE; SQLite: the write lock that BEGIN
+IMMEDIATE takes), so sequence numbers are gap-free, and each append writes the
+leaf, the O(log n) subtree nodes it completes, and the new right edge.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from accord_client.audit_format import entry_bytes, entry_document
+from accord_client.merkle import CompactRange, leaf_hash, node_hash
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.audit.models import AuditEntry, AuditHead, AuditNode
+from service.auth.principals import Principal
+from service.clock import Clock
+
+HEAD_ID = 1
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """What happened, in identifiers only: never a field value or free text."""
+
+    action: str
+    actor: Principal | None
+    subject_ref: str | None = None
+    counterpart_org_id: uuid.UUID | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+    # For events not caused by a staff principal (system jobs, survivor links).
+    actor_label: str | None = None
+
+
+def _actor(event: AuditEvent) -> dict[str, str | None]:
+    if event.actor is None:
+        return {"principal": event.actor_label or "system", "org": None, "sector": None}
+    return {
+        "principal": event.actor.label,
+        "org": str(event.actor.org_id),
+        "sector": event.actor.sector.value,
+    }
+
+
+def _extend(compact: CompactRange, seq: int, leaf: bytes) -> list[AuditNode]:
+    """Append one leaf; return the nodes it completes (the leaf and every perfect
+    subtree it closes), with their (level, idx) coordinates."""
+    nodes = [AuditNode(level=0, idx=seq, hash=leaf)]
+    node, size, level = leaf, compact.size, 0
+    while size & 1:
+        node = node_hash(compact.hashes[-(level + 1)], node)
+        level += 1
+        size >>= 1
+        nodes.append(AuditNode(level=level, idx=seq >> level, hash=node))
+    compact.append(leaf)
+    return nodes
+
+
+async def lock_head(session: AsyncSession) -> AuditHead:
+    return (
+        await session.scalars(select(AuditHead).where(AuditHead.id == HEAD_ID).with_for_update())
+    ).one()
+
+
+async def append(session: AsyncSession, event: AuditEvent, *, clock: Clock) -> AuditEntry:
+    head = await lock_head(session)
+    seq = head.size
+    now = clock.now()
+    document = entry_document(
+        seq=seq,
+        at=now,
+        action=event.action,
+        actor=_actor(event),
+        subject=event.subject_ref,
+        counterpart=str(event.counterpart_org_id) if event.counterpart_org_id else None,
+        details=event.details,
+        prev=head.last_hash,
+    )
+    body = entry_bytes(document)
+    leaf = leaf_hash(body)
+    compact = CompactRange(head.size, [bytes.fromhex(h) for h in head.frontier])
+    nodes = _extend(compact, seq, leaf)
+    entry = AuditEntry(
+        seq=seq,
+        at=now,
+        action=event.action,
+        actor_org_id=event.actor.org_id if event.actor else None,
+        counterpart_org_id=event.counterpart_org_id,
+        subject_ref=event.subject_ref,
+        body=body.decode("utf-8"),
+        leaf_hash=leaf,
+    )
+    session.add(entry)
+    session.add_all(nodes)
+    head.size = compact.size
+    head.last_hash = leaf.hex()
+    head.frontier = [h.hex() for h in compact.hashes]
+    await session.flush()
+    return entry
+
+
+def entry_json(entry: AuditEntry) -> dict[str, Any]:
+    """The exported form: the canonical document itself."""
+    document: dict[str, Any] = json.loads(entry.body)
+    return document

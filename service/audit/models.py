@@ -1,0 +1,50 @@
+"""The audit log tables. The database refuses UPDATE and DELETE on entries and
+tree nodes (triggers created by the migration); only the single head row moves."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Integer, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.db import Base, JSONType, UTCDateTime
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_entries"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    actor_org_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    counterpart_org_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    subject_ref: Mapped[str | None] = mapped_column(String(64), index=True)
+    # The canonical bytes (accord_client.audit_format), exactly as hashed.
+    body: Mapped[str] = mapped_column(Text)
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class AuditNode(Base):
+    """Roots of the perfect subtrees: level 0 are leaves; (level, idx) covers leaves
+    [idx * 2**level, (idx + 1) * 2**level). Proofs read O(log n) of them."""
+
+    __tablename__ = "audit_nodes"
+
+    level: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class AuditHead(Base):
+    """One row (id = 1): the tree size, the last leaf hash and the right edge of the
+    tree. Locked for update by every append (PostgreSQL), which makes the numbering
+    gap-free; SQLite's write lock (BEGIN IMMEDIATE) does the same there."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    size: Mapped[int] = mapped_column(BigInteger)
+    last_hash: Mapped[str] = mapped_column(String(64))
+    frontier: Mapped[list[str]] = mapped_column(JSONType)

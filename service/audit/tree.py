@@ -1,0 +1,106 @@
+"""The Merkle tree as stored: roots, inclusion and consistency proofs, and signed
+checkpoints, reading O(log n) stored subtree nodes (never the whole log)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from accord_client.checkpoint import Checkpoint, sign_note
+from accord_client.merkle import (
+    EMPTY_ROOT,
+    HashRange,
+    consistency_proof,
+    inclusion_proof,
+    node_hash,
+)
+from sqlalchemy import select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.audit.models import AuditHead, AuditNode
+from service.crypto import Signer
+
+Coordinate = tuple[int, int]  # (level, idx)
+
+
+def perfect_pieces(start: int, end: int) -> list[Coordinate]:
+    """The stored nodes whose hashes make up MTH(leaves[start:end]), for the ranges
+    that the RFC 9162 recursion produces (start aligned to a power of two >= n)."""
+    n = end - start
+    if n <= 0:
+        raise ValueError("empty range")
+    if n & (n - 1) == 0 and start % n == 0:
+        level = n.bit_length() - 1
+        return [(level, start >> level)]
+    k = 1 << ((n - 1).bit_length() - 1)
+    return perfect_pieces(start, start + k) + perfect_pieces(start + k, end)
+
+
+def _hash_range(nodes: dict[Coordinate, bytes]) -> HashRange:
+    def subtree(start: int, end: int) -> bytes:
+        n = end - start
+        if n & (n - 1) == 0 and start % n == 0:
+            level = n.bit_length() - 1
+            return nodes[(level, start >> level)]
+        k = 1 << ((n - 1).bit_length() - 1)
+        return node_hash(subtree(start, start + k), subtree(start + k, end))
+
+    return subtree
+
+
+def _recorder(needed: set[Coordinate]) -> HashRange:
+    def subtree(start: int, end: int) -> bytes:
+        needed.update(perfect_pieces(start, end))
+        return bytes(32)
+
+    return subtree
+
+
+async def _fetch(session: AsyncSession, coords: Iterable[Coordinate]) -> dict[Coordinate, bytes]:
+    wanted = sorted(set(coords))
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        select(AuditNode.level, AuditNode.idx, AuditNode.hash).where(
+            tuple_(AuditNode.level, AuditNode.idx).in_(wanted)
+        )
+    )
+    found = {(level, idx): bytes(h) for level, idx, h in rows}
+    if len(found) != len(wanted):
+        raise LookupError("audit tree nodes missing")
+    return found
+
+
+async def tree_size(session: AsyncSession) -> int:
+    head = await session.get(AuditHead, 1)
+    return head.size if head is not None else 0
+
+
+async def root_at(session: AsyncSession, size: int) -> bytes:
+    if size == 0:
+        return EMPTY_ROOT
+    nodes = await _fetch(session, perfect_pieces(0, size))
+    return _hash_range(nodes)(0, size)
+
+
+async def prove_inclusion(session: AsyncSession, index: int, size: int) -> list[bytes]:
+    needed: set[Coordinate] = set()
+    inclusion_proof(index, size, _recorder(needed))
+    return inclusion_proof(index, size, _hash_range(await _fetch(session, needed)))
+
+
+async def prove_consistency(session: AsyncSession, old_size: int, new_size: int) -> list[bytes]:
+    needed: set[Coordinate] = set()
+    consistency_proof(old_size, new_size, _recorder(needed))
+    return consistency_proof(old_size, new_size, _hash_range(await _fetch(session, needed)))
+
+
+async def signed_checkpoint(session: AsyncSession, *, signer: Signer, origin: str) -> str:
+    """The latest checkpoint, signed by the service's checkpoint key (key name = origin)."""
+    size = await tree_size(session)
+    root = await root_at(session, size)
+    return sign_note(
+        Checkpoint(origin, size, root).body(),
+        name=origin,
+        public_key=signer.public_key,
+        sign=signer.sign,
+    )
