@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from service import error_handlers, migrate
+from service.audit.router import router as audit_router
 from service.auth.setup import build_token_verifier
 from service.clock import Clock, SystemClock
 from service.collaborations.router import router as collaborations_router
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         collaborations_router,
         subjects_router,
         policy_router,
+        audit_router,
     ):
         app.include_router(router)
     app.add_middleware(

@@ -82,6 +82,11 @@ async def root_at(session: AsyncSession, size: int) -> bytes:
     return _hash_range(nodes)(0, size)
 
 
+async def root_at_range(session: AsyncSession, start: int, end: int) -> bytes:
+    nodes = await _fetch(session, perfect_pieces(start, end))
+    return _hash_range(nodes)(start, end)
+
+
 async def prove_inclusion(session: AsyncSession, index: int, size: int) -> list[bytes]:
     needed: set[Coordinate] = set()
     inclusion_proof(index, size, _recorder(needed))
@@ -96,7 +101,14 @@ async def prove_consistency(session: AsyncSession, old_size: int, new_size: int)
 
 async def signed_checkpoint(session: AsyncSession, *, signer: Signer, origin: str) -> str:
     """The latest checkpoint, signed by the service's checkpoint key (key name = origin)."""
-    size = await tree_size(session)
+    return await signed_checkpoint_at(
+        session, await tree_size(session), signer=signer, origin=origin
+    )
+
+
+async def signed_checkpoint_at(
+    session: AsyncSession, size: int, *, signer: Signer, origin: str
+) -> str:
     root = await root_at(session, size)
     return sign_note(
         Checkpoint(origin, size, root).body(),

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from sqlalchemy import Select, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.audit.log import AuditEvent, append
 from service.auth.principals import Principal, Role
 from service.clock import Clock
 from service.collaborations.models import AgreementVersion, Collaboration, Membership
@@ -74,6 +75,15 @@ async def create(
     await session.flush()
     session.add(_version(collab.id, 1, data.agreement, principal, now))
     await session.flush()
+    await append(
+        session,
+        AuditEvent(
+            "collaboration.created",
+            principal,
+            details={"collaboration_id": str(collab.id), "agreement_version": 1},
+        ),
+        clock=clock,
+    )
     return collab
 
 
@@ -169,6 +179,15 @@ async def amend_agreement(
     version = _version(collab.id, latest.version + 1, agreement, principal, clock.now())
     session.add(version)
     await session.flush()
+    await append(
+        session,
+        AuditEvent(
+            "agreement.changed",
+            principal,
+            details={"collaboration_id": str(collab.id), "agreement_version": version.version},
+        ),
+        clock=clock,
+    )
     return version
 
 
@@ -198,6 +217,16 @@ async def add_member(
     )
     session.add(membership)
     await session.flush()
+    await append(
+        session,
+        AuditEvent(
+            "member.added",
+            principal,
+            counterpart_org_id=org_id,
+            details={"collaboration_id": str(collab.id)},
+        ),
+        clock=clock,
+    )
     return membership
 
 
@@ -218,6 +247,16 @@ async def remove_member(
     membership.removed_at = clock.now()
     membership.removed_by = principal.label
     await session.flush()
+    await append(
+        session,
+        AuditEvent(
+            "member.removed",
+            principal,
+            counterpart_org_id=org_id,
+            details={"collaboration_id": str(collab.id)},
+        ),
+        clock=clock,
+    )
     return membership
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from service import crypto
+from service.audit.log import AuditEvent, append
 from service.auth.authorize import require_own_org
 from service.auth.principals import Principal, Role
 from service.clock import Clock
@@ -55,6 +56,16 @@ async def create(
     )
     session.add(org)
     await session.flush()
+    await append(
+        session,
+        AuditEvent(
+            "organization.created",
+            principal,
+            counterpart_org_id=org.id,
+            details={"sector": org.sector},
+        ),
+        clock=clock,
+    )
     return org
 
 
@@ -208,6 +219,16 @@ async def register_keys(
         session.add(key)
         new_keys.append(key)
     await session.flush()
+    await append(
+        session,
+        AuditEvent(
+            "key.rotated",
+            principal,
+            counterpart_org_id=org_id,
+            details={"encryption_key_id": new_keys[0].key_id, "signing_key_id": new_keys[1].key_id},
+        ),
+        clock=clock,
+    )
     return new_keys[0].key_id, new_keys[1].key_id, True
 
 

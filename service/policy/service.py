@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.audit.log import AuditEvent, append
 from service.auth.authorize import require_own_org
 from service.auth.principals import Principal, Role
 from service.clock import Clock
@@ -157,4 +158,14 @@ async def set_org_policy(
     )
     session.add(row)
     await session.flush()
+    await append(
+        session,
+        AuditEvent(
+            "policy.changed",
+            principal,
+            counterpart_org_id=org_id,
+            details={"org_rules_version": version, "sha256": row.sha256},
+        ),
+        clock=clock,
+    )
     return row

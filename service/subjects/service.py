@@ -7,6 +7,7 @@ import uuid
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.audit.log import AuditEvent, append
 from service.auth.principals import Principal
 from service.clock import Clock
 from service.errors import NotFoundError
@@ -30,6 +31,9 @@ async def create(
     )
     session.add(subject)
     await session.flush()
+    await append(
+        session, AuditEvent("subject.created", principal, subject_ref=str(subject.id)), clock=clock
+    )
     return subject
 
 

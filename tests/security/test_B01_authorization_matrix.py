@@ -38,6 +38,7 @@ class Endpoint:
     body: Callable[[World], Any] | None = None
     # A body that depends on the cell (caller organization, relation).
     cell_body: Callable[[World, str, str], Any] | None = None
+    query: str = ""
     # Path parameters for the "own" and "other" relation.
     params: Callable[[World, str, str], dict[str, str]] | None = None
 
@@ -178,6 +179,14 @@ TABLE: tuple[Endpoint, ...] = (
     ),
     Endpoint("POST", "/v1/subjects", CASE, 201, body=lambda w: {}),
     Endpoint("GET", "/v1/policies", ALL_ROLES, 200),
+    # The audit log: auditors of any organization (their own entries; oversight: all).
+    Endpoint("GET", "/v1/audit/checkpoint", (Role.auditor,), 200),
+    Endpoint("GET", "/v1/audit/entries", (Role.auditor,), 200),
+    Endpoint("GET", "/v1/audit/proof/inclusion", (Role.auditor,), 200, query="?seq=0&tree_size=2"),
+    Endpoint(
+        "GET", "/v1/audit/proof/consistency", (Role.auditor,), 200, query="?from_size=1&to_size=2"
+    ),
+    Endpoint("GET", "/v1/audit/export", (Role.auditor,), 200),
     Endpoint("POST", "/v1/policies/explain", ALL_ROLES, 200, body=_explain),
     Endpoint(
         "PUT",
@@ -232,7 +241,7 @@ async def _call(
     params: dict[str, str],
     cell: tuple[str, str] = ("vsp", "own"),
 ) -> httpx.Response:
-    path = endpoint.template.format(**params)
+    path = endpoint.template.format(**params) + endpoint.query
     body = endpoint.body(world) if endpoint.body else None
     if endpoint.cell_body is not None:
         body = endpoint.cell_body(world, *cell)

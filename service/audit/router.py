@@ -1,0 +1,191 @@
+"""HTTP endpoints of the audit log (API.md "Audit"). Auditors see their own
+organization's entries; the oversight sector sees all. Exports are audited."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+
+from service.audit import service as audit_service
+from service.audit import tree
+from service.audit.log import AuditEvent, append
+from service.audit.service import EntryFilters
+from service.auth.dependencies import AppClock, DbSession, require_role
+from service.auth.principals import Principal, Role
+from service.errors import rule_violation
+from service.http_errors import ALL_PROBLEMS
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"])
+
+Auditor = Annotated[Principal, Depends(require_role(Role.auditor))]
+
+
+class CheckpointRead(BaseModel):
+    origin: str
+    tree_size: int
+    root_hash: str
+    public_key: str
+    note: str
+
+
+class ProofRead(BaseModel):
+    tree_size: int
+    proof: list[str]
+
+
+class InclusionProofRead(ProofRead):
+    seq: int
+    leaf_hash: str
+
+
+class ConsistencyProofRead(ProofRead):
+    from_size: int
+
+
+class EntryPage(BaseModel):
+    items: list[dict[str, Any]]
+    next_after_seq: int | None
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def _filters(
+    since: datetime | None = None,
+    until: datetime | None = None,
+    org: uuid.UUID | None = None,
+    subject: Annotated[str | None, Query(max_length=64)] = None,
+    action: Annotated[str | None, Query(max_length=64)] = None,
+) -> EntryFilters:
+    return EntryFilters(since=since, until=until, org=org, subject=subject, action=action)
+
+
+Filters = Annotated[EntryFilters, Depends(_filters)]
+
+
+@router.get("/checkpoint", responses=ALL_PROBLEMS)
+async def get_checkpoint(
+    request: Request, principal: Auditor, session: DbSession
+) -> CheckpointRead:
+    """The latest checkpoint, signed by the service's audit key (C2SP tlog-checkpoint)."""
+    signer = request.app.state.keyring.checkpoint
+    origin = request.app.state.settings.audit_origin
+    size = await tree.tree_size(session)
+    note = await tree.signed_checkpoint_at(session, size, signer=signer, origin=origin)
+    return CheckpointRead(
+        origin=origin,
+        tree_size=size,
+        root_hash=_b64(await tree.root_at(session, size)),
+        public_key=_b64(signer.public_key),
+        note=note,
+    )
+
+
+async def _check_size(session: DbSession, size: int, path: str) -> None:
+    if size > await tree.tree_size(session):
+        raise rule_violation((path, "larger than the log"))
+
+
+@router.get("/proof/inclusion", responses=ALL_PROBLEMS)
+async def get_inclusion_proof(
+    principal: Auditor,
+    session: DbSession,
+    seq: Annotated[int, Query(ge=0)],
+    tree_size: Annotated[int, Query(ge=1)],
+) -> InclusionProofRead:
+    await _check_size(session, tree_size, "/tree_size")
+    if seq >= tree_size:
+        raise rule_violation(("/seq", "must be smaller than tree_size"))
+    proof = await tree.prove_inclusion(session, seq, tree_size)
+    leaf = await tree.root_at_range(session, seq, seq + 1)
+    return InclusionProofRead(
+        seq=seq, tree_size=tree_size, leaf_hash=_b64(leaf), proof=[_b64(p) for p in proof]
+    )
+
+
+@router.get("/proof/consistency", responses=ALL_PROBLEMS)
+async def get_consistency_proof(
+    principal: Auditor,
+    session: DbSession,
+    from_size: Annotated[int, Query(ge=0)],
+    to_size: Annotated[int, Query(ge=0)],
+) -> ConsistencyProofRead:
+    await _check_size(session, to_size, "/to_size")
+    if from_size > to_size:
+        raise rule_violation(("/from_size", "must not exceed to_size"))
+    proof = await tree.prove_consistency(session, from_size, to_size)
+    return ConsistencyProofRead(
+        from_size=from_size, tree_size=to_size, proof=[_b64(p) for p in proof]
+    )
+
+
+@router.get("/entries", responses=ALL_PROBLEMS)
+async def get_entries(
+    request: Request,
+    principal: Auditor,
+    session: DbSession,
+    filters: Filters,
+    after_seq: Annotated[int | None, Query(ge=-1)] = None,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+) -> EntryPage:
+    settings = request.app.state.settings
+    if limit is not None and limit > settings.page_size_max:
+        raise rule_violation(("/limit", f"at most {settings.page_size_max}"))
+    size = limit or settings.page_size_default
+    rows = await audit_service.list_entries(
+        session, principal=principal, filters=filters, after_seq=after_seq, limit=size + 1
+    )
+    more = len(rows) > size
+    rows = rows[:size]
+    return EntryPage(
+        items=[json.loads(r.body) for r in rows],
+        next_after_seq=rows[-1].seq if more and rows else None,
+    )
+
+
+@router.get(
+    "/export",
+    responses={**ALL_PROBLEMS, 200: {"content": {"application/jsonl": {}, "text/csv": {}}}},
+    response_class=StreamingResponse,
+)
+async def export(
+    request: Request,
+    principal: Auditor,
+    session: DbSession,
+    clock: AppClock,
+    filters: Filters,
+    format: Literal["jsonl", "csv"] = "jsonl",
+) -> StreamingResponse:
+    """Streamed in constant memory, ending (JSON Lines) with the signed checkpoint
+    that covers it. The export itself is recorded in the log first."""
+    await append(
+        session,
+        AuditEvent(
+            action="audit.exported",
+            actor=principal,
+            details={
+                "format": format,
+                "all_organizations": audit_service.sees_everything(principal),
+                "filters": {k: str(v) for k, v in vars(filters).items() if v is not None},
+            },
+        ),
+        clock=clock,
+    )
+    stream = audit_service.export_stream(
+        request.app.state.sessionmaker,
+        principal=principal,
+        filters=filters,
+        fmt=format,
+        signer=request.app.state.keyring.checkpoint,
+        origin=request.app.state.settings.audit_origin,
+    )
+    media = "application/jsonl" if format == "jsonl" else "text/csv"
+    return StreamingResponse(stream, media_type=media)
