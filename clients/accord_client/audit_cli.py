@@ -6,7 +6,7 @@ import base64
 import binascii
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from tqdm import tqdm
@@ -40,11 +40,10 @@ def _key(value: str) -> bytes:
     return raw
 
 
-def _progress(path: Path) -> Iterator[bytes]:
-    with tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc="verifying") as bar:
-        for line in read_lines(path):
-            bar.update(len(line) + 1)
-            yield line
+def _progress(path: Path, bar: tqdm[NoReturn]) -> Iterator[bytes]:
+    for line in read_lines(path):
+        bar.update(len(line) + 1)
+        yield line
 
 
 @app.command()
@@ -66,6 +65,9 @@ def verify(
     that the log extends every older checkpoint. Exit 1 naming the first bad entry."""
     public_key = _key(key)
     older: list[Checkpoint] = load_state(state) if state else []
+    bar: tqdm[NoReturn] = tqdm(
+        total=export.stat().st_size, unit="B", unit_scale=True, desc="verifying"
+    )
     try:
         if previous_checkpoint is not None:
             older.append(
@@ -77,15 +79,17 @@ def verify(
                 )
             )
         result = verify_lines(
-            _progress(export),
+            _progress(export, bar),
             public_key=public_key,
             origin=origin,
             checkpoint_text=checkpoint.read_text(encoding="utf-8") if checkpoint else None,
             older=older,
         )
     except (VerificationError, CheckpointError) as exc:
+        bar.close()
         typer.echo(f"FAILED: {exc}", err=True)
         raise typer.Exit(1) from exc
+    bar.close()
     if state is not None:
         save_state(state, [*older, result.checkpoint])
     typer.echo(f"OK: {result.size} entries, root {result.root.hex()}")
