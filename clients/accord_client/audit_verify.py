@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from accord_client.audit_format import GENESIS_PREV
 from accord_client.checkpoint import Checkpoint, CheckpointError, verify_checkpoint
 from accord_client.merkle import CompactRange, leaf_hash
@@ -41,8 +43,8 @@ class VerifiedLog:
 
 def _parse_line(raw: bytes, index: int) -> dict[str, Any]:
     try:
-        document = json.loads(raw)
-    except ValueError as exc:
+        document = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
         raise VerificationError("not valid JSON", index) from exc
     if not isinstance(document, dict):
         raise VerificationError("not a JSON object", index)
