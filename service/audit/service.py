@@ -134,3 +134,14 @@ async def export_stream(
         note = await signed_checkpoint_at(session, size, signer=signer, origin=origin)
         if fmt == "jsonl":
             yield (json.dumps({"checkpoint": note}) + "\n").encode()
+
+
+async def subject_disclosures(session: AsyncSession, subject_ref: str) -> list[AuditEntry]:
+    """Every `disclosure` entry about one subject, oldest first (the accounting of
+    disclosures). Visibility is the caller's job: the subject's owner or the survivor."""
+    stmt = (
+        select(AuditEntry)
+        .where(AuditEntry.subject_ref == subject_ref, AuditEntry.action == "disclosure")
+        .order_by(AuditEntry.seq)
+    )
+    return list((await session.scalars(stmt)).all())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class SubjectCreate(BaseModel):
@@ -19,3 +19,21 @@ class SubjectRead(BaseModel):
     owner_org_id: uuid.UUID
     is_minor: bool
     created_at: datetime
+
+
+class DisclosureAccount(BaseModel):
+    """One disclosure about the subject, in plain terms: who received which
+    categories, when, for what and on what basis. Never the values."""
+
+    seq: int = Field(description="The audit log entry that records it")
+    at: datetime
+    recipient_org_id: uuid.UUID | None
+    recipient_name: str | None
+    categories: list[str]
+    purpose: str | None
+    legal_basis: str | None
+
+
+class DisclosureAccounting(BaseModel):
+    subject_id: uuid.UUID
+    items: list[DisclosureAccount]

@@ -212,7 +212,10 @@ PUBLIC = {
     ("HEAD", "/docs/oauth2-redirect"),
 }
 # Routes covered by the matrix tests of their own domains (they need objects to exist).
-COVERED_ELSEWHERE = {("GET", "/v1/subjects/{subject_id}")}
+COVERED_ELSEWHERE = {
+    ("GET", "/v1/subjects/{subject_id}"),
+    ("GET", "/v1/subjects/{subject_id}/disclosures"),  # tests/audit/test_disclosures.py
+}
 
 
 def _expected(endpoint: Endpoint, role: Role, relation: str, caller_org: str, world: World) -> int:
