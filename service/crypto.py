@@ -8,7 +8,6 @@ receipts) and hashes. Functions take no algorithm or nonce parameters.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import os
 import stat
@@ -26,6 +25,7 @@ from accord_client.crypto import (
     verify_ed25519,
 )
 from accord_client.envelope_errors import InvalidKeyError
+from accord_client.envelope_format import b64decode_strict, sha256
 
 __all__ = [
     "FileSigner",
@@ -42,29 +42,8 @@ __all__ = [
 ]
 
 
-def b64decode_strict(text: str) -> bytes:
-    """Standard base64 with canonical padding; no whitespace, no URL alphabet.
-
-    Canonical means re-encoding gives back the same text, which rules out
-    non-zero padding bits (two texts decoding to the same bytes).
-    """
-    if not isinstance(text, str):
-        raise ValueError("base64 value must be a string")
-    try:
-        raw = base64.b64decode(text.encode("ascii"), validate=True)
-    except (binascii.Error, UnicodeEncodeError) as exc:
-        raise ValueError("not strict base64") from exc
-    if base64.b64encode(raw).decode("ascii") != text:
-        raise ValueError("base64 is not canonical")
-    return raw
-
-
 def b64encode(raw: bytes) -> str:
     return base64.b64encode(raw).decode("ascii")
-
-
-def sha256(data: bytes) -> bytes:
-    return hashlib.sha256(data).digest()
 
 
 def key_id_for(public_key: bytes) -> str:

@@ -95,8 +95,8 @@ def b64encode(raw: bytes) -> str:
 def b64decode_strict(text: str) -> bytes:
     """Standard base64, canonical padding, no whitespace, no URL-safe alphabet.
 
-    The client's own copy of the rule in service/crypto.py (the client may not
-    import the service); tests check that both accept and reject the same texts.
+    The one implementation: the service imports it (service/crypto.py), so both
+    sides accept and reject exactly the same texts.
     """
     if not isinstance(text, str):
         raise ValueError("base64 value must be a string")
