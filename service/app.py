@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,6 +12,7 @@ from fastapi import FastAPI
 
 from service import error_handlers, migrate
 from service.audit.router import router as audit_router
+from service.audit.tree import checkpoint_loop
 from service.auth.setup import build_token_verifier
 from service.clock import Clock, SystemClock
 from service.collaborations.router import router as collaborations_router
@@ -49,10 +52,22 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         app.state.token_verifier = build_token_verifier(settings, keyring, clock=app.state.clock)
         app.state.policy_engine = policy_engine
         app.state.vocabulary = vocabulary
+        checkpoints = asyncio.create_task(
+            checkpoint_loop(
+                app.state.sessionmaker,
+                signer=keyring.checkpoint,
+                origin=settings.audit_origin,
+                clock=app.state.clock,
+                interval=settings.audit_checkpoint_interval_seconds,
+            )
+        )
         log.info("started", extra={"event": "app.started"})
         try:
             yield
         finally:
+            checkpoints.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await checkpoints
             await engine.dispose()
 
     app = FastAPI(

@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     page_size_max: int = Field(default=200, ge=1, le=1000)
 
     audit_origin: str = "accord.localhost/audit"
+    # How often the service signs and keeps a checkpoint of the audit log (if it grew).
+    audit_checkpoint_interval_seconds: float = Field(default=300.0, ge=1.0)
     # Test-only hooks (pause points, fault injection); production refuses them.
     test_hooks: bool = False
     log_level: str = "INFO"

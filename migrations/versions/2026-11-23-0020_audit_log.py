@@ -1,4 +1,4 @@
-"""The audit log: entries, Merkle tree nodes, the head row; UPDATE/DELETE refused.
+"""The audit log: entries, tree nodes, signed checkpoints, the head row; UPDATE/DELETE refused.
 
 Revision ID: 0002
 Revises: 0001
@@ -18,7 +18,7 @@ down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-APPEND_ONLY = ("audit_entries", "audit_nodes")
+APPEND_ONLY = ("audit_entries", "audit_nodes", "audit_checkpoints")
 MESSAGE = "the audit log is append-only"
 
 
@@ -55,6 +55,14 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_head")),
+    )
+    op.create_table(
+        "audit_checkpoints",
+        sa.Column("size", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("root_hash", sa.LargeBinary(length=32), nullable=False),
+        sa.Column("note", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("size", name=op.f("pk_audit_checkpoints")),
     )
     op.bulk_insert(head, [{"id": 1, "size": 0, "last_hash": "0" * 64, "frontier": []}])
     if op.get_bind().dialect.name == "postgresql":

@@ -48,3 +48,15 @@ class AuditHead(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     last_hash: Mapped[str] = mapped_column(String(64))
     frontier: Mapped[list[str]] = mapped_column(JSONType)
+
+
+class AuditCheckpoint(Base):
+    """Every checkpoint the service signed periodically, kept so that anyone can
+    fetch old checkpoints and check the log only grew."""
+
+    __tablename__ = "audit_checkpoints"
+
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    root_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    note: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -3,6 +3,8 @@ checkpoints, reading O(log n) stored subtree nodes (never the whole log)."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Iterable
 
 from accord_client.checkpoint import Checkpoint, sign_note
@@ -14,10 +16,14 @@ from accord_client.merkle import (
     node_hash,
 )
 from sqlalchemy import select, tuple_
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from service.audit.models import AuditHead, AuditNode
+from service.audit.models import AuditCheckpoint, AuditHead, AuditNode
+from service.clock import Clock
 from service.crypto import Signer
+
+log = logging.getLogger("accord.audit")
 
 Coordinate = tuple[int, int]  # (level, idx)
 
@@ -116,3 +122,45 @@ async def signed_checkpoint_at(
         public_key=signer.public_key,
         sign=signer.sign,
     )
+
+
+async def record_checkpoint(
+    session: AsyncSession, *, signer: Signer, origin: str, clock: Clock
+) -> AuditCheckpoint | None:
+    """Sign and keep a checkpoint of the current tree, unless one of this size exists
+    (nothing was appended since). Run periodically by the service."""
+    size = await tree_size(session)
+    if size == 0 or await session.get(AuditCheckpoint, size) is not None:
+        return None
+    note = await signed_checkpoint_at(session, size, signer=signer, origin=origin)
+    row = AuditCheckpoint(
+        size=size, root_hash=await root_at(session, size), note=note, created_at=clock.now()
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def checkpoint_loop(
+    factory: async_sessionmaker[AsyncSession],
+    *,
+    signer: Signer,
+    origin: str,
+    clock: Clock,
+    interval: float,
+) -> None:
+    """The periodic checkpoint task (one per process; a race between nodes for the
+    same size is harmless: one insert wins, the other is rolled back)."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            async with factory() as session:
+                row = await record_checkpoint(session, signer=signer, origin=origin, clock=clock)
+                await session.commit()
+            if row is not None:
+                log.info("checkpoint signed", extra={"event": "audit.checkpoint", "seq": row.size})
+        except (IntegrityError, OperationalError, LookupError) as exc:
+            log.warning(
+                "checkpoint not recorded",
+                extra={"event": "audit.checkpoint_failed", "error_type": type(exc).__name__},
+            )

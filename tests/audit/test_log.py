@@ -133,6 +133,8 @@ async def test_signed_checkpoint_verifies_with_the_published_key(app: Any) -> No
         "UPDATE audit_nodes SET level = level",
         "DELETE FROM audit_nodes",
         "DELETE FROM audit_head",
+        "UPDATE audit_checkpoints SET note = 'x'",
+        "DELETE FROM audit_checkpoints",
         "TRUNCATE audit_entries",
         "TRUNCATE audit_nodes",
     ],
@@ -143,9 +145,42 @@ async def test_F01_the_database_refuses_changes_to_the_log(
     if statement.startswith("TRUNCATE") and db.engine == "sqlite":
         pytest.skip("SQLite has no TRUNCATE (DELETE is covered)")
     await _append_each(app, 3)
+    async with app.state.sessionmaker() as session:
+        await tree.record_checkpoint(
+            session,
+            signer=app.state.keyring.checkpoint,
+            origin=app.state.settings.audit_origin,
+            clock=app.state.clock,
+        )
+        await session.commit()
     before = db.dump()
     async with app.state.sessionmaker() as session:
         with pytest.raises(DBAPIError, match="append-only"):
             await session.execute(text(statement))
         await session.rollback()
     assert db.dump() == before
+
+
+async def test_periodic_checkpoints_are_kept_once_per_size(app: Any) -> None:
+    signer = app.state.keyring.checkpoint
+    origin = app.state.settings.audit_origin
+
+    async def record() -> Any:
+        async with app.state.sessionmaker() as session:
+            row = await tree.record_checkpoint(
+                session, signer=signer, origin=origin, clock=app.state.clock
+            )
+            await session.commit()
+            return row
+
+    assert await record() is None  # an empty log has nothing to sign
+    await _append_each(app, 3)
+    first = await record()
+    assert first is not None
+    assert first.size == 3
+    assert verify_checkpoint(first.note, name=origin, public_key=signer.public_key).size == 3
+    assert await record() is None  # nothing appended since
+    await _append_each(app, 1)
+    second = await record()
+    assert second is not None
+    assert second.size == 4
