@@ -1,0 +1,111 @@
+"""Crash (issue 4): SIGKILL the running service while audited writes are under load.
+After the kill, every effect has its audit entry and every entry its effect (they
+commit in one transaction), and the log still verifies. The writes under load are
+subject creations today; deliveries join this test when they exist (issue 6)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from accord_client.audit_format import GENESIS_PREV
+from accord_client.merkle import leaf_hash, root_from_leaf_hashes
+from sqlalchemy import select
+
+from service.audit import tree
+from service.audit.models import AuditEntry
+from service.auth.principals import Role
+from service.clock import FrozenClock
+from service.subjects.models import Subject
+from tests.support.databases import TestDatabase
+from tests.support.world import TokenFactory, World
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.mark.crash
+async def test_H_sigkill_under_load_leaves_no_effect_without_its_entry(
+    app: Any, world: World, db: TestDatabase, key_dir: Path
+) -> None:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "ACCORD_ENVIRONMENT": "test",
+        "ACCORD_DATABASE_URL": db.url,
+        "ACCORD_KEY_DIR": str(key_dir),
+        "ACCORD_AUTO_MIGRATE": "false",
+    }
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory",
+        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+        cwd=ROOT, env=env,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=5.0) as http:
+            for _ in range(200):
+                try:
+                    if (await http.get("/healthz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.05)
+            else:
+                pytest.fail("the service did not start")
+            tokens = TokenFactory(world.tokens.settings, FrozenClock(datetime.now(UTC)))
+            headers = tokens.headers(world.orgs["vsp"], Role.caseworker)
+            created: list[str] = []
+            enough = asyncio.Event()
+
+            async def client_loop() -> None:
+                while True:
+                    try:
+                        r = await http.post("/v1/subjects", json={}, headers=headers)
+                    except httpx.TransportError:
+                        return
+                    if r.status_code == 201:
+                        created.append(r.json()["id"])
+                        if len(created) >= 40:
+                            enough.set()
+
+            clients = [asyncio.create_task(client_loop()) for _ in range(8)]
+            await asyncio.wait_for(enough.wait(), timeout=60)
+            server.send_signal(signal.SIGKILL)
+            await server.wait()
+            await asyncio.gather(*clients)
+    finally:
+        if server.returncode is None:
+            server.kill()
+            await server.wait()
+
+    async with app.state.sessionmaker() as session:
+        subjects = {str(s) for s in (await session.scalars(select(Subject.id))).all()}
+        entries = list((await session.scalars(select(AuditEntry).order_by(AuditEntry.seq))).all())
+        audited = {e.subject_ref for e in entries if e.action == "subject.created"}
+        # Every acknowledged creation survived, and effects and entries match exactly.
+        assert set(created) <= subjects
+        assert audited == subjects
+        assert [e.seq for e in entries] == list(range(len(entries)))
+        prev = GENESIS_PREV
+        leaves = []
+        for entry in entries:
+            assert json.loads(entry.body)["prev"] == prev
+            leaves.append(leaf_hash(entry.body.encode()))
+            prev = leaves[-1].hex()
+        assert await tree.root_at(session, len(leaves)) == root_from_leaf_hashes(leaves)
