@@ -16,6 +16,7 @@ from service.audit.tree import checkpoint_loop
 from service.auth.setup import build_token_verifier
 from service.clock import Clock, SystemClock
 from service.collaborations.router import router as collaborations_router
+from service.consents.router import router as consents_router
 from service.db import make_engine, make_sessionmaker
 from service.keyring import load_keyring
 from service.middleware import RequestGuard
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         subjects_router,
         policy_router,
         audit_router,
+        consents_router,
     ):
         app.include_router(router)
     app.add_middleware(

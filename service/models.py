@@ -2,7 +2,14 @@
 
 from service.audit import models as audit_models
 from service.collaborations import models as collaborations_models
+from service.consents import models as consents_models
 from service.organizations import models as organizations_models
 from service.subjects import models as subjects_models
 
-__all__ = ["audit_models", "collaborations_models", "organizations_models", "subjects_models"]
+__all__ = [
+    "audit_models",
+    "collaborations_models",
+    "consents_models",
+    "organizations_models",
+    "subjects_models",
+]

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     jwks_min_refresh_seconds: float = Field(default=30.0, ge=0)
     jwks_cache_seconds: float = Field(default=300.0, ge=1)
 
+    # The longest a consent grant may run (expires_at - valid_from).
+    consent_max_days: int = Field(default=365, ge=1, le=3650)
+
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     page_size_default: int = Field(default=50, ge=1)
     page_size_max: int = Field(default=200, ge=1, le=1000)

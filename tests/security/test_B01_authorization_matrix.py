@@ -215,6 +215,11 @@ PUBLIC = {
 COVERED_ELSEWHERE = {
     ("GET", "/v1/subjects/{subject_id}"),
     ("GET", "/v1/subjects/{subject_id}/disclosures"),  # tests/audit/test_disclosures.py
+    # tests/consents/test_consents.py (test_B04_...):
+    ("POST", "/v1/subjects/{subject_id}/consents"),
+    ("GET", "/v1/subjects/{subject_id}/consents"),
+    ("GET", "/v1/consents/{consent_id}"),
+    ("POST", "/v1/consents/{consent_id}/revoke"),
 }
 
 

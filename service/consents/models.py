@@ -1,0 +1,53 @@
+"""Consent grants: immutable versions and irreversible revocations.
+
+A grant is a lineage of versions (`grant_id` is the id of its first version);
+amending writes a new version that supersedes the previous one. Nothing is ever
+updated or deleted: the database refuses it (triggers created by the migration).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.db import Base, JSONType, UTCDateTime
+
+
+class ConsentVersion(Base):
+    __tablename__ = "consent_versions"
+    __table_args__ = (UniqueConstraint("grant_id", "version"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    grant_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    supersedes: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("consent_versions.id"))
+    subject_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subjects.id"), index=True)
+    owner_org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"), index=True)
+    recipients: Mapped[list[str]] = mapped_column(JSONType)
+    purposes: Mapped[list[str]] = mapped_column(JSONType)
+    categories: Mapped[list[str]] = mapped_column(JSONType)
+    fields: Mapped[list[str] | None] = mapped_column(JSONType)
+    valid_from: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    method: Mapped[str] = mapped_column(String(16))
+    language: Mapped[str] = mapped_column(String(35))
+    evidence_sha256: Mapped[str | None] = mapped_column(String(64))
+    witness_role: Mapped[str | None] = mapped_column(String(32))
+    given_by: Mapped[str] = mapped_column(String(32))
+    recorded_by: Mapped[str] = mapped_column(String(200))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ConsentRevocation(Base):
+    """One per grant: revocation cannot be undone (a new grant is needed)."""
+
+    __tablename__ = "consent_revocations"
+
+    grant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    revoked_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_by: Mapped[str] = mapped_column(String(200))
+    # Stored for the owner's records; never logged, never in an audit entry.
+    reason: Mapped[str] = mapped_column(Text)

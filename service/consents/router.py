@@ -1,0 +1,116 @@
+"""HTTP endpoints for consent grants (API.md "Subjects and consent")."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Request, status
+
+from service.auth.dependencies import AppClock, CaseStaff, DbSession
+from service.consents import service as consent_service
+from service.consents.schemas import (
+    ConsentCreate,
+    ConsentList,
+    ConsentRead,
+    GivenBy,
+    Method,
+    RevokeRequest,
+    WitnessRole,
+)
+from service.consents.service import ConsentState
+from service.http_errors import ALL_PROBLEMS
+from service.vocabulary import Vocabulary
+
+router = APIRouter(tags=["consents"])
+
+
+def consent_read(state: ConsentState, *, live: bool) -> ConsentRead:
+    v = state.version
+    return ConsentRead(
+        id=v.id,
+        grant_id=v.grant_id,
+        version=v.version,
+        supersedes=v.supersedes,
+        subject_id=v.subject_id,
+        owner_org_id=v.owner_org_id,
+        recipients=[uuid.UUID(r) for r in v.recipients],
+        purposes=list(v.purposes),
+        categories=list(v.categories),
+        fields=list(v.fields) if v.fields is not None else None,
+        valid_from=v.valid_from,
+        expires_at=v.expires_at,
+        method=Method(v.method),
+        language=v.language,
+        evidence_sha256=v.evidence_sha256,
+        witness_role=WitnessRole(v.witness_role) if v.witness_role else None,
+        given_by=GivenBy(v.given_by),
+        recorded_by=v.recorded_by,
+        recorded_at=v.recorded_at,
+        revoked_at=state.revocation.revoked_at if state.revocation else None,
+        superseded=not state.latest,
+        live=live,
+    )
+
+
+@router.post(
+    "/v1/subjects/{subject_id}/consents",
+    status_code=status.HTTP_201_CREATED,
+    responses=ALL_PROBLEMS,
+)
+async def create_consent(
+    subject_id: uuid.UUID,
+    body: ConsentCreate,
+    request: Request,
+    principal: CaseStaff,
+    session: DbSession,
+    clock: AppClock,
+) -> ConsentRead:
+    """Record a grant on the survivor's behalf, or amend one (`supersedes`): a new
+    immutable version; the old one is kept."""
+    vocabulary: Vocabulary = request.app.state.vocabulary
+    row = await consent_service.create(
+        session,
+        principal=principal,
+        subject_id=subject_id,
+        data=body,
+        vocabulary=vocabulary,
+        clock=clock,
+        max_days=request.app.state.settings.consent_max_days,
+    )
+    state = ConsentState(row, None, latest=True)
+    return consent_read(state, live=state.live(clock.now()))
+
+
+@router.get("/v1/subjects/{subject_id}/consents", responses=ALL_PROBLEMS)
+async def list_consents(
+    subject_id: uuid.UUID, principal: CaseStaff, session: DbSession, clock: AppClock
+) -> ConsentList:
+    """Every version of every grant for the subject, newest first."""
+    now = clock.now()
+    states = await consent_service.list_for_subject(
+        session, principal=principal, subject_id=subject_id
+    )
+    return ConsentList(items=[consent_read(s, live=s.live(now)) for s in states])
+
+
+@router.get("/v1/consents/{consent_id}", responses=ALL_PROBLEMS)
+async def get_consent(
+    consent_id: uuid.UUID, principal: CaseStaff, session: DbSession, clock: AppClock
+) -> ConsentRead:
+    state = await consent_service.get_state(session, principal=principal, consent_id=consent_id)
+    return consent_read(state, live=state.live(clock.now()))
+
+
+@router.post("/v1/consents/{consent_id}/revoke", responses=ALL_PROBLEMS)
+async def revoke_consent(
+    consent_id: uuid.UUID,
+    body: RevokeRequest,
+    principal: CaseStaff,
+    session: DbSession,
+    clock: AppClock,
+) -> ConsentRead:
+    """Withdraw the grant, effective immediately and irreversibly; idempotent."""
+    state = await consent_service.revoke(
+        session, principal=principal, consent_id=consent_id, reason=body.reason, clock=clock
+    )
+    return consent_read(state, live=state.live(clock.now()))

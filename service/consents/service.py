@@ -1,0 +1,335 @@
+"""Consent rules: validation, immutable versions, revocation, liveness, and the
+ConsentInForce the policy engine decides on."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.audit.log import AuditEvent, append
+from service.auth.principals import Principal
+from service.clock import Clock
+from service.consents.models import ConsentRevocation, ConsentVersion
+from service.consents.schemas import ConsentCreate, GivenBy, Method
+from service.errors import ConflictError, NotFoundError, ProblemItem, RuleViolationError
+from service.organizations.models import Organization
+from service.policy.inputs import WILDCARD, ConsentInForce
+from service.subjects.models import Subject
+from service.subjects.service import get_owned
+from service.vocabulary import Vocabulary
+
+
+@dataclass(frozen=True)
+class ConsentState:
+    version: ConsentVersion
+    revocation: ConsentRevocation | None
+    latest: bool
+
+    def live(self, at: datetime) -> bool:
+        """Live at `at`: the current version, not revoked, within its validity
+        (valid_from inclusive, expires_at exclusive). Expiry needs no job."""
+        if not self.latest:
+            return False
+        if self.revocation is not None and self.revocation.revoked_at <= at:
+            return False
+        return self.version.valid_from <= at < self.version.expires_at
+
+
+def _check_lists(data: ConsentCreate, vocabulary: Vocabulary) -> list[ProblemItem]:
+    problems: list[ProblemItem] = []
+    if not data.recipients:
+        problems.append(ProblemItem("/recipients", "at least one recipient is required"))
+    if len(set(data.recipients)) != len(data.recipients):
+        problems.append(ProblemItem("/recipients", "duplicate recipient"))
+    problems += vocabulary.check_purposes("/purposes", data.purposes)
+    named = [c for c in data.categories if c != WILDCARD]
+    if named or not data.categories:
+        problems += vocabulary.check_categories("/categories", named)
+    if data.categories.count(WILDCARD) > 1:
+        problems.append(ProblemItem("/categories", "duplicate category"))
+    if data.fields is not None:
+        if not data.fields:
+            problems.append(ProblemItem("/fields", "an empty list names no field; omit it"))
+        if len(set(data.fields)) != len(data.fields):
+            problems.append(ProblemItem("/fields", "duplicate field"))
+    return problems
+
+
+def _check_times(
+    data: ConsentCreate, valid_from: datetime, now: datetime, max_days: int
+) -> list[ProblemItem]:
+    problems: list[ProblemItem] = []
+    if data.expires_at <= now:
+        problems.append(ProblemItem("/expires_at", "must be in the future"))
+    if data.expires_at <= valid_from:
+        problems.append(ProblemItem("/expires_at", "must be after valid_from"))
+    if data.expires_at - valid_from > timedelta(days=max_days):
+        problems.append(ProblemItem("/expires_at", f"a consent may run at most {max_days} days"))
+    return problems
+
+
+def _check_evidence(data: ConsentCreate, subject: Subject) -> list[ProblemItem]:
+    problems: list[ProblemItem] = []
+    if data.method is Method.verbal:
+        if data.evidence_sha256 is None and data.witness_role is None:
+            problems.append(
+                ProblemItem("/witness_role", "verbal consent without a signed form needs a witness")
+            )
+    elif data.evidence_sha256 is None:
+        problems.append(
+            ProblemItem("/evidence_sha256", f"{data.method.value} consent needs the form's hash")
+        )
+    if data.given_by is GivenBy.parent_or_guardian and not subject.is_minor:
+        problems.append(
+            ProblemItem("/given_by", "a parent or guardian consents only for a minor subject")
+        )
+    return problems
+
+
+async def _check_recipients(
+    session: AsyncSession, recipients: list[uuid.UUID]
+) -> list[ProblemItem]:
+    if not recipients:
+        return []
+    found = set(
+        (
+            await session.scalars(
+                select(Organization.id).where(
+                    Organization.id.in_(recipients), Organization.active.is_(True)
+                )
+            )
+        ).all()
+    )
+    return [
+        ProblemItem(f"/recipients/{i}", "no such active organization")
+        for i, org_id in enumerate(recipients)
+        if org_id not in found
+    ]
+
+
+async def _versions(session: AsyncSession, grant_id: uuid.UUID) -> list[ConsentVersion]:
+    stmt = (
+        select(ConsentVersion)
+        .where(ConsentVersion.grant_id == grant_id)
+        .order_by(ConsentVersion.version.desc())
+    )
+    return list((await session.scalars(stmt)).all())
+
+
+async def create(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    subject_id: uuid.UUID,
+    data: ConsentCreate,
+    vocabulary: Vocabulary,
+    clock: Clock,
+    max_days: int,
+) -> ConsentVersion:
+    """Record a grant, or (with `supersedes`) a new version of one. Every broken rule
+    is listed in one 422; nothing is stored on any error."""
+    subject = await get_owned(session, principal=principal, subject_id=subject_id)
+    now = clock.now()
+    valid_from = data.valid_from or now
+    problems = _check_lists(data, vocabulary)
+    problems += _check_times(data, valid_from, now, max_days)
+    problems += _check_evidence(data, subject)
+    problems += await _check_recipients(session, data.recipients)
+    previous: ConsentVersion | None = None
+    if data.supersedes is not None:
+        previous = await session.get(ConsentVersion, data.supersedes)
+        if previous is None or previous.subject_id != subject.id:
+            problems.append(ProblemItem("/supersedes", "no such consent for this subject"))
+    if problems:
+        raise RuleViolationError(errors=problems)
+    grant_id, version = uuid.uuid4(), 1
+    if previous is not None:
+        history = await _versions(session, previous.grant_id)
+        if history[0].id != previous.id:
+            raise ConflictError("Only the current version of a grant can be amended")
+        if await session.get(ConsentRevocation, previous.grant_id) is not None:
+            raise ConflictError("A revoked grant cannot be amended; record a new grant")
+        grant_id, version = previous.grant_id, previous.version + 1
+    row = ConsentVersion(
+        id=uuid.uuid4() if previous is not None else grant_id,
+        grant_id=grant_id,
+        version=version,
+        supersedes=previous.id if previous is not None else None,
+        subject_id=subject.id,
+        owner_org_id=subject.owner_org_id,
+        recipients=[str(r) for r in data.recipients],
+        purposes=list(data.purposes),
+        categories=list(data.categories),
+        fields=list(data.fields) if data.fields is not None else None,
+        valid_from=valid_from,
+        expires_at=data.expires_at,
+        method=data.method.value,
+        language=data.language,
+        evidence_sha256=data.evidence_sha256,
+        witness_role=data.witness_role.value if data.witness_role else None,
+        given_by=data.given_by.value,
+        recorded_by=principal.label,
+        recorded_at=now,
+    )
+    session.add(row)
+    await session.flush()
+    await append(
+        session,
+        AuditEvent(
+            "consent.created" if previous is None else "consent.amended",
+            principal,
+            subject_ref=str(subject.id),
+            details={
+                "consent_id": str(row.id),
+                "grant_id": str(grant_id),
+                "version": version,
+                "recipients": row.recipients,
+                "purposes": row.purposes,
+                "categories": row.categories,
+                "expires_at": data.expires_at.isoformat(),
+            },
+        ),
+        clock=clock,
+    )
+    return row
+
+
+async def get_state(
+    session: AsyncSession, *, principal: Principal, consent_id: uuid.UUID
+) -> ConsentState:
+    """A version the principal's organization owns (404 otherwise, as for a random id)."""
+    version = await session.get(ConsentVersion, consent_id)
+    if version is None or version.owner_org_id != principal.org_id:
+        raise NotFoundError()
+    return await _state(session, version)
+
+
+async def _state(session: AsyncSession, version: ConsentVersion) -> ConsentState:
+    history = await _versions(session, version.grant_id)
+    revocation = await session.get(ConsentRevocation, version.grant_id)
+    return ConsentState(version, revocation, latest=history[0].id == version.id)
+
+
+async def list_for_subject(
+    session: AsyncSession, *, principal: Principal, subject_id: uuid.UUID
+) -> list[ConsentState]:
+    """Every version of every grant for the subject, newest first."""
+    subject = await get_owned(session, principal=principal, subject_id=subject_id)
+    versions = list(
+        (
+            await session.scalars(
+                select(ConsentVersion)
+                .where(ConsentVersion.subject_id == subject.id)
+                .order_by(ConsentVersion.recorded_at.desc(), ConsentVersion.version.desc())
+            )
+        ).all()
+    )
+    grants = {v.grant_id for v in versions}
+    revocations = {
+        r.grant_id: r
+        for r in (
+            await session.scalars(
+                select(ConsentRevocation).where(ConsentRevocation.grant_id.in_(grants))
+            )
+        ).all()
+    }
+    latest: dict[uuid.UUID, int] = {}
+    for v in versions:
+        latest[v.grant_id] = max(latest.get(v.grant_id, 0), v.version)
+    return [
+        ConsentState(v, revocations.get(v.grant_id), latest=latest[v.grant_id] == v.version)
+        for v in versions
+    ]
+
+
+async def revoke(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    consent_id: uuid.UUID,
+    reason: str,
+    clock: Clock,
+) -> ConsentState:
+    """Withdraw the whole grant, at once and for good. Idempotent: a second revoke
+    changes nothing and writes no second audit entry."""
+    state = await get_state(session, principal=principal, consent_id=consent_id)
+    if state.revocation is not None:
+        return state
+    revocation = ConsentRevocation(
+        grant_id=state.version.grant_id,
+        revoked_at=clock.now(),
+        revoked_by=principal.label,
+        reason=reason,
+    )
+    session.add(revocation)
+    await session.flush()
+    await append(
+        session,
+        AuditEvent(
+            "consent.revoked",
+            principal,
+            subject_ref=str(state.version.subject_id),
+            details={"consent_id": str(consent_id), "grant_id": str(state.version.grant_id)},
+        ),
+        clock=clock,
+    )
+    return ConsentState(state.version, revocation, state.latest)
+
+
+def _in_force(state: ConsentState, *, minor: bool) -> ConsentInForce:
+    v = state.version
+    return ConsentInForce(
+        owner_org=v.owner_org_id,
+        recipients=frozenset(uuid.UUID(r) for r in v.recipients),
+        purposes=frozenset(v.purposes),
+        categories=frozenset(v.categories),
+        valid_from=v.valid_from,
+        expires_at=v.expires_at,
+        fields=frozenset(v.fields) if v.fields is not None else None,
+        revoked_at=state.revocation.revoked_at if state.revocation else None,
+        given_by_minor=minor and v.given_by == GivenBy.survivor.value,
+    )
+
+
+async def consent_in_force(
+    session: AsyncSession, consent_id: uuid.UUID, at: datetime
+) -> ConsentInForce | None:
+    """What the policy engine decides on, read afresh at release time: the grant's
+    revocation and expiry as they are now; a superseded version allows nothing; a
+    minor's grant comes with a live parent-or-guardian grant for the same subject."""
+    version = await session.get(ConsentVersion, consent_id)
+    if version is None:
+        return None
+    state = await _state(session, version)
+    if not state.latest:
+        return None
+    subject = await session.get(Subject, version.subject_id)
+    minor = bool(subject and subject.is_minor)
+    consent = _in_force(state, minor=minor)
+    if not consent.given_by_minor:
+        return consent
+    guardians = [
+        s
+        for s in await _subject_states(session, version.subject_id)
+        if s.version.given_by == GivenBy.parent_or_guardian.value and s.live(at)
+    ]
+    if not guardians:
+        return consent
+    guardian = _in_force(guardians[0], minor=False)
+    return dataclasses.replace(consent, guardian=guardian)
+
+
+async def _subject_states(session: AsyncSession, subject_id: uuid.UUID) -> list[ConsentState]:
+    versions = list(
+        (
+            await session.scalars(
+                select(ConsentVersion).where(ConsentVersion.subject_id == subject_id)
+            )
+        ).all()
+    )
+    return [await _state(session, v) for v in versions]
