@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from fastapi import APIRouter, Request, status
 
 from service.auth.dependencies import AppClock, CaseStaff, DbSession
 from service.consents import service as consent_service
+from service.consents.fhir import to_fhir
+from service.consents.receipts import build_receipt, sign_receipt
 from service.consents.schemas import (
     ConsentCreate,
     ConsentList,
@@ -19,6 +22,7 @@ from service.consents.schemas import (
 )
 from service.consents.service import ConsentState
 from service.http_errors import ALL_PROBLEMS
+from service.organizations.models import Organization
 from service.vocabulary import Vocabulary
 
 router = APIRouter(tags=["consents"])
@@ -114,3 +118,27 @@ async def revoke_consent(
         session, principal=principal, consent_id=consent_id, reason=body.reason, clock=clock
     )
     return consent_read(state, live=state.live(clock.now()))
+
+
+@router.get("/v1/consents/{consent_id}/receipt", responses=ALL_PROBLEMS)
+async def get_receipt(
+    consent_id: uuid.UUID, request: Request, principal: CaseStaff, session: DbSession
+) -> dict[str, Any]:
+    """A consent receipt to hand to the survivor, signed by the service's receipt key;
+    `accord_client.receipts.verify_receipt` checks it offline."""
+    state = await consent_service.get_state(session, principal=principal, consent_id=consent_id)
+    owner = await session.get(Organization, state.version.owner_org_id)
+    assert owner is not None  # noqa: S101 - a foreign key
+    receipt = build_receipt(
+        state, owner=owner, policy_version=request.app.state.policy_engine.version
+    )
+    return sign_receipt(receipt, request.app.state.keyring.receipt)
+
+
+@router.get("/v1/consents/{consent_id}/fhir", responses=ALL_PROBLEMS)
+async def get_fhir(
+    consent_id: uuid.UUID, principal: CaseStaff, session: DbSession, clock: AppClock
+) -> dict[str, Any]:
+    """The grant as an HL7 FHIR R4 Consent resource."""
+    state = await consent_service.get_state(session, principal=principal, consent_id=consent_id)
+    return to_fhir(state, at=clock.now())

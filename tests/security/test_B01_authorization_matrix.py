@@ -220,6 +220,8 @@ COVERED_ELSEWHERE = {
     ("GET", "/v1/subjects/{subject_id}/consents"),
     ("GET", "/v1/consents/{consent_id}"),
     ("POST", "/v1/consents/{consent_id}/revoke"),
+    ("GET", "/v1/consents/{consent_id}/receipt"),
+    ("GET", "/v1/consents/{consent_id}/fhir"),
 }
 
 
