@@ -16,6 +16,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.auth.principals import Principal, Role, SurvivorPrincipal, roles_from_claim
+from service.auth.tokens import SURVIVOR_TYP, read_header
 from service.clock import Clock
 from service.db import session_scope
 from service.errors import ForbiddenError, UnauthorizedError
@@ -127,3 +128,23 @@ PlatformAdmin = Annotated[Principal, Depends(require_role(Role.platform_admin))]
 OrgAdmin = Annotated[Principal, Depends(require_role(Role.org_admin))]
 AvailabilityEditor = Annotated[Principal, Depends(require_role(Role.org_admin, Role.supervisor))]
 CaseStaff = Annotated[Principal, Depends(require_role(Role.caseworker, Role.supervisor))]
+
+
+async def case_staff_or_survivor(
+    request: Request, session: DbSession
+) -> Principal | SurvivorPrincipal:
+    """For the few endpoints a survivor's access token may use (API.md): the token's
+    `typ` picks the verifier; each verifier still checks everything, so a staff
+    token dressed as a survivor token (or the reverse) fails (A12)."""
+    token = bearer_token(request)
+    if read_header(token).get("typ") == SURVIVOR_TYP:
+        claims = await _verifier(request).verify_survivor(token)
+        org = await _active_org(session, claims.org)
+        return SurvivorPrincipal(subject_id=claims.subject, org_id=org.id, token_id=claims.jti)
+    principal = await current_principal(request, session)
+    if not principal.has_any(Role.caseworker, Role.supervisor):
+        raise ForbiddenError("Your role does not permit this")
+    return principal
+
+
+CaseStaffOrSurvivor = Annotated[Principal | SurvivorPrincipal, Depends(case_staff_or_survivor)]

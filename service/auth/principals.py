@@ -50,3 +50,8 @@ class SurvivorPrincipal:
     subject_id: uuid.UUID
     org_id: uuid.UUID
     token_id: str
+
+    @property
+    def label(self) -> str:
+        """Audit entries name the access link, never the person."""
+        return f"survivor-link:{self.token_id}"

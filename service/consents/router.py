@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, status
 
-from service.auth.dependencies import AppClock, CaseStaff, DbSession
+from service.auth.dependencies import AppClock, CaseStaff, CaseStaffOrSurvivor, DbSession
 from service.consents import service as consent_service
 from service.consents.fhir import to_fhir
 from service.consents.receipts import build_receipt, sign_receipt
@@ -23,6 +23,7 @@ from service.consents.schemas import (
 from service.consents.service import ConsentState
 from service.http_errors import ALL_PROBLEMS
 from service.organizations.models import Organization
+from service.subjects import service as subject_service
 from service.vocabulary import Vocabulary
 
 router = APIRouter(tags=["consents"])
@@ -87,13 +88,13 @@ async def create_consent(
 
 @router.get("/v1/subjects/{subject_id}/consents", responses=ALL_PROBLEMS)
 async def list_consents(
-    subject_id: uuid.UUID, principal: CaseStaff, session: DbSession, clock: AppClock
+    subject_id: uuid.UUID, who: CaseStaffOrSurvivor, session: DbSession, clock: AppClock
 ) -> ConsentList:
-    """Every version of every grant for the subject, newest first."""
+    """Every version of every grant for the subject, newest first. The survivor's
+    access token sees exactly their own grants."""
     now = clock.now()
-    states = await consent_service.list_for_subject(
-        session, principal=principal, subject_id=subject_id
-    )
+    states = await consent_service.list_for_subject(session, who=who, subject_id=subject_id)
+    await subject_service.record_link_use(session, who=who, what="consents.list", clock=clock)
     return ConsentList(items=[consent_read(s, live=s.live(now)) for s in states])
 
 
@@ -109,14 +110,16 @@ async def get_consent(
 async def revoke_consent(
     consent_id: uuid.UUID,
     body: RevokeRequest,
-    principal: CaseStaff,
+    who: CaseStaffOrSurvivor,
     session: DbSession,
     clock: AppClock,
 ) -> ConsentRead:
-    """Withdraw the grant, effective immediately and irreversibly; idempotent."""
+    """Withdraw the grant, effective immediately and irreversibly; idempotent. The
+    survivor may withdraw their own consent with their access token."""
     state = await consent_service.revoke(
-        session, principal=principal, consent_id=consent_id, reason=body.reason, clock=clock
+        session, principal=who, consent_id=consent_id, reason=body.reason, clock=clock
     )
+    await subject_service.record_link_use(session, who=who, what="consent.revoke", clock=clock)
     return consent_read(state, live=state.live(clock.now()))
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit.log import AuditEvent, append
-from service.auth.principals import Principal
+from service.auth.principals import Principal, SurvivorPrincipal
 from service.clock import Clock
 from service.consents.models import ConsentRevocation, ConsentVersion
 from service.consents.schemas import ConsentCreate, GivenBy, Method
@@ -20,7 +20,7 @@ from service.errors import ConflictError, NotFoundError, ProblemItem, RuleViolat
 from service.organizations.models import Organization
 from service.policy.inputs import WILDCARD, ConsentInForce
 from service.subjects.models import Subject
-from service.subjects.service import get_owned
+from service.subjects.service import get_owned, resolve_subject
 from service.vocabulary import Vocabulary
 
 
@@ -200,11 +200,14 @@ async def create(
 
 
 async def get_state(
-    session: AsyncSession, *, principal: Principal, consent_id: uuid.UUID
+    session: AsyncSession, *, principal: Principal | SurvivorPrincipal, consent_id: uuid.UUID
 ) -> ConsentState:
-    """A version the principal's organization owns (404 otherwise, as for a random id)."""
+    """A version the principal's organization owns, or (survivor access token) a
+    version about the token's own subject. 404 otherwise, as for a random id."""
     version = await session.get(ConsentVersion, consent_id)
     if version is None or version.owner_org_id != principal.org_id:
+        raise NotFoundError()
+    if isinstance(principal, SurvivorPrincipal) and version.subject_id != principal.subject_id:
         raise NotFoundError()
     return await _state(session, version)
 
@@ -216,10 +219,10 @@ async def _state(session: AsyncSession, version: ConsentVersion) -> ConsentState
 
 
 async def list_for_subject(
-    session: AsyncSession, *, principal: Principal, subject_id: uuid.UUID
+    session: AsyncSession, *, who: Principal | SurvivorPrincipal, subject_id: uuid.UUID
 ) -> list[ConsentState]:
     """Every version of every grant for the subject, newest first."""
-    subject = await get_owned(session, principal=principal, subject_id=subject_id)
+    subject = await resolve_subject(session, who=who, subject_id=subject_id)
     versions = list(
         (
             await session.scalars(
@@ -250,7 +253,7 @@ async def list_for_subject(
 async def revoke(
     session: AsyncSession,
     *,
-    principal: Principal,
+    principal: Principal | SurvivorPrincipal,
     consent_id: uuid.UUID,
     reason: str,
     clock: Clock,
@@ -272,7 +275,8 @@ async def revoke(
         session,
         AuditEvent(
             "consent.revoked",
-            principal,
+            principal if isinstance(principal, Principal) else None,
+            actor_label=principal.label,
             subject_ref=str(state.version.subject_id),
             details={"consent_id": str(consent_id), "grant_id": str(state.version.grant_id)},
         ),

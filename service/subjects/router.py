@@ -5,13 +5,21 @@ from __future__ import annotations
 import json
 import uuid
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 
-from service.auth.dependencies import AppClock, CaseStaff, CurrentPrincipal, DbSession
+from service.auth.dependencies import (
+    AppClock,
+    CaseStaff,
+    CaseStaffOrSurvivor,
+    CurrentPrincipal,
+    DbSession,
+)
 from service.http_errors import ALL_PROBLEMS
 from service.subjects import service as subject_service
 from service.subjects.models import Subject
 from service.subjects.schemas import (
+    AccessLink,
+    AccessLinkCreate,
     DisclosureAccount,
     DisclosureAccounting,
     SubjectCreate,
@@ -51,13 +59,12 @@ async def get_subject(
 
 @router.get("/{subject_id}/disclosures", responses=ALL_PROBLEMS)
 async def get_disclosures(
-    subject_id: uuid.UUID, principal: CaseStaff, session: DbSession
+    subject_id: uuid.UUID, who: CaseStaffOrSurvivor, session: DbSession, clock: AppClock
 ) -> DisclosureAccounting:
     """Every disclosure about this subject, from the audit log: who received which
     categories, when, for what purpose and on what legal basis."""
-    subject, rows = await subject_service.disclosures(
-        session, principal=principal, subject_id=subject_id
-    )
+    subject, rows = await subject_service.disclosures(session, who=who, subject_id=subject_id)
+    await subject_service.record_link_use(session, who=who, what="disclosures", clock=clock)
     items = []
     for entry, org in rows:
         details = json.loads(entry.body).get("details", {})
@@ -73,3 +80,28 @@ async def get_disclosures(
             )
         )
     return DisclosureAccounting(subject_id=subject.id, items=items)
+
+
+@router.post(
+    "/{subject_id}/access-links", status_code=status.HTTP_201_CREATED, responses=ALL_PROBLEMS
+)
+async def create_access_link(
+    subject_id: uuid.UUID,
+    request: Request,
+    principal: CaseStaff,
+    session: DbSession,
+    clock: AppClock,
+    body: AccessLinkCreate | None = None,
+) -> AccessLink:
+    """A short-lived, read-only token for the survivor: their consents, their
+    disclosures, withdrawing a consent; nothing else. Its every use is audited."""
+    token, expires_at = await subject_service.create_access_link(
+        session,
+        principal=principal,
+        subject_id=subject_id,
+        lifetime_seconds=(body or AccessLinkCreate()).lifetime_seconds,
+        settings=request.app.state.settings,
+        signer=request.app.state.keyring.survivor_token,
+        clock=clock,
+    )
+    return AccessLink(token=token, expires_at=expires_at)

@@ -7,6 +7,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.schemas import StrictInput
+
 
 class SubjectCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -37,3 +39,12 @@ class DisclosureAccount(BaseModel):
 class DisclosureAccounting(BaseModel):
     subject_id: uuid.UUID
     items: list[DisclosureAccount]
+
+
+class AccessLinkCreate(StrictInput):
+    lifetime_seconds: int = Field(default=3600, description="60 s up to the configured cap")
+
+
+class AccessLink(BaseModel):
+    token: str
+    expires_at: datetime

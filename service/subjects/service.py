@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta
 
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -10,10 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.audit import service as audit_service
 from service.audit.log import AuditEvent, append
 from service.audit.models import AuditEntry
-from service.auth.principals import Principal
+from service.auth.principals import Principal, SurvivorPrincipal
+from service.auth.tokens import SURVIVOR_TYP, encode_eddsa
 from service.clock import Clock
-from service.errors import NotFoundError
+from service.crypto import Signer, key_id_for
+from service.errors import NotFoundError, rule_violation
 from service.organizations.models import Organization
+from service.settings import Settings
 from service.subjects.models import Subject
 from service.subjects.schemas import SubjectCreate
 
@@ -52,10 +56,10 @@ async def get_owned(
 
 
 async def disclosures(
-    session: AsyncSession, *, principal: Principal, subject_id: uuid.UUID
+    session: AsyncSession, *, who: Principal | SurvivorPrincipal, subject_id: uuid.UUID
 ) -> tuple[Subject, list[tuple[AuditEntry, Organization | None]]]:
-    """The accounting of disclosures for a subject the principal's organization owns."""
-    subject = await get_owned(session, principal=principal, subject_id=subject_id)
+    """The accounting of disclosures, for the owner's staff or the survivor."""
+    subject = await resolve_subject(session, who=who, subject_id=subject_id)
     entries = await audit_service.subject_disclosures(session, str(subject.id))
     orgs = {
         org.id: org
@@ -72,3 +76,83 @@ async def disclosures(
     return subject, [
         (e, orgs.get(e.counterpart_org_id) if e.counterpart_org_id else None) for e in entries
     ]
+
+
+async def resolve_subject(
+    session: AsyncSession, *, who: Principal | SurvivorPrincipal, subject_id: uuid.UUID
+) -> Subject:
+    """The subject, if `who` may see it: the owner's staff, or the survivor's own
+    access token (bound to this one subject of this one organization). 404 otherwise."""
+    if isinstance(who, Principal):
+        return await get_owned(session, principal=who, subject_id=subject_id)
+    subject = await session.get(Subject, subject_id)
+    if subject is None or subject.id != who.subject_id or subject.owner_org_id != who.org_id:
+        raise NotFoundError()
+    return subject
+
+
+async def record_link_use(
+    session: AsyncSession, *, who: Principal | SurvivorPrincipal, what: str, clock: Clock
+) -> None:
+    """Every use of a survivor access link is audited (issue 5)."""
+    if isinstance(who, SurvivorPrincipal):
+        await append(
+            session,
+            AuditEvent(
+                "access_link.used",
+                None,
+                actor_label=who.label,
+                subject_ref=str(who.subject_id),
+                details={"what": what},
+            ),
+            clock=clock,
+        )
+
+
+async def create_access_link(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    subject_id: uuid.UUID,
+    lifetime_seconds: int,
+    settings: Settings,
+    signer: Signer,
+    clock: Clock,
+) -> tuple[str, datetime]:
+    """A short-lived, read-only token for the survivor, bound to this subject."""
+    subject = await get_owned(session, principal=principal, subject_id=subject_id)
+    if not 60 <= lifetime_seconds <= settings.survivor_token_max_lifetime_seconds:
+        raise rule_violation(
+            (
+                "/lifetime_seconds",
+                f"between 60 and {settings.survivor_token_max_lifetime_seconds} seconds",
+            )
+        )
+    now = clock.now()
+    expires_at = now + timedelta(seconds=lifetime_seconds)
+    jti = uuid.uuid4().hex
+    token = encode_eddsa(
+        signer,
+        kid=key_id_for(signer.public_key),
+        typ=SURVIVOR_TYP,
+        claims={
+            "iss": settings.survivor_jwt_issuer,
+            "aud": settings.survivor_jwt_audience,
+            "sub": str(subject.id),
+            "org": str(subject.owner_org_id),
+            "iat": int(now.timestamp()),
+            "exp": int(expires_at.timestamp()),
+            "jti": jti,
+        },
+    )
+    await append(
+        session,
+        AuditEvent(
+            "access_link.created",
+            principal,
+            subject_ref=str(subject.id),
+            details={"jti": jti, "expires_at": expires_at.isoformat()},
+        ),
+        clock=clock,
+    )
+    return token, expires_at

@@ -222,6 +222,7 @@ COVERED_ELSEWHERE = {
     ("POST", "/v1/consents/{consent_id}/revoke"),
     ("GET", "/v1/consents/{consent_id}/receipt"),
     ("GET", "/v1/consents/{consent_id}/fhir"),
+    ("POST", "/v1/subjects/{subject_id}/access-links"),  # tests/consents/test_survivor_access.py
 }
 
 
