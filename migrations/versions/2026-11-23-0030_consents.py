@@ -76,6 +76,57 @@ def upgrade() -> None:
         sa.Column("reason", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("grant_id", name=op.f("pk_consent_revocations")),
     )
+    op.create_table(
+        "consent_notifications",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("grant_id", sa.Uuid(), nullable=False),
+        sa.Column("recipient_org_id", sa.Uuid(), nullable=False),
+        sa.Column("event", sa.String(length=32), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["recipient_org_id"],
+            ["organizations.id"],
+            name=op.f("fk_consent_notifications_recipient_org_id_organizations"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_consent_notifications")),
+        sa.UniqueConstraint(
+            "grant_id",
+            "recipient_org_id",
+            "event",
+            name=op.f("uq_consent_notifications_grant_id_recipient_org_id_event"),
+        ),
+    )
+    op.create_index(
+        op.f("ix_consent_notifications_grant_id"), "consent_notifications", ["grant_id"]
+    )
+    op.create_index(
+        op.f("ix_consent_notifications_recipient_org_id"),
+        "consent_notifications",
+        ["recipient_org_id"],
+    )
+    op.create_table(
+        "consent_reviews",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("grant_id", sa.Uuid(), nullable=False),
+        sa.Column("owner_org_id", sa.Uuid(), nullable=False),
+        sa.Column("collaboration_id", sa.Uuid(), nullable=False),
+        sa.Column("agreement_version", sa.Integer(), nullable=False),
+        sa.Column("flagged_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["owner_org_id"],
+            ["organizations.id"],
+            name=op.f("fk_consent_reviews_owner_org_id_organizations"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["collaboration_id"],
+            ["collaborations.id"],
+            name=op.f("fk_consent_reviews_collaboration_id_collaborations"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_consent_reviews")),
+    )
+    op.create_index(op.f("ix_consent_reviews_grant_id"), "consent_reviews", ["grant_id"])
+    op.create_index(op.f("ix_consent_reviews_owner_org_id"), "consent_reviews", ["owner_org_id"])
     if op.get_bind().dialect.name == "postgresql":
         op.execute(
             f"""
@@ -104,6 +155,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("consent_reviews")
+    op.drop_table("consent_notifications")
     if op.get_bind().dialect.name == "postgresql":
         for table in IMMUTABLE:
             op.execute(f"DROP TABLE {table} CASCADE")

@@ -13,6 +13,7 @@ from service.auth.principals import Principal, Role
 from service.clock import Clock
 from service.collaborations.models import AgreementVersion, Collaboration, Membership
 from service.collaborations.schemas import AgreementInput, CollaborationCreate
+from service.consents import followups
 from service.errors import ConflictError, NotFoundError, ProblemItem, RuleViolationError
 from service.organizations.models import Organization
 from service.pagination import PageRequest, Position, next_position
@@ -179,12 +180,26 @@ async def amend_agreement(
     version = _version(collab.id, latest.version + 1, agreement, principal, clock.now())
     session.add(version)
     await session.flush()
+    members = {m.org_id for m in (await active_members(session, [collab.id]))[collab.id]}
+    flagged = await followups.flag_for_review(
+        session,
+        collaboration_id=collab.id,
+        member_ids=members,
+        old_flows=latest.flows,
+        new_flows=version.flows,
+        agreement_version=version.version,
+        clock=clock,
+    )
     await append(
         session,
         AuditEvent(
             "agreement.changed",
             principal,
-            details={"collaboration_id": str(collab.id), "agreement_version": version.version},
+            details={
+                "collaboration_id": str(collab.id),
+                "agreement_version": version.version,
+                "consents_flagged_for_review": sorted(str(r.grant_id) for r in flagged),
+            },
         ),
         clock=clock,
     )

@@ -51,3 +51,31 @@ class ConsentRevocation(Base):
     revoked_by: Mapped[str] = mapped_column(String(200))
     # Stored for the owner's records; never logged, never in an audit entry.
     reason: Mapped[str] = mapped_column(Text)
+
+
+class ConsentNotification(Base):
+    """Outbox: an organization that already received data under a grant learns of
+    its withdrawal (a later issue turns these rows into webhooks)."""
+
+    __tablename__ = "consent_notifications"
+    __table_args__ = (UniqueConstraint("grant_id", "recipient_org_id", "event"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    grant_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    recipient_org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"), index=True)
+    event: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ConsentReview(Base):
+    """A grant flagged `needs_review`: an agreement it relied on was narrowed."""
+
+    __tablename__ = "consent_reviews"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    grant_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    owner_org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"), index=True)
+    collaboration_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("collaborations.id"))
+    agreement_version: Mapped[int] = mapped_column(Integer)
+    flagged_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request, status
 
 from service.auth.dependencies import AppClock, CaseStaff, CaseStaffOrSurvivor, DbSession
+from service.consents import followups
 from service.consents import service as consent_service
 from service.consents.fhir import to_fhir
 from service.consents.receipts import build_receipt, sign_receipt
@@ -145,3 +146,17 @@ async def get_fhir(
     """The grant as an HL7 FHIR R4 Consent resource."""
     state = await consent_service.get_state(session, principal=principal, consent_id=consent_id)
     return to_fhir(state, at=clock.now())
+
+
+@router.get("/v1/consent-reviews", responses=ALL_PROBLEMS)
+async def list_needing_review(
+    principal: CaseStaff, session: DbSession, clock: AppClock
+) -> ConsentList:
+    """The organization's grants flagged `needs_review`: a collaboration agreement they
+    relied on no longer permits one of their purposes. Record a new grant or revoke."""
+    now = clock.now()
+    items = []
+    for version in await followups.needing_review(session, principal=principal):
+        state = await consent_service.get_state(session, principal=principal, consent_id=version.id)
+        items.append(consent_read(state, live=state.live(now)))
+    return ConsentList(items=items)

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.audit.log import AuditEvent, append
 from service.auth.principals import Principal, SurvivorPrincipal
 from service.clock import Clock
+from service.consents import followups
 from service.consents.models import ConsentRevocation, ConsentVersion
 from service.consents.schemas import ConsentCreate, GivenBy, Method
 from service.errors import ConflictError, NotFoundError, ProblemItem, RuleViolationError
@@ -271,6 +272,9 @@ async def revoke(
     )
     session.add(revocation)
     await session.flush()
+    notified = await followups.notify_earlier_recipients(
+        session, version=state.version, clock=clock
+    )
     await append(
         session,
         AuditEvent(
@@ -278,7 +282,11 @@ async def revoke(
             principal if isinstance(principal, Principal) else None,
             actor_label=principal.label,
             subject_ref=str(state.version.subject_id),
-            details={"consent_id": str(consent_id), "grant_id": str(state.version.grant_id)},
+            details={
+                "consent_id": str(consent_id),
+                "grant_id": str(state.version.grant_id),
+                "notified": sorted(str(n.recipient_org_id) for n in notified),
+            },
         ),
         clock=clock,
     )
