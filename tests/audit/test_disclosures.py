@@ -12,13 +12,12 @@ from service.audit.log import AuditEvent, append
 from service.auth.principals import Principal, Role
 from service.sectors import Sector
 from tests.support.databases import TestDatabase
+from tests.support.factories import new_subject
 from tests.support.world import World
 
 
 async def _subject(client: httpx.AsyncClient, world: World) -> str:
-    r = await client.post("/v1/subjects", json={}, headers=world.headers("vsp", Role.caseworker))
-    assert r.status_code == 201
-    return str(r.json()["id"])
+    return await new_subject(client, world)
 
 
 async def _record_disclosure(app: Any, world: World, subject: str) -> None:

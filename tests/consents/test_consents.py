@@ -16,31 +16,16 @@ from service.audit.models import AuditEntry
 from service.auth.principals import Role
 from service.consents.service import consent_in_force
 from tests.support.databases import TestDatabase
+from tests.support.factories import grant_body, new_subject
 from tests.support.world import World
-
-FORM = "ab" * 32
 
 
 async def _subject(client: httpx.AsyncClient, world: World, *, minor: bool = False) -> str:
-    r = await client.post(
-        "/v1/subjects", json={"is_minor": minor}, headers=world.headers("vsp", Role.caseworker)
-    )
-    assert r.status_code == 201
-    return str(r.json()["id"])
+    return await new_subject(client, world, minor=minor)
 
 
 def _grant(world: World, **change: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "recipients": [str(world.orgs["shelter"])],
-        "purposes": ["services_referral"],
-        "categories": ["contact", "needs"],
-        "expires_at": (world.clock.now() + timedelta(days=90)).isoformat(),
-        "method": "written",
-        "language": "es-MX",
-        "evidence_sha256": FORM,
-    }
-    body.update(change)
-    return {k: v for k, v in body.items() if v is not ...}
+    return grant_body(world, **change)
 
 
 async def _create(

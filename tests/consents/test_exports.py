@@ -4,7 +4,6 @@ and the FHIR R4 Consent export (validated with fhir.resources, not by eye)."""
 from __future__ import annotations
 
 import copy
-from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -14,26 +13,20 @@ from fhir.resources.R4B.consent import Consent
 
 from service.auth.principals import Role
 from tests.support.databases import TestDatabase
+from tests.support.factories import new_consent
 from tests.support.world import World
 
 
 async def _consent(client: httpx.AsyncClient, world: World) -> dict[str, Any]:
-    headers = world.headers("vsp", Role.caseworker)
-    subject = (await client.post("/v1/subjects", json={}, headers=headers)).json()["id"]
-    body = {
-        "recipients": [str(world.orgs["shelter"])],
-        "purposes": ["services_referral", "case_coordination"],
-        "categories": ["contact", "needs"],
-        "fields": ["phone"],
-        "expires_at": (world.clock.now() + timedelta(days=30)).isoformat(),
-        "method": "electronic",
-        "language": "en",
-        "evidence_sha256": "cd" * 32,
-    }
-    r = await client.post(f"/v1/subjects/{subject}/consents", json=body, headers=headers)
-    assert r.status_code == 201, r.text
-    result: dict[str, Any] = r.json()
-    return result
+    _, consent = await new_consent(
+        client,
+        world,
+        purposes=["services_referral", "case_coordination"],
+        fields=["phone"],
+        method="electronic",
+        language="en",
+    )
+    return consent
 
 
 def _mutations(receipt: dict[str, Any]) -> list[dict[str, Any]]:

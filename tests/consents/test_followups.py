@@ -18,24 +18,13 @@ from service.consents.models import ConsentNotification
 from service.consents.service import consent_in_force
 from service.sectors import Sector
 from tests.support.databases import TestDatabase
+from tests.support.factories import new_consent
 from tests.support.world import FLOW_CATEGORIES, World
 
 
 async def _grant(client: httpx.AsyncClient, world: World) -> tuple[str, str]:
-    headers = world.headers("vsp", Role.caseworker)
-    subject = (await client.post("/v1/subjects", json={}, headers=headers)).json()["id"]
-    body = {
-        "recipients": [str(world.orgs["shelter"])],
-        "purposes": ["services_referral"],
-        "categories": ["contact"],
-        "expires_at": (world.clock.now() + timedelta(days=30)).isoformat(),
-        "method": "written",
-        "language": "en",
-        "evidence_sha256": "aa" * 32,
-    }
-    r = await client.post(f"/v1/subjects/{subject}/consents", json=body, headers=headers)
-    assert r.status_code == 201
-    return subject, r.json()["id"]
+    subject, consent = await new_consent(client, world, categories=["contact"])
+    return subject, consent["id"]
 
 
 async def test_earlier_recipients_are_notified_of_a_withdrawal_once(

@@ -4,7 +4,6 @@ else: no other subject, no other endpoint, nothing after expiry (A12, A21)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -14,24 +13,13 @@ from sqlalchemy import select
 from service.audit.models import AuditEntry
 from service.auth.principals import Role
 from tests.support.databases import TestDatabase
+from tests.support.factories import new_consent
 from tests.support.world import World
 
 
 async def _subject_with_consent(client: httpx.AsyncClient, world: World) -> tuple[str, str]:
-    headers = world.headers("vsp", Role.caseworker)
-    subject = (await client.post("/v1/subjects", json={}, headers=headers)).json()["id"]
-    body = {
-        "recipients": [str(world.orgs["shelter"])],
-        "purposes": ["services_referral"],
-        "categories": ["contact"],
-        "expires_at": (world.clock.now() + timedelta(days=30)).isoformat(),
-        "method": "written",
-        "language": "en",
-        "evidence_sha256": "ef" * 32,
-    }
-    r = await client.post(f"/v1/subjects/{subject}/consents", json=body, headers=headers)
-    assert r.status_code == 201
-    return subject, r.json()["id"]
+    subject, consent = await new_consent(client, world, categories=["contact"])
+    return subject, consent["id"]
 
 
 async def _link(client: httpx.AsyncClient, world: World, subject: str, **body: Any) -> str:
