@@ -29,6 +29,7 @@ from accord_client.envelope_format import (
     KEY_COMMITMENT_LABEL,
     NONCE_BYTES,
     SEALED_KEY_BYTES,
+    TAG_BYTES,
 )
 
 ED25519_PUBLIC_KEY_BYTES = 32
@@ -89,15 +90,28 @@ def sign_ed25519(seed: bytes, message: bytes) -> bytes:
     return bytes(nacl.signing.SigningKey(seed).sign(message).signature)
 
 
+_CURVE25519_P = 2**255 - 19
+# Any scalar works for the low-order probe: X25519 clamps it to a multiple of the
+# cofactor, and that times a point of order 1, 2, 4 or 8 is the all-zero output.
+_LOW_ORDER_PROBE = bytes(range(1, 33))
+
+
 def validate_x25519_public_key(raw: bytes) -> None:
-    """Reject wrong lengths and low-order points: sealing to one would give an
-    all-zero shared secret that anyone can compute (SECURITY-TESTS E10)."""
+    """Reject wrong lengths, non-canonical encodings and low-order points (E10).
+
+    Sealing to a low-order point gives an all-zero shared secret that anyone can
+    compute. X25519 ignores the top bit and reduces u modulo p, so without the
+    canonical check one key would have several spellings (and several key ids):
+    an organization could register another's key as "its own" and pass a
+    duplicate-key check while the other organization's private key opens it.
+    """
     if len(raw) != X25519_KEY_BYTES:
         raise InvalidKeyError(f"X25519 public key must be {X25519_KEY_BYTES} bytes")
-    probe = nacl.bindings.randombytes(32)
+    if int.from_bytes(raw, "little") >= _CURVE25519_P:  # also catches the top bit set
+        raise InvalidKeyError("X25519 public key is not canonically encoded (u >= p)")
     try:
         # libsodium returns -1 when the product is all zeros: the low-order case.
-        nacl.bindings.crypto_scalarmult(probe, raw)
+        nacl.bindings.crypto_scalarmult(_LOW_ORDER_PROBE, raw)
     except nacl.exceptions.RuntimeError as exc:
         raise InvalidKeyError("X25519 public key is a low-order point") from exc
 
@@ -134,7 +148,7 @@ def _field_encryption_key(data_key: bytes) -> bytes:
     return _keyed_blake2b(data_key, FIELD_KEY_LABEL)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SealedValue:
     ciphertext: bytes = field(repr=False)  # nonce || ciphertext || tag
     sealed_key: bytes = field(repr=False)
@@ -165,7 +179,11 @@ def _seal_value_with(
     body = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_encrypt(
         value, associated_data, nonce, _field_encryption_key(data_key)
     )
-    return SealedValue(nonce + bytes(body), sealed_key, key_commitment(data_key))
+    return SealedValue(
+        ciphertext=nonce + bytes(body),
+        sealed_key=sealed_key,
+        key_commitment=key_commitment(data_key),
+    )
 
 
 def open_value(
@@ -181,8 +199,12 @@ def open_value(
     The commitment is checked before the AEAD is run so that a key the sender
     did not commit to is never used on the ciphertext (SECURITY-TESTS E11).
     """
-    if len(sealed_key) != SEALED_KEY_BYTES or len(commitment) != KEY_COMMITMENT_BYTES:
-        raise DecryptionFailedError("sealed key or commitment has the wrong size")
+    if (
+        len(sealed_key) != SEALED_KEY_BYTES
+        or len(commitment) != KEY_COMMITMENT_BYTES
+        or len(ciphertext) < NONCE_BYTES + TAG_BYTES
+    ):
+        raise DecryptionFailedError("ciphertext, sealed key or commitment has the wrong size")
     public_key = x25519_public_key(recipient_private_key)
     try:
         data_key = nacl.bindings.crypto_box_seal_open(sealed_key, public_key, recipient_private_key)

@@ -12,7 +12,7 @@ Trust decisions made here:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from accord_client.crypto import (
@@ -35,32 +35,52 @@ from accord_client.envelope_errors import (
     WrongRecipientError,
 )
 from accord_client.envelope_format import (
+    KEY_COMMITMENT_BYTES,
     MAX_FIELDS,
     MAX_VALUE_BYTES,
+    MIN_CIPHERTEXT_BYTES,
+    SEALED_KEY_BYTES,
+    SIGNATURE_BYTES,
+    Delivery,
     Envelope,
     EnvelopeContext,
     EnvelopeField,
     EnvelopeHeader,
+    ManifestEntry,
     field_ad,
     key_id_for,
     signed_bytes,
 )
-from accord_client.envelope_parse import (
-    CONTEXT_KEYS,
-    Delivery,
-    parse_delivery_obj,
-    parse_envelope_obj,
-)
+from accord_client.envelope_parse import CONTEXT_KEYS, parse_delivery_obj, parse_envelope_obj
 from accord_client.strict_json import StrictJSONError, loads_strict
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PlainField:
     """One field to seal. `value` is survivor data: kept out of repr and logs."""
 
     name: str
     category: str
     value: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OpenedEnvelope:
+    """What `open_envelope` and `open_delivery` return, all of it verified.
+
+    - `header`: signed by the sender (who, to whom, subject, purpose, consent).
+    - `values`: {field name: value} of the released fields, in name order.
+      Survivor data: kept out of repr.
+    - `withheld`: the manifest entries (name, category, hashes, commitment) of
+      the fields the service withheld; their signed digests are part of what
+      the signature covers, so the list is exactly what the sender sent minus
+      what was released. Reasons and policies are the service's unsigned
+      annotations and are not repeated here.
+    """
+
+    header: EnvelopeHeader
+    values: Mapping[str, str] = field(repr=False)
+    withheld: tuple[ManifestEntry, ...] = ()
 
 
 def _malformed(problems: Iterable[Problem]) -> EnvelopeMalformedError:
@@ -91,7 +111,7 @@ def seal_envelope(
     Returns the wire JSON object (API.md "Envelopes").
     """
     validate_x25519_public_key(recipient_encryption_key)
-    plain = sorted(fields, key=lambda f: f.name)
+    plain = sorted(fields, key=lambda f: str(f.name))
     if len(plain) > MAX_FIELDS:
         raise EnvelopeMalformedError(
             [Problem("envelope.fields", "limit", f"at most {MAX_FIELDS} fields")]
@@ -101,9 +121,16 @@ def seal_envelope(
         sender_key_id=key_id_for(ed25519_public_key(sender_signing_key)),
         recipient_org=recipient_org,
         recipient_key_id=key_id_for(recipient_encryption_key),
-        context=EnvelopeContext(subject_id, purpose, consent_id, request_id),
+        context=EnvelopeContext(
+            subject_id=subject_id,
+            purpose=purpose,
+            consent_id=consent_id,
+            request_id=request_id,
+        ),
     )
-    problems: list[Problem] = []
+    # Header, names and categories are checked before any value is touched, with
+    # the service's own rules on a skeleton (placeholder bytes in place of crypto).
+    problems = list(_skeleton_problems(header, plain))
     encoded: list[bytes] = []
     for i, item in enumerate(plain):
         path = f"envelope.fields[{i}].value"
@@ -117,7 +144,7 @@ def seal_envelope(
             problems.append(Problem(path, "limit", f"at most {MAX_VALUE_BYTES} UTF-8 bytes"))
         encoded.append(raw or b"")
     if problems:
-        raise EnvelopeMalformedError(problems)
+        raise _malformed(problems)
     sealed = []
     for item, raw in zip(plain, encoded, strict=True):
         box = seal_value(
@@ -127,18 +154,40 @@ def seal_envelope(
         )
         sealed.append(
             EnvelopeField(
-                item.name, item.category, box.ciphertext, box.sealed_key, box.key_commitment
+                name=item.name,
+                category=item.category,
+                ciphertext=box.ciphertext,
+                sealed_key=box.sealed_key,
+                key_commitment=box.key_commitment,
             )
         )
-    unsigned = Envelope(header, tuple(sealed), b"")
-    signature = sign_ed25519(sender_signing_key, unsigned.signed_bytes())
-    wire = Envelope(header, tuple(sealed), signature).to_json()
+    message = signed_bytes(header, [f.digest() for f in sealed])
+    signature = sign_ed25519(sender_signing_key, message)
+    wire = Envelope(header=header, fields=tuple(sealed), signature=signature).to_json()
     # Self-check with the very rules the service applies, so an envelope this
     # library produces is never one the service must reject for its structure.
     _, structure_problems = parse_envelope_obj(wire)
     if structure_problems:
         raise _malformed(structure_problems)
     return wire
+
+
+def _skeleton_problems(header: EnvelopeHeader, plain: Sequence[PlainField]) -> tuple[Problem, ...]:
+    skeleton = Envelope(
+        header=header,
+        fields=tuple(
+            EnvelopeField(
+                name=item.name,
+                category=item.category,
+                ciphertext=bytes(MIN_CIPHERTEXT_BYTES),
+                sealed_key=bytes(SEALED_KEY_BYTES),
+                key_commitment=bytes(KEY_COMMITMENT_BYTES),
+            )
+            for item in plain
+        ),
+        signature=bytes(SIGNATURE_BYTES),
+    )
+    return parse_envelope_obj(skeleton.to_json())[1]
 
 
 def _load(document: Mapping[str, object] | bytes | str, root: str) -> object:
@@ -158,12 +207,14 @@ def open_envelope(
     expected_sender_org: str,
     expected_recipient_org: str,
     expected_context: Mapping[str, str | None] | None = None,
-) -> dict[str, str]:
+) -> OpenedEnvelope:
     """Open a complete envelope (every field present). See `open_delivery`."""
     parsed, problems = parse_envelope_obj(_load(envelope, "envelope"))
     if parsed is None:
         raise _malformed(problems)
-    as_delivery = Delivery(parsed.header, parsed.fields, (), parsed.signature)
+    as_delivery = Delivery(
+        header=parsed.header, released=parsed.fields, withheld=(), signature=parsed.signature
+    )
     return _open(
         as_delivery,
         recipient_private_key,
@@ -182,7 +233,7 @@ def open_delivery(
     expected_sender_org: str,
     expected_recipient_org: str,
     expected_context: Mapping[str, str | None] | None = None,
-) -> dict[str, str]:
+) -> OpenedEnvelope:
     """Verify and decrypt the released fields of a deliver response.
 
     - `recipient_private_key`: the X25519 private key whose key id the header
@@ -193,8 +244,9 @@ def open_delivery(
     - `expected_context`: optional subset of the context (subject_id, purpose,
       consent_id, request_id) that must match exactly.
 
-    Returns {field name: value} for the released fields only. Raises a subclass
-    of EnvelopeError on any failure and then returns nothing at all.
+    Returns the verified header, the released values and the withheld entries.
+    Raises a subclass of EnvelopeError on any failure and then returns nothing
+    at all: no value is released to the caller unless every check passed.
     """
     parsed, problems = parse_delivery_obj(_load(delivery, "delivery"))
     if parsed is None:
@@ -243,7 +295,7 @@ def _open(
     expected_sender_org: str,
     expected_recipient_org: str,
     expected_context: Mapping[str, str | None] | None,
-) -> dict[str, str]:
+) -> OpenedEnvelope:
     header = parsed.header
     _check_binding(
         header,
@@ -271,4 +323,4 @@ def _open(
             raise EnvelopeMalformedError(
                 [Problem(f"released[{i}]", "utf8", "decrypted value is not UTF-8")]
             ) from None
-    return values
+    return OpenedEnvelope(header=header, values=values, withheld=parsed.withheld)

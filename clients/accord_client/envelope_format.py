@@ -124,7 +124,7 @@ def _prefixed(label: bytes, value: object) -> bytes:
     return label + b"\n" + canonical_json(value)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EnvelopeContext:
     subject_id: str
     purpose: str
@@ -140,7 +140,7 @@ class EnvelopeContext:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EnvelopeHeader:
     """Everything the sender signs besides the fields: who, to whom, about what."""
 
@@ -162,7 +162,7 @@ class EnvelopeHeader:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ManifestEntry:
     """What the signature commits to for one field, without its ciphertext or sealed key.
 
@@ -189,7 +189,7 @@ class ManifestEntry:
         return sha256(_prefixed(FIELD_DIGEST_LABEL, self.digest_preimage()))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EnvelopeField:
     name: str
     category: str
@@ -219,7 +219,7 @@ class EnvelopeField:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Envelope:
     header: EnvelopeHeader
     fields: tuple[EnvelopeField, ...]  # strictly ascending by name
@@ -242,6 +242,20 @@ class Envelope:
         }
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Delivery:
+    """A delivery as the recipient's client reads it: some fields in full, the rest as entries."""
+
+    header: EnvelopeHeader
+    released: tuple[EnvelopeField, ...]
+    withheld: tuple[ManifestEntry, ...]
+    signature: bytes
+
+    def manifest(self) -> list[ManifestEntry]:
+        entries = [f.manifest_entry() for f in self.released] + list(self.withheld)
+        return sorted(entries, key=lambda e: e.name)
+
+
 def field_ad(header: EnvelopeHeader, name: str, category: str) -> bytes:
     """The AEAD associated data of one field: binds it to its name, its category
     and the whole header, so a ciphertext moved to another field, relabelled,
@@ -254,7 +268,13 @@ def field_ad(header: EnvelopeHeader, name: str, category: str) -> bytes:
 def field_digest(
     name: str, category: str, ciphertext: bytes, sealed_key: bytes, key_commitment: bytes
 ) -> bytes:
-    return EnvelopeField(name, category, ciphertext, sealed_key, key_commitment).digest()
+    return EnvelopeField(
+        name=name,
+        category=category,
+        ciphertext=ciphertext,
+        sealed_key=sealed_key,
+        key_commitment=key_commitment,
+    ).digest()
 
 
 def signed_bytes(header: EnvelopeHeader, manifest_digests: Sequence[bytes]) -> bytes:

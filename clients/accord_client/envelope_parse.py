@@ -11,10 +11,10 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 
 from accord_client.envelope_errors import Problem
 from accord_client.envelope_format import (
+    DIGEST_BYTES,
     KEY_COMMITMENT_BYTES,
     MAX_CIPHERTEXT_BYTES,
     MAX_FIELDS,
@@ -25,6 +25,7 @@ from accord_client.envelope_format import (
     SEALED_KEY_BYTES,
     SIGNATURE_BYTES,
     VERSION,
+    Delivery,
     Envelope,
     EnvelopeContext,
     EnvelopeField,
@@ -103,7 +104,6 @@ class _Checker:
         pattern: re.Pattern[str],
         rule: str,
         *,
-        max_length: int = MAX_NAME_LENGTH,
         nullable: bool = False,
     ) -> str | None:
         if value is _ABSENT or (value is None and nullable):
@@ -111,7 +111,7 @@ class _Checker:
         if not isinstance(value, str):
             self.add(path, "type", "must be a string" + (" or null" if nullable else ""))
             return None
-        if len(value) > max_length or not pattern.fullmatch(value):
+        if len(value) > MAX_NAME_LENGTH or not pattern.fullmatch(value):
             self.add(path, "format", f"must be {rule}")
             return None
         return value
@@ -142,9 +142,28 @@ class _Checker:
         return raw
 
 
-_NAME_RULE = f"1..{MAX_NAME_LENGTH} characters of [a-z0-9_] starting with a letter"
-_UUID_RULE = "a lowercase hyphenated UUID"
-_KEY_ID_RULE = "32 lowercase hex characters"
+_Rule = tuple[re.Pattern[str], str, bool]  # pattern, rule text, nullable
+_UUID: _Rule = (UUID_PATTERN, "a lowercase hyphenated UUID", False)
+_UUID_OR_NULL: _Rule = (UUID_PATTERN, "a lowercase hyphenated UUID", True)
+_KEY_ID: _Rule = (KEY_ID_PATTERN, "32 lowercase hex characters", False)
+_NAME: _Rule = (
+    NAME_PATTERN,
+    f"1..{MAX_NAME_LENGTH} characters of [a-z0-9_] starting with a letter",
+    False,
+)
+_HEADER_SPEC = (
+    ("sender_org", _UUID),
+    ("sender_key_id", _KEY_ID),
+    ("recipient_org", _UUID),
+    ("recipient_key_id", _KEY_ID),
+)
+_CONTEXT_SPEC = (
+    ("subject_id", _UUID),
+    ("purpose", _NAME),
+    ("consent_id", _UUID_OR_NULL),
+    ("request_id", _UUID_OR_NULL),
+)
+_LABEL_SPEC = (("name", _NAME), ("category", _NAME))
 
 
 def _version_supported(c: _Checker, m: Mapping[str, object], path: str) -> bool:
@@ -165,87 +184,75 @@ def _version_supported(c: _Checker, m: Mapping[str, object], path: str) -> bool:
     return True
 
 
+def _texts(
+    c: _Checker, m: Mapping[str, object], path: str, spec: Sequence[tuple[str, _Rule]]
+) -> dict[str, str | None]:
+    """Check each named string member; absent members were already reported."""
+    return {
+        key: c.text(m.get(key, _ABSENT), f"{path}.{key}", pattern, rule, nullable=nullable)
+        for key, (pattern, rule, nullable) in spec
+    }
+
+
 def _header(c: _Checker, m: Mapping[str, object], path: str) -> EnvelopeHeader | None:
-    sender_org = c.text(
-        m.get("sender_org", _ABSENT), f"{path}.sender_org", UUID_PATTERN, _UUID_RULE
-    )
-    sender_key = c.text(
-        m.get("sender_key_id", _ABSENT), f"{path}.sender_key_id", KEY_ID_PATTERN, _KEY_ID_RULE
-    )
-    recipient_org = c.text(
-        m.get("recipient_org", _ABSENT), f"{path}.recipient_org", UUID_PATTERN, _UUID_RULE
-    )
-    recipient_key = c.text(
-        m.get("recipient_key_id", _ABSENT), f"{path}.recipient_key_id", KEY_ID_PATTERN, _KEY_ID_RULE
-    )
-    cpath = f"{path}.context"
-    ctx = c.mapping(m.get("context", _ABSENT), cpath, CONTEXT_KEYS) if "context" in m else None
-    context = None
-    if ctx is not None:
-        subject = c.text(
-            ctx.get("subject_id", _ABSENT), f"{cpath}.subject_id", UUID_PATTERN, _UUID_RULE
-        )
-        purpose = c.text(ctx.get("purpose", _ABSENT), f"{cpath}.purpose", NAME_PATTERN, _NAME_RULE)
-        consent = c.text(
-            ctx.get("consent_id", _ABSENT),
-            f"{cpath}.consent_id",
-            UUID_PATTERN,
-            _UUID_RULE,
-            nullable=True,
-        )
-        request = c.text(
-            ctx.get("request_id", _ABSENT),
-            f"{cpath}.request_id",
-            UUID_PATTERN,
-            _UUID_RULE,
-            nullable=True,
-        )
-        if subject is not None and purpose is not None:
-            context = EnvelopeContext(subject, purpose, consent, request)
-    if (
-        sender_org is None
-        or sender_key is None
-        or recipient_org is None
-        or recipient_key is None
-        or context is None
-    ):
+    top = _texts(c, m, path, _HEADER_SPEC)
+    context: EnvelopeContext | None = None
+    if "context" in m:  # a missing context was reported by mapping()
+        ctx = c.mapping(m["context"], f"{path}.context", CONTEXT_KEYS)
+        if ctx is not None:
+            v = _texts(c, ctx, f"{path}.context", _CONTEXT_SPEC)
+            subject, purpose = v["subject_id"], v["purpose"]
+            if subject is not None and purpose is not None:
+                context = EnvelopeContext(
+                    subject_id=subject,
+                    purpose=purpose,
+                    consent_id=v["consent_id"],
+                    request_id=v["request_id"],
+                )
+    sender_org, sender_key = top["sender_org"], top["sender_key_id"]
+    recipient_org, recipient_key = top["recipient_org"], top["recipient_key_id"]
+    if sender_org is None or sender_key is None or context is None:
         return None
-    return EnvelopeHeader(sender_org, sender_key, recipient_org, recipient_key, context)
+    if recipient_org is None or recipient_key is None:
+        return None
+    return EnvelopeHeader(
+        sender_org=sender_org,
+        sender_key_id=sender_key,
+        recipient_org=recipient_org,
+        recipient_key_id=recipient_key,
+        context=context,
+    )
+
+
+def _fixed(c: _Checker, m: Mapping[str, object], path: str, key: str, size: int) -> bytes | None:
+    return c.b64(m.get(key, _ABSENT), f"{path}.{key}", minimum=size, maximum=size)
 
 
 def _field(c: _Checker, value: object, path: str) -> EnvelopeField | None:
     m = c.mapping(value, path, FIELD_KEYS)
     if m is None:
         return None
-    name = c.text(m.get("name", _ABSENT), f"{path}.name", NAME_PATTERN, _NAME_RULE)
-    category = c.text(m.get("category", _ABSENT), f"{path}.category", NAME_PATTERN, _NAME_RULE)
+    labels = _texts(c, m, path, _LABEL_SPEC)
     ciphertext = c.b64(
         m.get("ciphertext", _ABSENT),
         f"{path}.ciphertext",
         minimum=MIN_CIPHERTEXT_BYTES,
         maximum=MAX_CIPHERTEXT_BYTES,
     )
-    sealed = c.b64(
-        m.get("sealed_key", _ABSENT),
-        f"{path}.sealed_key",
-        minimum=SEALED_KEY_BYTES,
-        maximum=SEALED_KEY_BYTES,
-    )
-    commitment = c.b64(
-        m.get("key_commitment", _ABSENT),
-        f"{path}.key_commitment",
-        minimum=KEY_COMMITMENT_BYTES,
-        maximum=KEY_COMMITMENT_BYTES,
-    )
-    if (
-        name is None
-        or category is None
-        or ciphertext is None
-        or sealed is None
-        or commitment is None
-    ):
+    sealed = _fixed(c, m, path, "sealed_key", SEALED_KEY_BYTES)
+    commitment = _fixed(c, m, path, "key_commitment", KEY_COMMITMENT_BYTES)
+    name, category = labels["name"], labels["category"]
+    if name is None or category is None or ciphertext is None:
         return None
-    return EnvelopeField(name, category, ciphertext, sealed, commitment)
+    if sealed is None or commitment is None:
+        return None
+    return EnvelopeField(
+        name=name,
+        category=category,
+        ciphertext=ciphertext,
+        sealed_key=sealed,
+        key_commitment=commitment,
+    )
 
 
 def _withheld(c: _Checker, value: object, path: str) -> ManifestEntry | None:
@@ -254,22 +261,22 @@ def _withheld(c: _Checker, value: object, path: str) -> ManifestEntry | None:
     m = c.mapping(value, path, WITHHELD_KEYS, allow_extra=True)
     if m is None:
         return None
-    name = c.text(m.get("name", _ABSENT), f"{path}.name", NAME_PATTERN, _NAME_RULE)
-    category = c.text(m.get("category", _ABSENT), f"{path}.category", NAME_PATTERN, _NAME_RULE)
-    hashes = [
-        c.b64(m.get(k, _ABSENT), f"{path}.{k}", minimum=32, maximum=32) for k in WITHHELD_KEYS[2:]
-    ]
-    digest, ct_hash, sk_hash, commitment = hashes
-    if (
-        name is None
-        or category is None
-        or digest is None
-        or ct_hash is None
-        or sk_hash is None
-        or commitment is None
-    ):
+    labels = _texts(c, m, path, _LABEL_SPEC)
+    digest, ct_hash, sk_hash, commitment = (
+        _fixed(c, m, path, key, DIGEST_BYTES) for key in WITHHELD_KEYS[2:]
+    )
+    name, category = labels["name"], labels["category"]
+    if name is None or category is None or digest is None:
         return None
-    entry = ManifestEntry(name, category, ct_hash, sk_hash, commitment)
+    if ct_hash is None or sk_hash is None or commitment is None:
+        return None
+    entry = ManifestEntry(
+        name=name,
+        category=category,
+        ciphertext_sha256=ct_hash,
+        sealed_key_sha256=sk_hash,
+        key_commitment=commitment,
+    )
     if entry.digest() != digest:
         c.add(
             f"{path}.digest",
@@ -322,33 +329,10 @@ def parse_envelope_obj(
         if "fields" in m
         else None
     )
-    signature = (
-        c.b64(
-            m.get("signature", _ABSENT),
-            f"{root}.signature",
-            minimum=SIGNATURE_BYTES,
-            maximum=SIGNATURE_BYTES,
-        )
-        if "signature" in m
-        else None
-    )
+    signature = _fixed(c, m, root, "signature", SIGNATURE_BYTES)
     if c.problems or header is None or fields is None or signature is None:
         return None, tuple(c.problems)
-    return Envelope(header, tuple(fields), signature), ()
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """A delivery as the recipient's client reads it: some fields in full, the rest as entries."""
-
-    header: EnvelopeHeader
-    released: tuple[EnvelopeField, ...]
-    withheld: tuple[ManifestEntry, ...]
-    signature: bytes
-
-    def manifest(self) -> list[ManifestEntry]:
-        entries = [f.manifest_entry() for f in self.released] + list(self.withheld)
-        return sorted(entries, key=lambda e: e.name)
+    return Envelope(header=header, fields=tuple(fields), signature=signature), ()
 
 
 def parse_delivery_obj(
@@ -384,16 +368,7 @@ def parse_delivery_obj(
             _withheld(c, item, f"{root}.withheld[{i}]") for i, item in enumerate(withheld_raw)
         ]
         withheld = [e for e in entries if e is not None] if None not in entries else None
-    signature = (
-        c.b64(
-            m.get("signature", _ABSENT),
-            f"{root}.signature",
-            minimum=SIGNATURE_BYTES,
-            maximum=SIGNATURE_BYTES,
-        )
-        if "signature" in m
-        else None
-    )
+    signature = _fixed(c, m, root, "signature", SIGNATURE_BYTES)
     if header is not None and "sender_key_id" in m and m["sender_key_id"] != header.sender_key_id:
         c.add(f"{root}.sender_key_id", "mismatch", "must equal envelope_header.sender_key_id")
     if released is not None and withheld is not None:
@@ -406,4 +381,12 @@ def parse_delivery_obj(
         _check_order(c, names)
     if c.problems or header is None or released is None or withheld is None or signature is None:
         return None, tuple(c.problems)
-    return Delivery(header, tuple(released), tuple(withheld), signature), ()
+    return (
+        Delivery(
+            header=header,
+            released=tuple(released),
+            withheld=tuple(withheld),
+            signature=signature,
+        ),
+        (),
+    )

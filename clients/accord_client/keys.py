@@ -99,7 +99,7 @@ def _rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EncryptionKeyPair:
     """X25519: envelopes are sealed to `public_key`; `private_key` opens them."""
 
@@ -110,7 +110,7 @@ class EncryptionKeyPair:
     retired_at: datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SigningKeyPair:
     """Ed25519: `seed` signs envelopes; `public_key` is registered in the directory."""
 
@@ -121,7 +121,7 @@ class SigningKeyPair:
     retired_at: datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OrganizationKeys:
     org_id: str
     encryption_keys: tuple[EncryptionKeyPair, ...]  # oldest first; the last is current
@@ -156,15 +156,19 @@ def _new_pairs(now: datetime) -> tuple[EncryptionKeyPair, SigningKeyPair]:
     seed = crypto.generate_ed25519_seed()
     verify_key = crypto.ed25519_public_key(seed)
     return (
-        EncryptionKeyPair(key_id_for(public), public, private, now),
-        SigningKeyPair(key_id_for(verify_key), verify_key, seed, now),
+        EncryptionKeyPair(
+            key_id=key_id_for(public), public_key=public, private_key=private, created_at=now
+        ),
+        SigningKeyPair(
+            key_id=key_id_for(verify_key), public_key=verify_key, seed=seed, created_at=now
+        ),
     )
 
 
 def generate_organization_keys(org_id: str, *, now: datetime | None = None) -> OrganizationKeys:
     moment = _moment(now)
     encryption, signing = _new_pairs(moment)
-    return OrganizationKeys(org_id, (encryption,), (signing,))
+    return OrganizationKeys(org_id=org_id, encryption_keys=(encryption,), signing_keys=(signing,))
 
 
 def rotate(keys: OrganizationKeys, *, now: datetime | None = None) -> OrganizationKeys:
@@ -175,34 +179,32 @@ def rotate(keys: OrganizationKeys, *, now: datetime | None = None) -> Organizati
         k if k.retired_at else replace(k, retired_at=moment) for k in keys.encryption_keys
     )
     old_sig = tuple(k if k.retired_at else replace(k, retired_at=moment) for k in keys.signing_keys)
-    return OrganizationKeys(keys.org_id, (*old_enc, encryption), (*old_sig, signing))
+    return OrganizationKeys(
+        org_id=keys.org_id,
+        encryption_keys=(*old_enc, encryption),
+        signing_keys=(*old_sig, signing),
+    )
+
+
+def _pair_plain(pair: EncryptionKeyPair | SigningKeyPair) -> dict[str, str | None]:
+    if isinstance(pair, EncryptionKeyPair):
+        secret_name, secret = "private_key", pair.private_key
+    else:
+        secret_name, secret = "seed", pair.seed
+    return {
+        "key_id": pair.key_id,
+        "public_key": b64encode(pair.public_key),
+        secret_name: b64encode(secret),
+        "created_at": _rfc3339(pair.created_at),
+        "retired_at": _rfc3339(pair.retired_at) if pair.retired_at else None,
+    }
 
 
 def _to_plain(keys: OrganizationKeys) -> dict[str, object]:
-    def times(pair: EncryptionKeyPair | SigningKeyPair) -> dict[str, str | None]:
-        retired = _rfc3339(pair.retired_at) if pair.retired_at else None
-        return {"created_at": _rfc3339(pair.created_at), "retired_at": retired}
-
     return {
         "org_id": keys.org_id,
-        "encryption_keys": [
-            {
-                "key_id": k.key_id,
-                "public_key": b64encode(k.public_key),
-                "private_key": b64encode(k.private_key),
-                **times(k),
-            }
-            for k in keys.encryption_keys
-        ],
-        "signing_keys": [
-            {
-                "key_id": k.key_id,
-                "public_key": b64encode(k.public_key),
-                "seed": b64encode(k.seed),
-                **times(k),
-            }
-            for k in keys.signing_keys
-        ],
+        "encryption_keys": [_pair_plain(k) for k in keys.encryption_keys],
+        "signing_keys": [_pair_plain(k) for k in keys.signing_keys],
     }
 
 
@@ -292,9 +294,7 @@ def decrypt_key_file(data: bytes, passphrase: str) -> OrganizationKeys:
     return _from_plain(plaintext)
 
 
-def _time(value: object, what: str, *, nullable: bool = False) -> datetime | None:
-    if value is None and nullable:
-        return None
+def _time(value: object, what: str) -> datetime:
     try:
         moment = datetime.fromisoformat(value) if isinstance(value, str) else None
     except ValueError:
@@ -302,6 +302,52 @@ def _time(value: object, what: str, *, nullable: bool = False) -> datetime | Non
     if moment is None or moment.tzinfo is None:
         raise KeyFileFormatError(f"{what} must be an RFC 3339 UTC time")
     return moment
+
+
+def _pair_times(rec: dict[str, object]) -> tuple[datetime, datetime | None]:
+    retired = rec["retired_at"]
+    created = _time(rec["created_at"], "created_at")
+    return created, None if retired is None else _time(retired, "retired_at")
+
+
+def _encryption_pair(item: object) -> EncryptionKeyPair:
+    """One encryption key pair, its public key and id re-derived from the private key."""
+    rec = _exact_keys(
+        item, {"key_id", "public_key", "private_key", "created_at", "retired_at"}, "encryption key"
+    )
+    private = _b64(rec["private_key"], "private_key", crypto.X25519_KEY_BYTES)
+    public = crypto.x25519_public_key(private)
+    if rec["key_id"] != key_id_for(public) or _b64(rec["public_key"], "public_key") != public:
+        raise KeyFileFormatError(
+            "an encryption key's id or public key does not match its private key"
+        )
+    created, retired = _pair_times(rec)
+    return EncryptionKeyPair(
+        key_id=key_id_for(public),
+        public_key=public,
+        private_key=private,
+        created_at=created,
+        retired_at=retired,
+    )
+
+
+def _signing_pair(item: object) -> SigningKeyPair:
+    """One signing key pair, its public key and id re-derived from the seed."""
+    rec = _exact_keys(
+        item, {"key_id", "public_key", "seed", "created_at", "retired_at"}, "signing key"
+    )
+    seed = _b64(rec["seed"], "seed", crypto.ED25519_SEED_BYTES)
+    public = crypto.ed25519_public_key(seed)
+    if rec["key_id"] != key_id_for(public) or _b64(rec["public_key"], "public_key") != public:
+        raise KeyFileFormatError("a signing key's id or public key does not match its seed")
+    created, retired = _pair_times(rec)
+    return SigningKeyPair(
+        key_id=key_id_for(public),
+        public_key=public,
+        seed=seed,
+        created_at=created,
+        retired_at=retired,
+    )
 
 
 def _from_plain(plaintext: bytes) -> OrganizationKeys:
@@ -327,53 +373,14 @@ def _from_plain(plaintext: bytes) -> OrganizationKeys:
         raise KeyFileFormatError(
             "keys must name an organization and hold at least one key pair each"
         )
-    encryption: list[EncryptionKeyPair] = []
-    for item in enc_raw:
-        rec = _exact_keys(
-            item,
-            {"key_id", "public_key", "private_key", "created_at", "retired_at"},
-            "encryption key",
-        )
-        private = _b64(rec["private_key"], "private_key", crypto.X25519_KEY_BYTES)
-        public = crypto.x25519_public_key(private)
-        encryption.append(
-            EncryptionKeyPair(
-                key_id_for(public),
-                public,
-                private,
-                _time(rec["created_at"], "created_at") or _utc_now(),
-                _time(rec["retired_at"], "retired_at", nullable=True),
-            )
-        )
-        if (
-            rec["key_id"] != encryption[-1].key_id
-            or _b64(rec["public_key"], "public_key") != public
-        ):
-            raise KeyFileFormatError(
-                "an encryption key's id or public key does not match its private key"
-            )
-    signing: list[SigningKeyPair] = []
-    for item in sig_raw:
-        rec = _exact_keys(
-            item, {"key_id", "public_key", "seed", "created_at", "retired_at"}, "signing key"
-        )
-        seed = _b64(rec["seed"], "seed", crypto.ED25519_SEED_BYTES)
-        public = crypto.ed25519_public_key(seed)
-        signing.append(
-            SigningKeyPair(
-                key_id_for(public),
-                public,
-                seed,
-                _time(rec["created_at"], "created_at") or _utc_now(),
-                _time(rec["retired_at"], "retired_at", nullable=True),
-            )
-        )
-        if rec["key_id"] != signing[-1].key_id or _b64(rec["public_key"], "public_key") != public:
-            raise KeyFileFormatError("a signing key's id or public key does not match its seed")
+    encryption = [_encryption_pair(item) for item in enc_raw]
+    signing = [_signing_pair(item) for item in sig_raw]
     for pairs in (encryption, signing):
         if pairs[-1].retired_at is not None or any(p.retired_at is None for p in pairs[:-1]):
             raise KeyFileFormatError("exactly the last key pair of each kind must be current")
-    return OrganizationKeys(org_id, tuple(encryption), tuple(signing))
+    return OrganizationKeys(
+        org_id=org_id, encryption_keys=tuple(encryption), signing_keys=tuple(signing)
+    )
 
 
 def save_key_file(

@@ -171,7 +171,7 @@ async def register_keys(
     enc, problems = _decode_key("/encryption_public_key", data.encryption_public_key, "encryption")
     sig, sig_problems = _decode_key("/signing_public_key", data.signing_public_key, "signing")
     problems += sig_problems
-    if enc is not None and sig is not None and enc == sig:
+    if data.encryption_public_key == data.signing_public_key:
         problems.append(ProblemItem("/signing_public_key", "must differ from the encryption key"))
     if problems or enc is None or sig is None:
         raise RuleViolationError(errors=problems)

@@ -1,29 +1,34 @@
-"""Seal/open round trips (E12), selective disclosure at delivery, and the
-canonical encoding's own rules (idempotence, envelope identity)."""
+"""Seal/open round trips (E12), what the client refuses to seal, and the
+canonical encoding's own rules (idempotence, envelope identity).
+Selective disclosure: test_envelope_disclosure.py."""
 
 from __future__ import annotations
 
 import copy
-import itertools
 import json
 from typing import Any
 
 import pytest
-from accord_client.envelope import PlainField
+from accord_client import crypto
+from accord_client.envelope import PlainField, seal_envelope
 from accord_client.envelope_errors import (
-    EnvelopeError,
+    DecryptionFailedError,
     EnvelopeMalformedError,
-    SignatureInvalidError,
+    InvalidKeyError,
 )
-from accord_client.envelope_format import b64encode, canonical_json, envelope_id, sha256
+from accord_client.envelope_format import (
+    MAX_FIELDS,
+    MAX_VALUE_BYTES,
+    canonical_json,
+    envelope_id,
+)
 from accord_client.strict_json import loads_strict
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from service.envelopes.format import WithheldField, build_delivery
 from service.envelopes.verify import parse_envelope, verify_signature
 
-from .support import DEFAULT_FIELDS, Party, open_as, open_delivery_as, seal
+from .support import CONSENT, PURPOSE, SUBJECT, Party, open_as, seal
 
 NAMES = st.from_regex(r"[a-z][a-z0-9_]{0,20}", fullmatch=True)
 VALUES = st.text(alphabet=st.characters(codec="utf-8"), max_size=200)
@@ -39,7 +44,11 @@ BOUNDED = settings(max_examples=40, deadline=None, suppress_health_check=[Health
 def test_E12_seal_then_open_round_trips_any_unicode(
     alice: Party, bob: Party, values: dict[str, str]
 ) -> None:
-    env = seal(alice, bob, tuple(PlainField(n, "contact", v) for n, v in values.items()))
+    env = seal(
+        alice,
+        bob,
+        tuple(PlainField(name=n, category="contact", value=v) for n, v in values.items()),
+    )
     wire = json.dumps(env, ensure_ascii=False).encode("utf-8")
     assert open_as(bob, alice, wire) == values
     parsed = parse_envelope(wire)
@@ -50,7 +59,9 @@ def test_E12_seal_then_open_round_trips_any_unicode(
 @BOUNDED
 @given(values=FIELD_SETS)
 def test_canonical_encoding_is_idempotent(alice: Party, bob: Party, values: dict[str, str]) -> None:
-    env = seal(alice, bob, tuple(PlainField(n, "needs", v) for n, v in values.items()))
+    env = seal(
+        alice, bob, tuple(PlainField(name=n, category="needs", value=v) for n, v in values.items())
+    )
     first = canonical_json(parse_envelope(env).to_json())
     reparsed = parse_envelope(first)
     assert canonical_json(reparsed.to_json()) == first
@@ -66,144 +77,134 @@ def test_envelope_id_differs_per_envelope_and_is_stable(alice: Party, bob: Party
     assert all(len(i) == 64 and int(i, 16) >= 0 for i in ids)
 
 
-def _delivery(env: dict[str, Any], withhold: set[str]) -> dict[str, Any]:
-    parsed = parse_envelope(env)
-    return build_delivery(
-        header=parsed.header,
-        signature=parsed.signature,
-        released=[f for f in parsed.fields if f.name not in withhold],
-        withheld=[
-            WithheldField(f.manifest_entry(), ("consent_missing",), ("default.consent",))
-            for f in parsed.fields
-            if f.name in withhold
-        ],
-        disclosure_seq=7,
-    )
+def test_E12_largest_value_round_trips(alice: Party, bob: Party) -> None:
+    # 4-byte characters up to the limit: the ciphertext is exactly MAX_CIPHERTEXT_BYTES.
+    value = "\U0001f600" * (MAX_VALUE_BYTES // 4)
+    env = seal(alice, bob, (PlainField(name="notes", category="case_summary", value=value),))
+    assert len(parse_envelope(env).fields[0].ciphertext) == MAX_VALUE_BYTES // 4 * 4 + 40
+    assert open_as(bob, alice, env) == {"notes": value}
 
 
-FOUR = (*DEFAULT_FIELDS, PlainField("languages", "language", "es, pt"))
-
-
-@pytest.fixture(scope="module")
-def four_field_envelope(alice: Party, bob: Party) -> dict[str, Any]:
-    return seal(alice, bob, FOUR)
-
-
-def test_selective_disclosure_every_subset_verifies(
-    alice: Party, bob: Party, four_field_envelope: dict[str, Any]
-) -> None:
-    names = [f.name for f in FOUR]
-    expected = {f.name: f.value for f in FOUR}
-    for size in range(len(names) + 1):
-        for withhold in itertools.combinations(names, size):
-            delivery = _delivery(four_field_envelope, set(withhold))
-            opened = open_delivery_as(bob, alice, json.dumps(delivery).encode())
-            assert opened == {n: v for n, v in expected.items() if n not in withhold}
-
-
-def test_selective_disclosure_withheld_digest_changed_fails(
-    alice: Party, bob: Party, four_field_envelope: dict[str, Any]
-) -> None:
-    delivery = _delivery(four_field_envelope, {"phone", "safety_notes"})
-    # Consistently forged entry (digest recomputed from the changed hash): signature fails.
-    entry = delivery["withheld"][0]
-    entry["ciphertext_sha256"] = b64encode(sha256(b"another ciphertext"))
-    entry["digest"] = b64encode(
-        sha256(
-            b"accord/envelope/v1/field-digest\n"
-            + canonical_json(
-                {
-                    k: entry[k]
-                    for k in (
-                        "name",
-                        "category",
-                        "ciphertext_sha256",
-                        "sealed_key_sha256",
-                        "key_commitment",
-                    )
-                }
+def test_open_value_refuses_a_ciphertext_shorter_than_nonce_and_tag(bob: Party) -> None:
+    sealed = crypto.seal_value(b"x", associated_data=b"ad", recipient_public_key=bob.enc_public)
+    for cut in (0, 23, 39):
+        with pytest.raises(DecryptionFailedError):
+            crypto.open_value(
+                ciphertext=sealed.ciphertext[:cut],
+                sealed_key=sealed.sealed_key,
+                commitment=sealed.key_commitment,
+                associated_data=b"ad",
+                recipient_private_key=bob.enc_private,
             )
+    assert (
+        crypto.open_value(
+            ciphertext=sealed.ciphertext,
+            sealed_key=sealed.sealed_key,
+            commitment=sealed.key_commitment,
+            associated_data=b"ad",
+            recipient_private_key=bob.enc_private,
         )
+        == b"x"
     )
-    with pytest.raises(SignatureInvalidError):
-        open_delivery_as(bob, alice, delivery)
-    # Only the digest changed: inconsistent with its own entry.
-    delivery = _delivery(four_field_envelope, {"phone"})
-    delivery["withheld"][0]["digest"] = b64encode(sha256(b"x"))
+
+
+def test_client_refuses_to_seal_what_the_server_would_refuse(alice: Party, bob: Party) -> None:
+    base: dict[str, Any] = {
+        "sender_org": alice.org,
+        "sender_signing_key": alice.seed,
+        "recipient_org": bob.org,
+        "recipient_encryption_key": bob.enc_public,
+        "subject_id": SUBJECT,
+        "purpose": PURPOSE,
+        "consent_id": CONSENT,
+    }
     with pytest.raises(EnvelopeMalformedError) as info:
-        open_delivery_as(bob, alice, delivery)
-    assert [p.code for p in info.value.problems] == ["digest_mismatch"]
+        seal_envelope(
+            [PlainField(name="phone", category="contact", value="x")],
+            **{**base, "purpose": "Bad Purpose"},
+        )
+    assert [p.path for p in info.value.problems] == ["envelope.context.purpose"]
+    with pytest.raises(EnvelopeMalformedError) as info:
+        seal_envelope(
+            [
+                PlainField(name="phone", category="contact", value="x"),
+                PlainField(name="phone", category="contact", value="y"),
+            ],
+            **base,
+        )
+    assert [p.code for p in info.value.problems] == ["duplicate_name"]
+    with pytest.raises(EnvelopeMalformedError) as info:
+        seal_envelope(
+            [PlainField(name="phone", category="contact", value="x" * (MAX_VALUE_BYTES + 1))],
+            **base,
+        )
+    assert [(p.path, p.code) for p in info.value.problems] == [
+        ("envelope.fields[0].value", "limit")
+    ]
+    with pytest.raises(EnvelopeMalformedError) as info:
+        seal_envelope([PlainField(name="phone", category="contact", value="CANARY\ud800")], **base)
+    assert "CANARY" not in str(info.value)
+    with pytest.raises(EnvelopeMalformedError):
+        seal_envelope(
+            [
+                PlainField(name=f"f{i}", category="contact", value="x")
+                for i in range(MAX_FIELDS + 1)
+            ],
+            **base,
+        )
+    with pytest.raises(EnvelopeMalformedError):
+        seal_envelope([], **base)
+    assert seal_envelope(
+        [PlainField(name="phone", category="contact", value="x" * MAX_VALUE_BYTES)], **base
+    )
+
+
+@pytest.mark.parametrize("key", [b"\0" * 32, b"\1" + b"\0" * 31, b"\0" * 31])
+def test_E10_client_refuses_to_seal_to_a_low_order_or_short_key(
+    alice: Party, bob: Party, key: bytes
+) -> None:
+    with pytest.raises(InvalidKeyError):
+        seal_envelope(
+            [PlainField(name="phone", category="contact", value="x")],
+            sender_org=alice.org,
+            sender_signing_key=alice.seed,
+            recipient_org=bob.org,
+            recipient_encryption_key=key,
+            subject_id=SUBJECT,
+            purpose=PURPOSE,
+            consent_id=CONSENT,
+        )
 
 
 @pytest.mark.parametrize(
-    "tamper",
+    ("override", "path"),
     [
-        "drop_withheld_entry",
-        "drop_released_field",
-        "relabel_withheld_category",
-        "rename_withheld",
-        "withheld_also_released",
-        "flip_released_ciphertext",
-        "released_out_of_order",
-        "sender_key_id_mismatch",
+        ({"purpose": "CANARY\ud800"}, "envelope.context.purpose"),
+        ({"subject_id": None}, "envelope.context.subject_id"),
+        ({"recipient_org": 7}, "envelope.recipient_org"),
     ],
 )
-def test_selective_disclosure_tampered_delivery_fails(
-    alice: Party, bob: Party, four_field_envelope: dict[str, Any], tamper: str
+def test_bad_header_input_is_a_typed_error_before_any_sealing(
+    alice: Party, bob: Party, override: dict[str, Any], path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    delivery = _delivery(four_field_envelope, {"languages", "safety_notes"})
-    released, withheld = delivery["released"], delivery["withheld"]
-    if tamper == "drop_withheld_entry":
-        withheld.pop()
-    elif tamper == "drop_released_field":
-        released.pop()
-    elif tamper == "relabel_withheld_category":
-        withheld[0]["category"] = "needs"
-        withheld[0]["digest"] = _recompute(withheld[0])
-    elif tamper == "rename_withheld":
-        withheld[0]["name"] = "languagez"
-        withheld[0]["digest"] = _recompute(withheld[0])
-    elif tamper == "withheld_also_released":
-        withheld.append(
-            {**withheld[0], "name": released[0]["name"], "category": released[0]["category"]}
+    from accord_client import envelope as client_envelope
+
+    def must_not_seal(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a value was sealed before the header was checked")
+
+    monkeypatch.setattr(client_envelope, "seal_value", must_not_seal)
+    kwargs: dict[str, Any] = {
+        "sender_org": alice.org,
+        "sender_signing_key": alice.seed,
+        "recipient_org": bob.org,
+        "recipient_encryption_key": bob.enc_public,
+        "subject_id": SUBJECT,
+        "purpose": PURPOSE,
+        "consent_id": CONSENT,
+    }
+    with pytest.raises(EnvelopeMalformedError) as info:
+        seal_envelope(
+            [PlainField(name="phone", category="contact", value="x")], **kwargs | override
         )
-        withheld[-1]["digest"] = _recompute(withheld[-1])
-    elif tamper == "flip_released_ciphertext":
-        raw = bytearray(json.dumps(released[0]["ciphertext"]).encode())
-        released[0]["ciphertext"] = b64encode(sha256(bytes(raw)) * 2)
-    elif tamper == "released_out_of_order":
-        released.reverse()
-    else:
-        delivery["sender_key_id"] = bob.keys.current_signing_key.key_id
-    with pytest.raises(EnvelopeError):
-        open_delivery_as(bob, alice, delivery)
-
-
-def _recompute(entry: dict[str, Any]) -> str:
-    keys = ("name", "category", "ciphertext_sha256", "sealed_key_sha256", "key_commitment")
-    return b64encode(
-        sha256(b"accord/envelope/v1/field-digest\n" + canonical_json({k: entry[k] for k in keys}))
-    )
-
-
-def test_delivery_extra_unsigned_metadata_is_ignored(
-    alice: Party, bob: Party, four_field_envelope: dict[str, Any]
-) -> None:
-    delivery = _delivery(four_field_envelope, {"phone"})
-    delivery["referral_id"] = "anything"
-    delivery["withheld"][0]["policy_set"] = "sha256:abc"
-    assert "phone" not in open_delivery_as(bob, alice, delivery)
-
-
-def test_build_delivery_refuses_a_field_both_released_and_withheld(
-    four_field_envelope: dict[str, Any],
-) -> None:
-    parsed = parse_envelope(four_field_envelope)
-    with pytest.raises(ValueError, match="once"):
-        build_delivery(
-            header=parsed.header,
-            signature=parsed.signature,
-            released=list(parsed.fields),
-            withheld=[WithheldField(parsed.fields[0].manifest_entry(), (), ())],
-            disclosure_seq=1,
-        )
+    assert [p.path for p in info.value.problems] == [path]
+    assert "CANARY" not in str(info.value)

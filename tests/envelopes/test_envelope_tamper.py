@@ -56,7 +56,7 @@ class Ctx:
 def decrypt_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Records every field decryption attempt the client makes."""
     calls: list[str] = []
-    real = client_envelope.open_value
+    real = crypto.open_value
 
     def spy(**kwargs: Any) -> bytes:
         calls.append("open")

@@ -16,10 +16,20 @@ from typing import Any
 import nacl.bindings
 import pytest
 from accord_client import crypto
+from accord_client.envelope import open_delivery, open_envelope
+from accord_client.envelope_errors import (
+    CommitmentMismatchError,
+    DecryptionFailedError,
+    EnvelopeError,
+    EnvelopeMalformedError,
+    InvalidKeyError,
+    SignatureInvalidError,
+)
 from accord_client.envelope_format import (
     EnvelopeContext,
     EnvelopeHeader,
     b64decode_strict,
+    b64encode,
     canonical_json,
     envelope_id,
     field_ad,
@@ -31,16 +41,19 @@ from accord_client.envelope_parse import parse_delivery_obj
 
 from service import crypto as service_crypto
 from service.envelopes import format as server_format
-from service.envelopes.verify import parse_envelope, verify_signature
+from service.envelopes.verify import EnvelopeRejectedError, parse_envelope, verify_signature
 
 from .vector_build import build
+
+DOC_PATH = Path(__file__).resolve().parents[2] / "docs" / "envelope.md"
 
 VECTORS_PATH = Path(__file__).resolve().parents[1] / "vectors" / "envelope.json"
 
 
 @pytest.fixture(scope="module")
 def vectors() -> dict[str, Any]:
-    return json.loads(VECTORS_PATH.read_text(encoding="utf-8"))
+    data: dict[str, Any] = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))
+    return data
 
 
 def _header(v: dict[str, Any]) -> EnvelopeHeader:
@@ -52,6 +65,12 @@ def _header(v: dict[str, Any]) -> EnvelopeHeader:
         recipient_key_id=h["recipient_key_id"],
         context=EnvelopeContext(**h["context"]),
     )
+
+
+def _cases(section: str) -> list[tuple[str, dict[str, Any]]]:
+    """Cases of a list section of the vector file, as pytest parameters named by `why`/`name`."""
+    data = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))
+    return [(case.get("name") or case["why"], case) for case in data[section]]
 
 
 def test_vector_file_matches_reference_builder(vectors: dict[str, Any]) -> None:
@@ -123,19 +142,28 @@ def test_signed_bytes_signature_and_id_match_vectors(vectors: dict[str, Any]) ->
     assert verify_signature(envelope, public)
 
 
-def test_vector_envelope_and_delivery_open(vectors: dict[str, Any]) -> None:
-    from accord_client.envelope import open_delivery, open_envelope
-
-    kwargs: dict[str, Any] = {
+def _open_kwargs(vectors: dict[str, Any]) -> dict[str, Any]:
+    return {
         "recipient_private_key": bytes.fromhex(vectors["recipient"]["x25519_private_key_hex"]),
         "sender_signing_key": bytes.fromhex(vectors["sender"]["ed25519_public_key_hex"]),
         "expected_sender_org": vectors["header"]["sender_org"],
         "expected_recipient_org": vectors["header"]["recipient_org"],
     }
-    values = open_envelope(vectors["envelope"], **kwargs)
-    assert values == {f["name"]: f["value"] for f in vectors["fields"]}
+
+
+def test_vector_envelope_and_delivery_open(vectors: dict[str, Any]) -> None:
+    kwargs = _open_kwargs(vectors)
+    opened = open_envelope(json.dumps(vectors["envelope"], ensure_ascii=False), **kwargs)
+    assert opened.values == {f["name"]: f["value"] for f in vectors["fields"]}
+    assert opened.header.to_json() == vectors["header"]
+    assert opened.withheld == ()
     delivered = open_delivery(vectors["delivery"]["document"], **kwargs)
-    assert delivered == vectors["delivery"]["expected_values"]
+    assert delivered.values == vectors["delivery"]["expected_values"]
+    withheld = vectors["delivery"]["document"]["withheld"]
+    assert [(e.name, e.category) for e in delivered.withheld] == [
+        (w["name"], w["category"]) for w in withheld
+    ]
+    assert [b64encode(e.digest()) for e in delivered.withheld] == [w["digest"] for w in withheld]
 
 
 def test_server_builds_the_vector_delivery(vectors: dict[str, Any]) -> None:
@@ -144,7 +172,9 @@ def test_server_builds_the_vector_delivery(vectors: dict[str, Any]) -> None:
     released = [f for f in envelope.fields if f.name in vectors["delivery"]["expected_values"]]
     withheld = [
         server_format.WithheldField(
-            f.manifest_entry(), ("no_consent_for_category",), ("default.consent_required",)
+            entry=f.manifest_entry(),
+            reasons=("no_consent_for_category",),
+            policies=("default.consent_required",),
         )
         for f in envelope.fields
         if f.name not in vectors["delivery"]["expected_values"]
@@ -175,3 +205,99 @@ def test_strict_base64_vectors_client_and_service_agree(vectors: dict[str, Any])
             else:
                 with pytest.raises(ValueError, match="base64"):
                     decode(case["text"])
+
+
+@pytest.mark.parametrize(("why", "case"), _cases("x25519_public_keys"))
+def test_E10_x25519_public_key_vectors(why: str, case: dict[str, Any]) -> None:
+    raw = bytes.fromhex(case["public_key_hex"])
+    for validate in (crypto.validate_x25519_public_key, service_crypto.validate_x25519_public_key):
+        if case["valid"]:
+            validate(raw)
+        else:
+            with pytest.raises(InvalidKeyError):
+                validate(raw)
+
+
+@pytest.mark.parametrize(("why", "case"), _cases("ed25519_public_keys"))
+def test_E10_ed25519_public_key_vectors(why: str, case: dict[str, Any]) -> None:
+    raw = bytes.fromhex(case["public_key_hex"])
+    if case["valid"]:
+        crypto.validate_ed25519_public_key(raw)
+    else:
+        with pytest.raises(InvalidKeyError):
+            crypto.validate_ed25519_public_key(raw)
+
+
+@pytest.mark.parametrize(("why", "case"), _cases("ed25519_signatures"))
+def test_strict_ed25519_signature_vectors(why: str, case: dict[str, Any]) -> None:
+    args = [bytes.fromhex(case[k]) for k in ("public_key_hex", "message_hex", "signature_hex")]
+    assert crypto.verify_ed25519(*args) is case["valid"]
+    assert service_crypto.verify_ed25519(*args) is case["valid"]
+
+
+def test_small_order_signature_vector_would_pass_a_permissive_verifier(
+    vectors: dict[str, Any],
+) -> None:
+    # Why the strict check matters: with A = R = identity and S = 0 the textbook
+    # equation [S]B = R + [k]A holds for every message. Checked here with the
+    # group law directly, so the vector cannot silently stop exercising it.
+    case = next(c for c in vectors["ed25519_signatures"] if "small-order" in c["why"])
+    identity = bytes.fromhex(case["public_key_hex"])
+    signature = bytes.fromhex(case["signature_hex"])
+    assert signature[:32] == identity
+    assert signature[32:] == bytes(32)
+    assert nacl.bindings.crypto_core_ed25519_add(identity, identity) == identity
+
+
+def _expect_refused(case: dict[str, Any], vectors: dict[str, Any]) -> EnvelopeError:
+    opener = open_envelope if case["document"] == "envelope" else open_delivery
+    with pytest.raises(EnvelopeError) as info:
+        opener(case["json"].encode("utf-8"), **_open_kwargs(vectors))
+    return info.value
+
+
+@pytest.mark.parametrize(("name", "case"), _cases("rejections"))
+def test_rejection_vectors_are_refused_by_client_and_service(
+    name: str, case: dict[str, Any], vectors: dict[str, Any]
+) -> None:
+    expect = case["expect"]
+    error = _expect_refused(case, vectors)
+    sender_key = bytes.fromhex(vectors["sender"]["ed25519_public_key_hex"])
+    if expect["error"] == "malformed":
+        wanted = [(p["path"], p["code"]) for p in expect["problems"]]
+        assert isinstance(error, EnvelopeMalformedError)
+        assert [(p.path, p.code) for p in error.problems] == wanted
+        if case["document"] == "envelope":
+            with pytest.raises(EnvelopeRejectedError) as info:
+                parse_envelope(case["json"].encode("utf-8"))
+            assert [(e.path, e.extra["code"]) for e in info.value.errors] == wanted
+        return
+    kinds = {
+        "signature": SignatureInvalidError,
+        "key_commitment": CommitmentMismatchError,
+        "decryption": DecryptionFailedError,
+    }
+    assert type(error) is kinds[expect["error"]]
+    if case["document"] == "envelope":
+        # The service sees what the signature covers: only a re-signed forgery passes it.
+        signed_ok = verify_signature(parse_envelope(case["json"].encode("utf-8")), sender_key)
+        assert signed_ok is (expect["error"] != "signature")
+
+
+def test_docs_worked_example_matches_the_vectors(vectors: dict[str, Any]) -> None:
+    """docs/envelope.md quotes the vectors; the quotes must stay byte-exact."""
+    doc = DOC_PATH.read_text(encoding="utf-8")
+    phone = next(f for f in vectors["fields"] if f["name"] == "phone")
+    for quoted in (
+        vectors["envelope_id"],
+        vectors["signature_hex"],
+        vectors["sender"]["key_id"],
+        vectors["recipient"]["key_id"],
+        phone["associated_data"],
+        phone["digest_preimage"],
+        phone["digest_hex"],
+        phone["key_commitment_hex"],
+        phone["data_key_hex"],
+        phone["nonce_hex"],
+    ):
+        assert quoted in doc

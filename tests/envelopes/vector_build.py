@@ -13,7 +13,6 @@ Regenerate (only when the specification changes on purpose):
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import sys
@@ -21,27 +20,13 @@ from typing import Any
 
 import nacl.bindings as sodium
 
-
-def jcs(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode("ascii")
-
-
-def seeded(label: str) -> bytes:
-    """Fixed 32-byte test inputs: SHA-256 of a readable label."""
-    return hashlib.sha256(label.encode()).digest()
-
-
-def seal_deterministic(message: bytes, recipient_pk: bytes, ephemeral_seed: bytes) -> bytes:
-    """libsodium's crypto_box_seal with a chosen ephemeral key pair:
-    epk || crypto_box(m, nonce = BLAKE2b-192(epk || recipient_pk), recipient_pk, esk)."""
-    epk, esk = sodium.crypto_box_seed_keypair(ephemeral_seed)
-    nonce = hashlib.blake2b(epk + recipient_pk, digest_size=24).digest()
-    return epk + sodium.crypto_box(message, nonce, recipient_pk, esk)
-
+from .vector_negative import (
+    ed25519_key_cases,
+    ed25519_signature_cases,
+    rejections,
+    x25519_key_cases,
+)
+from .vector_sodium import b64, jcs, seal_deterministic, seeded
 
 FIELDS = [  # already in ascending name order, as the format requires
     ("address_note", "location", "Room 4, back entrance\nring twice"),
@@ -65,7 +50,7 @@ def build() -> dict[str, Any]:
         "recipient_key_id": hashlib.sha256(recipient_pk).hexdigest()[:32],
         "context": {
             "subject_id": "3c2b1a09-8f7e-4d6c-9b5a-4e3d2c1b0a99",
-            "purpose": "service_referral",
+            "purpose": "services_referral",
             "consent_id": "5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d",
             "request_id": None,
         },
@@ -158,6 +143,7 @@ def build() -> dict[str, Any]:
         "sender_key_id": header["sender_key_id"],
         "disclosure_seq": 42,
     }
+    keys = {"recipient_sk": recipient_sk, "recipient_pk": recipient_pk, "sender_sk": sender_sk}
     return {
         "description": "Accord envelope v1 test vectors; see docs/envelope.md. Byte strings "
         "are lowercase hex (*_hex) unless they are wire values (standard base64).",
@@ -209,6 +195,10 @@ def build() -> dict[str, Any]:
             {"text": "QQ==QQ==", "valid": False, "why": "padding inside"},
             {"text": "ＡＡＥＣ", "valid": False, "why": "non-ASCII digits"},
         ],
+        "x25519_public_keys": x25519_key_cases(recipient_pk),
+        "ed25519_public_keys": ed25519_key_cases(sender_pk),
+        "ed25519_signatures": ed25519_signature_cases(sender_pk, message, signature),
+        "rejections": rejections(envelope, header, fields_out, delivery, keys),
     }
 
 
