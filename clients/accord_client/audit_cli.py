@@ -1,9 +1,10 @@
-"""`accord-audit`: verify an audit log export offline."""
+"""`accord-audit`: verify an audit log export offline, and compare checkpoints."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -12,15 +13,35 @@ import typer
 from tqdm import tqdm
 
 from accord_client.audit_verify import (
+    EquivocationError,
+    SignedCheckpoint,
     VerificationError,
     load_state,
     read_lines,
     save_state,
     verify_lines,
 )
-from accord_client.checkpoint import Checkpoint, CheckpointError, verify_checkpoint
+from accord_client.checkpoint import CheckpointError, parse_verifier_key, verify_checkpoint
+from accord_client.merkle import verify_consistency
+
+DEFAULT_ORIGIN = "accord.localhost/audit"
 
 app = typer.Typer(help="Verify Accord audit log exports offline.", no_args_is_help=True)
+
+KeyOption = Annotated[
+    str,
+    typer.Option(
+        help="The service's checkpoint key: its verifier key string "
+        "'<name>+<key hash>+<base64>', or the base64 Ed25519 public key, or a file "
+        "holding either. Get it out of band, not from the server being audited."
+    ),
+]
+OriginOption = Annotated[
+    str | None,
+    typer.Option(
+        help=f"The log's origin line (default: the verifier key's name, or {DEFAULT_ORIGIN})"
+    ),
+]
 
 
 @app.callback()
@@ -28,16 +49,30 @@ def _root() -> None:
     """Accord audit tools."""
 
 
-def _key(value: str) -> bytes:
+def _key(value: str, origin: str | None) -> tuple[bytes, str]:
+    """(public key, origin) from --key and --origin."""
     path = Path(value)
-    text = path.read_text(encoding="ascii").strip() if path.exists() else value
+    text = path.read_text(encoding="utf-8").strip() if path.is_file() else value.strip()
+    # A 32-byte key in base64 always ends in "="; a verifier key (33 bytes) never does.
+    if not text.endswith("="):
+        return _vkey(text, origin)
     try:
         raw = base64.b64decode(text, validate=True)
     except binascii.Error as exc:
-        raise typer.BadParameter("the key must be base64 (or a file holding it)") from exc
+        raise typer.BadParameter("the key must be a verifier key or base64") from exc
     if len(raw) != 32:
         raise typer.BadParameter("an Ed25519 public key is 32 bytes")
-    return raw
+    return raw, origin or DEFAULT_ORIGIN
+
+
+def _vkey(text: str, origin: str | None) -> tuple[bytes, str]:
+    try:
+        name, public_key = parse_verifier_key(text)
+    except CheckpointError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    if origin is not None and origin != name:
+        raise typer.BadParameter("the verifier key's name is not the given origin")
+    return public_key, name
 
 
 def _progress(path: Path, bar: tqdm[NoReturn]) -> Iterator[bytes]:
@@ -46,11 +81,21 @@ def _progress(path: Path, bar: tqdm[NoReturn]) -> Iterator[bytes]:
         yield line
 
 
+def _fail(exc: Exception) -> NoReturn:
+    typer.echo(f"FAILED: {exc}", err=True)
+    if isinstance(exc, EquivocationError):
+        typer.echo("EQUIVOCATION: keep both signed checkpoints below as evidence.", err=True)
+        for note in exc.evidence:
+            typer.echo("----", err=True)
+            typer.echo(note if note is not None else "(signed note not kept)", err=True)
+    raise typer.Exit(1) from exc
+
+
 @app.command()
 def verify(
     export: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="JSONL export")],
-    key: Annotated[str, typer.Option(help="The service's checkpoint public key (base64 or file)")],
-    origin: Annotated[str, typer.Option(help="The log's origin line")] = "accord.localhost/audit",
+    key: KeyOption,
+    origin: OriginOption = None,
     checkpoint: Annotated[
         Path | None, typer.Option(help="A signed checkpoint (default: the export's last line)")
     ] = None,
@@ -58,41 +103,88 @@ def verify(
         Path | None, typer.Option(help="An older signed checkpoint this log must extend")
     ] = None,
     state: Annotated[
-        Path | None, typer.Option(help="State file of checkpoints verified before")
+        Path | None,
+        typer.Option(help="State file of checkpoints verified before (kept up to date)"),
     ] = None,
 ) -> None:
     """Recompute every entry, the chain and the Merkle root; check the signature and
     that the log extends every older checkpoint. Exit 1 naming the first bad entry."""
-    public_key = _key(key)
-    older: list[Checkpoint] = load_state(state) if state else []
-    bar: tqdm[NoReturn] = tqdm(
-        total=export.stat().st_size, unit="B", unit_scale=True, desc="verifying"
-    )
+    public_key, log_origin = _key(key, origin)
+    bar: tqdm[NoReturn] | None = None
     try:
+        older = load_state(state, public_key=public_key, origin=log_origin) if state else []
         if previous_checkpoint is not None:
-            older.append(
-                verify_checkpoint(
-                    previous_checkpoint.read_text(encoding="utf-8"),
-                    name=origin,
-                    public_key=public_key,
-                    origin=origin,
-                )
-            )
+            note = previous_checkpoint.read_text(encoding="utf-8")
+            old = verify_checkpoint(note, name=log_origin, public_key=public_key, origin=log_origin)
+            older.append(SignedCheckpoint(old, note))
+        bar = tqdm(total=export.stat().st_size, unit="B", unit_scale=True, desc="verifying")
         result = verify_lines(
             _progress(export, bar),
             public_key=public_key,
-            origin=origin,
+            origin=log_origin,
             checkpoint_text=checkpoint.read_text(encoding="utf-8") if checkpoint else None,
             older=older,
         )
     except (VerificationError, CheckpointError) as exc:
-        bar.close()
-        typer.echo(f"FAILED: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        if bar is not None:
+            bar.close()
+        _fail(exc)
     bar.close()
     if state is not None:
-        save_state(state, [*older, result.checkpoint])
+        save_state(state, [*older, SignedCheckpoint(result.checkpoint, result.note)])
     typer.echo(f"OK: {result.size} entries, root {result.root.hex()}")
+
+
+@app.command()
+def compare(
+    first: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A signed checkpoint")],
+    second: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Another one")],
+    key: KeyOption,
+    origin: OriginOption = None,
+    proof: Annotated[
+        Path | None,
+        typer.Option(
+            help="The consistency proof between their sizes: the JSON body of "
+            "GET /v1/audit/proof/consistency?from_size=<smaller>&to_size=<larger>"
+        ),
+    ] = None,
+) -> None:
+    """Check that two signed checkpoints (yours and another member's, or an old and a
+    new one) describe one history: equal roots at equal sizes, or a valid consistency
+    proof from the smaller to the larger. Exit 1 on equivocation, with the evidence."""
+    public_key, log_origin = _key(key, origin)
+    notes = [first.read_text(encoding="utf-8"), second.read_text(encoding="utf-8")]
+    try:
+        a, b = (
+            verify_checkpoint(n, name=log_origin, public_key=public_key, origin=log_origin)
+            for n in notes
+        )
+        if a.size > b.size:
+            a, b = b, a
+            notes.reverse()
+        nodes = _proof_nodes(proof, a.size, b.size) if a.size != b.size else []
+        if not verify_consistency(a.size, b.size, a.root_hash, b.root_hash, nodes):
+            raise EquivocationError(
+                f"the checkpoints of sizes {a.size} and {b.size} do not describe one history",
+                (notes[0], notes[1]),
+            )
+    except (VerificationError, CheckpointError) as exc:
+        _fail(exc)
+    typer.echo(f"OK: the checkpoint of size {b.size} extends the one of size {a.size}")
+
+
+def _proof_nodes(path: Path | None, from_size: int, to_size: int) -> list[bytes]:
+    if path is None:
+        raise VerificationError(
+            f"checkpoints of different sizes need a consistency proof ({from_size} -> {to_size})"
+        )
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+        if body.get("from_size") != from_size or body.get("tree_size") != to_size:
+            raise VerificationError("the proof is for other sizes")
+        return [base64.b64decode(p, validate=True) for p in body["proof"]]
+    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
+        raise VerificationError(f"the proof file is malformed: {exc}") from exc
 
 
 def main() -> None:

@@ -3,16 +3,23 @@
 An export is JSON Lines: one entry per line, each line exactly the entry's
 canonical bytes (accord_client.audit_format), in sequence order from 0, and a
 last line `{"checkpoint": "<signed note>"}`. The verifier recomputes every leaf,
-the hash chain and the Merkle root in one pass and constant memory, checks the
-checkpoint's signature with the service's published key, and checks that every
-older checkpoint it is given (or has kept in its state file) is a prefix of this
-log: the root of the first `size` entries must equal the old checkpoint's root.
-It reports the first bad entry by sequence number.
+the hash chain and the Merkle root in one pass and constant memory, checks that
+every line is in canonical form (so no two readers can disagree about what an
+entry says), checks the checkpoint's signature with the service's published key,
+and checks that every older checkpoint it is given (or has kept in its state
+file) is a prefix of this log: the root of the first `size` entries must equal the
+old checkpoint's root. It reports the first bad entry by sequence number.
+
+Two checkpoints signed by the service that cannot both be true (same size,
+different roots; or an older one that is not a prefix of a newer one) are
+equivocation (SECURITY-TESTS F06): the error carries both signed notes, which are
+the evidence an auditor hands on.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +27,11 @@ from typing import Any
 
 import orjson
 
-from accord_client.audit_format import GENESIS_PREV
+from accord_client.audit_format import FORMAT_VERSION, GENESIS_PREV
 from accord_client.checkpoint import Checkpoint, CheckpointError, verify_checkpoint
 from accord_client.merkle import CompactRange, leaf_hash
+
+STATE_VERSION = 2
 
 
 class VerificationError(Exception):
@@ -33,11 +42,30 @@ class VerificationError(Exception):
         self.seq = seq
 
 
+class EquivocationError(VerificationError):
+    """The service signed two checkpoints that contradict each other. `evidence`
+    holds both signed notes (when both are known): keep them and report them."""
+
+    def __init__(self, message: str, evidence: tuple[str | None, str | None]) -> None:
+        super().__init__(message)
+        self.evidence = evidence
+
+
+@dataclass(frozen=True)
+class SignedCheckpoint:
+    """A verified checkpoint and the signed note it came from (None for state kept
+    by an older verifier that stored only size and root)."""
+
+    checkpoint: Checkpoint
+    note: str | None = None
+
+
 @dataclass
 class VerifiedLog:
     size: int
     root: bytes
     checkpoint: Checkpoint
+    note: str
     prefix_roots: dict[int, bytes] = field(default_factory=dict)
 
 
@@ -51,19 +79,66 @@ def _parse_line(raw: bytes, index: int) -> dict[str, Any]:
     return document
 
 
+def _check_entry(document: dict[str, Any], raw: bytes, index: int, prev: str) -> None:
+    """Check one entry at position `index`; `prev` is the leaf hash (hex) of the entry
+    before it. Errors name the first sequence number that can no longer be vouched for."""
+    seq = document.get("seq")
+    if type(seq) is not int or seq != index:
+        if seq == index - 1 and document.get("prev") != prev:
+            # A second entry numbered index - 1 that does not chain to the first: one
+            # of the two was inserted (or repeated), so index - 1 is in doubt.
+            raise VerificationError(
+                f"two entries claim sequence number {seq} (one was inserted or repeated)", seq
+            )
+        raise VerificationError(
+            f"expected sequence number {index}, found {seq!r} (an entry is missing, "
+            "inserted or out of order, or this one was altered)",
+            index,
+        )
+    if document.get("prev") != prev:
+        # Entry index - 1 no longer hashes to what this entry recorded.
+        raise VerificationError(
+            "altered: its hash no longer matches the next entry", max(index - 1, 0)
+        )
+    version = document.get("v")
+    if type(version) is not int or version != FORMAT_VERSION:
+        raise VerificationError(f"unknown entry format version {version!r}", index)
+    # Canonical form: sorted keys, no whitespace, no duplicate keys, one spelling of
+    # every string. The hash covers the bytes as written, so this is about readers,
+    # not the chain: two programs must never read different contents from one signed
+    # entry. (Floats, which the format excludes, are not searched for inside
+    # `details`: a walk of every value would double the verification time, and an
+    # orjson round trip already pins how they read.)
+    if orjson.dumps(document, option=orjson.OPT_SORT_KEYS) != raw:
+        raise VerificationError("not in canonical form", index)
+
+
+def _check_older_agree(older: list[SignedCheckpoint]) -> None:
+    by_size: dict[int, SignedCheckpoint] = {}
+    for item in older:
+        seen = by_size.setdefault(item.checkpoint.size, item)
+        if seen.checkpoint.root_hash != item.checkpoint.root_hash:
+            raise EquivocationError(
+                f"two checkpoints of size {item.checkpoint.size} with different roots",
+                (seen.note, item.note),
+            )
+
+
 def verify_lines(
     lines: Iterable[bytes],
     *,
     public_key: bytes,
     origin: str,
     checkpoint_text: str | None = None,
-    older: Iterable[Checkpoint] = (),
+    older: Iterable[SignedCheckpoint | Checkpoint] = (),
 ) -> VerifiedLog:
     """Verify an export given as its lines (without trailing newlines)."""
-    older_by_size: dict[int, Checkpoint] = {c.size: c for c in older}
+    previous = [o if isinstance(o, SignedCheckpoint) else SignedCheckpoint(o) for o in older]
+    _check_older_agree(previous)
+    wanted = {o.checkpoint.size for o in previous}
     compact = CompactRange()
     prefix_roots: dict[int, bytes] = {}
-    if 0 in older_by_size:
+    if 0 in wanted:
         prefix_roots[0] = compact.root()
     prev = GENESIS_PREV
     embedded: str | None = None
@@ -77,21 +152,11 @@ def verify_lines(
                 raise VerificationError("checkpoint line is malformed")
             embedded = document["checkpoint"]
             continue
-        seq = document.get("seq")
-        if seq != index:
-            raise VerificationError(
-                f"expected sequence number {index}, found {seq!r} (an entry is missing, "
-                "duplicated or out of order)",
-                index,
-            )
-        if document.get("prev") != prev:
-            # Entry index - 1 no longer hashes to what this entry recorded.
-            bad = index - 1 if index > 0 else 0
-            raise VerificationError("altered: its hash no longer matches the next entry", bad)
+        _check_entry(document, raw, index, prev)
         leaf = leaf_hash(raw)
         compact.append(leaf)
         prev = leaf.hex()
-        if compact.size in older_by_size:
+        if compact.size in wanted:
             prefix_roots[compact.size] = compact.root()
     text = checkpoint_text if checkpoint_text is not None else embedded
     if text is None:
@@ -110,17 +175,20 @@ def verify_lines(
     if checkpoint.root_hash != root:
         last = compact.size - 1 if compact.size else None
         raise VerificationError("the recomputed root does not match the checkpoint", last)
-    for old in older_by_size.values():
-        if old.size > compact.size:
+    for old in previous:
+        size = old.checkpoint.size
+        if size > compact.size:
             raise VerificationError(
-                f"an older checkpoint covers {old.size} entries, more than this export"
+                f"a checkpoint verified before covers {size} entries, more than this "
+                f"export's {compact.size}: this export is stale or the log was cut short"
             )
-        if prefix_roots.get(old.size) != old.root_hash:
-            raise VerificationError(
-                f"this log does not extend the checkpoint of size {old.size}: the first "
-                f"{old.size} entries were changed"
+        if prefix_roots.get(size) != old.checkpoint.root_hash:
+            raise EquivocationError(
+                f"this log does not extend the checkpoint of size {size} verified before: "
+                f"the first {size} entries are not what the service signed then",
+                (old.note, text),
             )
-    return VerifiedLog(compact.size, root, checkpoint, prefix_roots)
+    return VerifiedLog(compact.size, root, checkpoint, text, prefix_roots)
 
 
 def read_lines(path: Path) -> Iterator[bytes]:
@@ -134,22 +202,49 @@ def read_lines(path: Path) -> Iterator[bytes]:
 # --- the verifier's state file: the checkpoints it has verified --------------
 
 
-def load_state(path: Path) -> list[Checkpoint]:
+def load_state(path: Path, *, public_key: bytes, origin: str) -> list[SignedCheckpoint]:
+    """The checkpoints of this log (origin) verified before. Signed notes in the
+    file are verified again, so a state file edited by hand cannot vouch for
+    anything; entries of other logs are left alone."""
     if not path.exists():
         return []
     data = json.loads(path.read_text(encoding="utf-8"))
-    return [
-        Checkpoint(c["origin"], int(c["size"]), bytes.fromhex(c["root"]))
-        for c in data.get("checkpoints", [])
-    ]
+    out: list[SignedCheckpoint] = []
+    for item in data.get("checkpoints", []):
+        if item.get("origin") != origin:
+            continue
+        note = item.get("note")
+        if isinstance(note, str):
+            checkpoint = verify_checkpoint(note, name=origin, public_key=public_key, origin=origin)
+            out.append(SignedCheckpoint(checkpoint, note))
+        else:  # written by a verifier that kept only size and root
+            out.append(
+                SignedCheckpoint(Checkpoint(origin, int(item["size"]), bytes.fromhex(item["root"])))
+            )
+    return out
 
 
-def save_state(path: Path, checkpoints: Iterable[Checkpoint]) -> None:
-    unique = {(c.origin, c.size): c for c in checkpoints}
-    data = {
-        "checkpoints": [
-            {"origin": c.origin, "size": c.size, "root": c.root_hash.hex()}
-            for c in sorted(unique.values(), key=lambda c: c.size)
-        ]
+def save_state(path: Path, checkpoints: Iterable[SignedCheckpoint]) -> None:
+    """Keep every checkpoint verified (one per origin and size), written atomically.
+    Entries of other origins already in the file are kept."""
+    kept: list[dict[str, Any]] = []
+    if path.exists():
+        kept = json.loads(path.read_text(encoding="utf-8")).get("checkpoints", [])
+    unique: dict[tuple[str, int], dict[str, Any]] = {
+        (str(c.get("origin")), int(c.get("size", -1))): c for c in kept
     }
-    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    for item in checkpoints:
+        c = item.checkpoint
+        unique[(c.origin, c.size)] = {
+            "origin": c.origin,
+            "size": c.size,
+            "root": c.root_hash.hex(),
+            "note": item.note,
+        }
+    data = {
+        "version": STATE_VERSION,
+        "checkpoints": [unique[k] for k in sorted(unique, key=lambda k: (k[0], k[1]))],
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)

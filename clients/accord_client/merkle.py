@@ -112,11 +112,17 @@ def inclusion_proof(index: int, size: int, subtree: HashRange) -> list[bytes]:
     return proof
 
 
+def _hashes_ok(*hashes: bytes) -> bool:
+    """Every hash handed to a verifier is exactly 32 bytes: a short or long value is
+    malformed input, never something to compare or to hash into a node."""
+    return all(len(h) == HASH_BYTES for h in hashes)
+
+
 def verify_inclusion(
     leaf: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes
 ) -> bool:
     """RFC 9162 section 2.1.3.2."""
-    if not 0 <= index < size or any(len(p) != HASH_BYTES for p in proof):
+    if not 0 <= index < size or not _hashes_ok(leaf, root, *proof):
         return False
     fn, sn = index, size - 1
     r = leaf
@@ -158,8 +164,10 @@ def _subproof(m: int, start: int, end: int, complete: bool, subtree: HashRange) 
 def verify_consistency(
     old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
 ) -> bool:
-    """RFC 9162 section 2.1.4.2."""
-    if not 0 <= old_size <= new_size or any(len(p) != HASH_BYTES for p in proof):
+    """RFC 9162 section 2.1.4.2 (plus the trivial cases: an empty old tree, whose root
+    must be the empty root, and equal sizes, whose roots must be equal; both with an
+    empty proof)."""
+    if not 0 <= old_size <= new_size or not _hashes_ok(old_root, new_root, *proof):
         return False
     if old_size == 0:
         return not proof and old_root == EMPTY_ROOT

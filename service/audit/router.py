@@ -9,6 +9,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+from accord_client.checkpoint import verifier_key
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
@@ -32,6 +33,9 @@ class CheckpointRead(BaseModel):
     tree_size: int
     root_hash: str
     public_key: str
+    # The C2SP verifier key string "<origin>+<key hash>+<base64(0x01 || key)>", the
+    # form `accord-audit --key` and other signed-note tools accept.
+    verifier_key: str
     note: str
 
 
@@ -85,6 +89,7 @@ async def get_checkpoint(
         tree_size=size,
         root_hash=_b64(await tree.root_at(session, size)),
         public_key=_b64(signer.public_key),
+        verifier_key=verifier_key(origin, signer.public_key),
         note=note,
     )
 

@@ -13,8 +13,13 @@ from typing import Any
 import httpx
 import pytest
 from accord_client.audit_cli import app as audit_cli
-from accord_client.audit_verify import VerificationError, verify_lines
-from accord_client.checkpoint import verify_checkpoint
+from accord_client.audit_verify import (
+    EquivocationError,
+    SignedCheckpoint,
+    VerificationError,
+    verify_lines,
+)
+from accord_client.checkpoint import parse_verifier_key, verify_checkpoint
 from accord_client.merkle import verify_consistency, verify_inclusion
 from typer.testing import CliRunner
 
@@ -104,7 +109,7 @@ async def test_F_a_byte_changed_in_the_sqlite_file_is_found(
     assert exc.value.seq == 3
 
 
-async def test_older_checkpoints_must_be_prefixes(
+async def test_F06_older_checkpoints_must_be_prefixes(
     app: Any, client: httpx.AsyncClient, world: World
 ) -> None:
     auditor = world.headers("oversight", Role.auditor)
@@ -112,6 +117,8 @@ async def test_older_checkpoints_must_be_prefixes(
     key = app.state.keyring.checkpoint.public_key
     origin = app.state.settings.audit_origin
     older = verify_checkpoint(old["note"], name=origin, public_key=key, origin=origin)
+    # The published verifier key names the same key (C2SP signed-note text form).
+    assert parse_verifier_key(old["verifier_key"]) == (origin, key)
     r = await client.post(
         "/v1/organizations",
         json={"name": "Later org", "sector": "healthcare"},
@@ -137,8 +144,9 @@ async def test_older_checkpoints_must_be_prefixes(
     )
     # A rewritten history: an "older checkpoint" whose root is not this log's prefix.
     forged = type(older)(older.origin, older.size, bytes(32))
-    with pytest.raises(VerificationError, match="does not extend"):
-        _verify(app, lines, older=[forged])
+    with pytest.raises(EquivocationError, match="does not extend") as exc:
+        _verify(app, lines, older=[SignedCheckpoint(forged, "forged note")])
+    assert exc.value.evidence == ("forged note", json.loads(lines[-1])["checkpoint"])
 
 
 async def test_inclusion_proofs_verify_against_the_checkpoint(

@@ -1,9 +1,15 @@
-"""RFC 9162 Merkle trees: published RFC 6962 vectors, every proof for every size up to
-64 (and every tampering of it fails), and property tests for large random sizes."""
+"""RFC 9162 Merkle trees: the published RFC 6962 vectors of transparency-dev/merkle,
+every proof for every size up to 64 checked against a naive reference written from
+the RFC (and every systematic corruption of it fails), and property tests for
+large random sizes."""
 
 from __future__ import annotations
 
-import hashlib
+import base64
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
 
 import pytest
 from accord_client.merkle import (
@@ -18,150 +24,234 @@ from accord_client.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-# The Certificate Transparency reference leaves and tree heads (RFC 6962 test data,
-# reproduced by several independent implementations).
-CT_LEAVES = [
-    bytes.fromhex(h)
-    for h in (
-        "",
-        "00",
-        "10",
-        "2021",
-        "3031",
-        "40414243",
-        "5051525354555657",
-        "606162636465666768696a6b6c6d6e6f",
-    )
-]
-CT_ROOTS = [
-    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
-    "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
-    "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
-    "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77",
-    "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
-    "4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4",
-    "76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef",
-    "ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
-    "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
-]
-CT_INCLUSION = [
-    (
-        0,
-        8,
-        [
-            "96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
-            "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
-            "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",
-        ],
-    ),
-    (
-        5,
-        8,
-        [
-            "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
-            "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
-            "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
-        ],
-    ),
-]
+from tests.audit import merkle_reference as ref
+from tests.audit.merkle_probes import consistency_probes, inclusion_probes
+
+VECTORS: dict[str, Any] = json.loads(
+    (Path(__file__).parent / "vectors" / "rfc6962_transparency_dev.json").read_text()
+)
+CT_LEAVES = [bytes.fromhex(h) for h in VECTORS["leaf_inputs"]]
+CT_ROOTS = [bytes.fromhex(h) for h in VECTORS["roots"]]
+CT_NODES = [[bytes.fromhex(h) for h in level] for level in VECTORS["node_hashes"]]
+CT_HASHES = [leaf_hash(d) for d in CT_LEAVES]
+
+# 64 distinct leaf inputs of varying lengths (including the empty input).
+INPUTS = [bytes(range(i % 7)) + i.to_bytes(2, "big") * (i % 3) for i in range(64)]
+HASHES = [leaf_hash(d) for d in INPUTS]
 
 
-def _leaves(n: int) -> list[bytes]:
-    return [leaf_hash(i.to_bytes(4, "big")) for i in range(n)]
+def _hex(hashes: list[bytes]) -> list[str]:
+    return [h.hex() for h in hashes]
 
 
-def test_published_roots_for_every_size() -> None:
-    hashes = [leaf_hash(d) for d in CT_LEAVES]
-    assert EMPTY_ROOT.hex() == CT_ROOTS[0]
+# --- published vectors ----------------------------------------------------------
+
+
+def test_published_leaf_and_node_hashes() -> None:
+    assert CT_ROOTS[0] == EMPTY_ROOT
+    assert CT_NODES[0] == CT_HASHES
+    for level in range(1, len(CT_NODES)):
+        below = CT_NODES[level - 1]
+        expected = [node_hash(below[2 * i], below[2 * i + 1]) for i in range(len(below) // 2)]
+        assert expected == CT_NODES[level]
+
+
+def test_published_roots_and_compact_ranges_for_every_size() -> None:
     compact = CompactRange()
     for n in range(len(CT_LEAVES) + 1):
-        assert root_from_leaf_hashes(hashes[:n]).hex() == CT_ROOTS[n]
-        assert compact.root().hex() == CT_ROOTS[n]
-        if n < len(hashes):
-            compact.append(hashes[n])
+        assert root_from_leaf_hashes(CT_HASHES[:n]) == CT_ROOTS[n]
+        assert ref.mth(CT_LEAVES[:n]) == CT_ROOTS[n]
+        assert compact.root() == CT_ROOTS[n]
+        assert compact.size == n
+        assert compact.hashes == [CT_NODES[lv][ix] for lv, ix in VECTORS["compact_ranges"][n]]
+        if n < len(CT_HASHES):
+            compact.append(CT_HASHES[n])
 
 
-@pytest.mark.parametrize(("index", "size", "proof"), CT_INCLUSION)
-def test_published_inclusion_proofs(index: int, size: int, proof: list[str]) -> None:
-    hashes = [leaf_hash(d) for d in CT_LEAVES]
-    generated = inclusion_proof(index, size, list_subtree_hash(hashes))
-    assert [p.hex() for p in generated] == proof
-    root = bytes.fromhex(CT_ROOTS[size])
-    assert verify_inclusion(hashes[index], index, size, generated, root)
+@pytest.mark.parametrize("vector", VECTORS["inclusion"], ids=lambda v: f"{v['index']}-{v['size']}")
+def test_published_inclusion_proofs(vector: dict[str, Any]) -> None:
+    index, size, published = vector["index"], vector["size"], vector["proof"]
+    generated = inclusion_proof(index, size, list_subtree_hash(CT_HASHES[:size]))
+    assert _hex(generated) == published
+    proof = [bytes.fromhex(h) for h in published]
+    assert verify_inclusion(CT_HASHES[index], index, size, proof, CT_ROOTS[size])
+    for probe in inclusion_probes(CT_HASHES[index], index, size, proof, CT_ROOTS[size]):
+        assert not verify_inclusion(probe.leaf, probe.index, probe.size, probe.proof, probe.root), (
+            probe.desc
+        )
 
 
-def _mutations(proof: list[bytes]) -> list[list[bytes]]:
-    out: list[list[bytes]] = []
-    for i in range(len(proof)):
-        flipped = bytearray(proof[i])
-        flipped[0] ^= 1
-        out.append([*proof[:i], bytes(flipped), *proof[i + 1 :]])
-        out.append(proof[:i] + proof[i + 1 :])  # a node missing
-    out.append([*proof, hashlib.sha256(b"extra").digest()])  # a node too many
-    return out
+@pytest.mark.parametrize(
+    "vector", VECTORS["consistency"], ids=lambda v: f"{v['size1']}-{v['size2']}"
+)
+def test_published_consistency_proofs(vector: dict[str, Any]) -> None:
+    size1, size2, published = vector["size1"], vector["size2"], vector["proof"]
+    generated = consistency_proof(size1, size2, list_subtree_hash(CT_HASHES[:size2]))
+    assert _hex(generated) == published
+    proof = [bytes.fromhex(h) for h in published]
+    root1, root2 = CT_ROOTS[size1], CT_ROOTS[size2]
+    assert verify_consistency(size1, size2, root1, root2, proof)
+    if proof:
+        for probe in consistency_probes(size1, size2, root1, root2, proof):
+            assert not verify_consistency(
+                probe.size1, probe.size2, probe.root1, probe.root2, probe.proof
+            ), probe.desc
 
 
-def test_every_inclusion_proof_up_to_64_verifies_and_every_tampering_fails() -> None:
-    all_leaves = _leaves(64)
+def test_published_happy_path_json_files() -> None:
+    inc = VECTORS["happy_path_json"]["inclusion"]
+    b64 = base64.b64decode
+    assert verify_inclusion(
+        b64(inc["leafHash"]),
+        inc["leafIdx"],
+        inc["treeSize"],
+        [b64(p) for p in inc["proof"]],
+        b64(inc["root"]),
+    )
+    con = VECTORS["happy_path_json"]["consistency"]
+    assert verify_consistency(
+        con["size1"],
+        con["size2"],
+        b64(con["root1"]),
+        b64(con["root2"]),
+        [b64(p) for p in con["proof"]],
+    )
+
+
+# --- every size up to 64, against the reference ----------------------------------
+
+
+@cache
+def _root(n: int) -> bytes:
+    return ref.mth(INPUTS[:n])
+
+
+def test_F13_every_inclusion_proof_up_to_64_matches_the_rfc_and_every_corruption_fails() -> None:
+    compact = CompactRange()
     for size in range(1, 65):
-        hashes = all_leaves[:size]
-        root = root_from_leaf_hashes(hashes)
-        subtree = list_subtree_hash(hashes)
+        compact.append(HASHES[size - 1])
+        root = _root(size)
+        assert compact.root() == root == root_from_leaf_hashes(HASHES[:size])
+        subtree = list_subtree_hash(HASHES[:size])
         for index in range(size):
             proof = inclusion_proof(index, size, subtree)
-            assert verify_inclusion(hashes[index], index, size, proof, root)
-            assert not verify_inclusion(hashes[index], index, size, proof, node_hash(root, root))
-            other = hashes[(index + 1) % size]
-            if size > 1:
-                assert not verify_inclusion(other, index, size, proof, root)
-                assert not verify_inclusion(hashes[index], (index + 1) % size, size, proof, root)
-            assert not verify_inclusion(hashes[index], size, size, proof, root)
-            for bad in _mutations(proof):
-                assert not verify_inclusion(hashes[index], index, size, bad, root)
+            assert proof == ref.path(index, INPUTS[:size]), (index, size)
+            assert verify_inclusion(HASHES[index], index, size, proof, root)
+            for probe in inclusion_probes(HASHES[index], index, size, proof, root):
+                assert not verify_inclusion(
+                    probe.leaf, probe.index, probe.size, probe.proof, probe.root
+                ), (index, size, probe.desc)
 
 
-def test_every_consistency_proof_up_to_64_verifies_and_every_tampering_fails() -> None:
-    all_leaves = _leaves(64)
-    roots = [root_from_leaf_hashes(all_leaves[:n]) for n in range(65)]
-    for new in range(1, 65):
-        subtree = list_subtree_hash(all_leaves[:new])
-        for old in range(1, new + 1):
-            proof = consistency_proof(old, new, subtree)
-            assert verify_consistency(old, new, roots[old], roots[new], proof), (old, new)
-            if old < new:
-                assert not verify_consistency(old, new, roots[old - 1], roots[new], proof)
-                assert not verify_consistency(old, new, roots[old], roots[new - 1], proof)
-                assert not verify_consistency(old, new, roots[old], roots[new], [])
-                for bad in _mutations(proof):
-                    assert not verify_consistency(old, new, roots[old], roots[new], bad)
+def test_F13_every_consistency_proof_up_to_64_matches_the_rfc_and_every_corruption_fails() -> None:
+    for size2 in range(1, 65):
+        subtree = list_subtree_hash(HASHES[:size2])
+        for size1 in range(1, size2 + 1):
+            proof = consistency_proof(size1, size2, subtree)
+            assert proof == ref.proof(size1, INPUTS[:size2]), (size1, size2)
+            assert verify_consistency(size1, size2, _root(size1), _root(size2), proof)
+            if size1 == size2:
+                assert proof == []
+                assert not verify_consistency(size1, size2, _root(size1), _root(size2), [SOME])
+                continue
+            for probe in consistency_probes(size1, size2, _root(size1), _root(size2), proof):
+                assert not verify_consistency(
+                    probe.size1, probe.size2, probe.root1, probe.root2, probe.proof
+                ), (size1, size2, probe.desc)
 
 
-def test_consistency_edge_cases() -> None:
-    roots = [root_from_leaf_hashes(_leaves(n)) for n in range(4)]
-    assert verify_consistency(0, 3, EMPTY_ROOT, roots[3], [])
-    assert not verify_consistency(0, 3, roots[1], roots[3], [])
-    assert not verify_consistency(3, 2, roots[3], roots[2], [])
+SOME = leaf_hash(b"some")
+
+
+def test_trivial_and_malformed_cases() -> None:
+    r3 = _root(3)
+    # An empty tree is a prefix of every tree, with an empty proof and the empty root.
+    assert verify_consistency(0, 3, EMPTY_ROOT, r3, [])
+    assert verify_consistency(0, 0, EMPTY_ROOT, EMPTY_ROOT, [])
+    assert not verify_consistency(0, 3, _root(1), r3, [])
+    assert not verify_consistency(0, 3, EMPTY_ROOT, r3, [SOME])
+    # Equal sizes: equal roots and nothing else.
+    assert not verify_consistency(3, 3, r3, SOME, [])
+    assert not verify_consistency(3, 3, b"x", b"x", [])  # malformed hashes never verify
+    assert not verify_consistency(3, 2, r3, _root(2), [])
+    assert not verify_consistency(-1, 3, EMPTY_ROOT, r3, [])
+    # Inclusion: nothing is in an empty tree; hashes must be 32 bytes.
+    assert not verify_inclusion(HASHES[0], 0, 0, [], EMPTY_ROOT)
+    assert not verify_inclusion(b"x", 0, 1, [], b"x")
+    assert verify_inclusion(HASHES[0], 0, 1, [], HASHES[0])
     with pytest.raises(ValueError, match="order"):
-        consistency_proof(3, 2, list_subtree_hash(_leaves(3)))
+        consistency_proof(3, 2, list_subtree_hash(HASHES[:3]))
     with pytest.raises(ValueError, match="range"):
-        inclusion_proof(3, 3, list_subtree_hash(_leaves(3)))
+        inclusion_proof(3, 3, list_subtree_hash(HASHES[:3]))
+    with pytest.raises(ValueError, match="range"):
+        inclusion_proof(-1, 3, list_subtree_hash(HASHES[:3]))
 
 
-@given(size=st.integers(min_value=1, max_value=3000), data=st.data())
-def test_large_random_trees(size: int, data: st.DataObject) -> None:
-    hashes = _leaves(size)
+# --- large random sizes -------------------------------------------------------------
+
+
+@settings(max_examples=40, deadline=None)
+@given(size=st.integers(min_value=65, max_value=3000), data=st.data())
+def test_F13_large_random_trees(size: int, data: st.DataObject) -> None:
+    hashes = [leaf_hash(i.to_bytes(4, "big")) for i in range(size)]
     compact = CompactRange()
     for h in hashes:
         compact.append(h)
     root = compact.root()
+    assert root == root_from_leaf_hashes(hashes)
     subtree = list_subtree_hash(hashes)
     index = data.draw(st.integers(min_value=0, max_value=size - 1))
-    assert verify_inclusion(hashes[index], index, size, inclusion_proof(index, size, subtree), root)
-    old = data.draw(st.integers(min_value=1, max_value=size))
+    proof = inclusion_proof(index, size, subtree)
+    assert verify_inclusion(hashes[index], index, size, proof, root)
+    for probe in inclusion_probes(hashes[index], index, size, proof, root):
+        assert not verify_inclusion(probe.leaf, probe.index, probe.size, probe.proof, probe.root)
+    old = data.draw(st.integers(min_value=1, max_value=size - 1))
     old_root = root_from_leaf_hashes(hashes[:old])
-    proof = consistency_proof(old, size, subtree)
-    assert verify_consistency(old, size, old_root, root, proof)
-    assert len(proof) <= 2 * size.bit_length()
+    cproof = consistency_proof(old, size, subtree)
+    assert verify_consistency(old, size, old_root, root, cproof)
+    assert len(cproof) <= 2 * size.bit_length()
+    for cprobe in consistency_probes(old, size, old_root, root, cproof):
+        assert not verify_consistency(
+            cprobe.size1, cprobe.size2, cprobe.root1, cprobe.root2, cprobe.proof
+        )
+
+
+@cache
+def _uniform(n: int) -> bytes:
+    """MTH of n copies of one leaf: it depends only on n, so trees of 2**62 leaves
+    can be proved and verified without materializing them."""
+    if n == 1:
+        return SOME
+    k = 1 << ((n - 1).bit_length() - 1)
+    return node_hash(_uniform(k), _uniform(n - k))
+
+
+def _uniform_subtree(start: int, end: int) -> bytes:
+    return _uniform(end - start)
+
+
+@settings(max_examples=60, deadline=None)
+@given(size=st.integers(min_value=2, max_value=2**62), data=st.data())
+def test_huge_trees_prove_and_verify_in_log_n(size: int, data: st.DataObject) -> None:
+    index = data.draw(st.integers(min_value=0, max_value=size - 1))
+    proof = inclusion_proof(index, size, _uniform_subtree)
+    assert len(proof) <= size.bit_length()
+    assert verify_inclusion(SOME, index, size, proof, _uniform(size))
+    assert not verify_inclusion(SOME, index, size, proof[:-1], _uniform(size))
+    assert not verify_inclusion(SOME, index, size, [*proof, SOME], _uniform(size))
+    assert not verify_inclusion(SOME, size, size, proof, _uniform(size))
+    old = data.draw(st.integers(min_value=1, max_value=size - 1))
+    cproof = consistency_proof(old, size, _uniform_subtree)
+    assert len(cproof) <= 2 * size.bit_length()
+    assert verify_consistency(old, size, _uniform(old), _uniform(size), cproof)
+    assert not verify_consistency(old, size, _uniform(old), _uniform(size), cproof[:-1])
+    assert not verify_consistency(old, size, _uniform(size), _uniform(old), cproof)
+    compact = CompactRange()
+    # The right edge of the tree has one hash per set bit of the size.
+    for _ in range(min(size, 300)):
+        compact.append(SOME)
+    assert len(compact.hashes) == bin(compact.size).count("1")
+    assert compact.root() == _uniform(compact.size)
