@@ -9,7 +9,6 @@ from fastapi import APIRouter, Request
 from service.auth.dependencies import AppClock, CurrentPrincipal, DbSession
 from service.http_errors import ALL_PROBLEMS
 from service.policy import service as policy_service
-from service.policy.decisions import Decision
 from service.policy.engine import PolicyEngine
 from service.policy.schemas import (
     CategoryDecision,
@@ -22,6 +21,7 @@ from service.policy.schemas import (
     PolicyRefRead,
     PolicySetRead,
 )
+from service.policy.service import Explanation
 
 router = APIRouter(tags=["policies"])
 
@@ -31,7 +31,8 @@ def _engine(request: Request) -> PolicyEngine:
     return engine
 
 
-def decision_read(decision: Decision) -> ExplainResponse:
+def explanation_read(explanation: Explanation) -> ExplainResponse:
+    decision = explanation.decision
     return ExplainResponse(
         policy_version=decision.policy_version,
         org_rules=[
@@ -42,6 +43,7 @@ def decision_read(decision: Decision) -> ExplainResponse:
             CategoryDecision(
                 category=f.category,
                 decision="allow" if f.allowed else "deny",
+                outlook=explanation.outlooks[f.category],
                 policies=[
                     PolicyRefRead(id=p.id, reason=p.reason, source=p.source) for p in f.policies
                 ],
@@ -74,10 +76,10 @@ async def explain(
 ) -> ExplainResponse:
     """Dry run: the decision per category for a hypothetical release from the caller's
     organization. Writes nothing and takes no subject."""
-    decision = await policy_service.explain(
+    explanation = await policy_service.explain(
         session, principal=principal, engine=_engine(request), data=body, clock=clock
     )
-    return decision_read(decision)
+    return explanation_read(explanation)
 
 
 @router.put("/v1/organizations/{org_id}/policy", responses=ALL_PROBLEMS)

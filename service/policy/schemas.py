@@ -56,6 +56,10 @@ class PolicyRefRead(BaseModel):
 class CategoryDecision(BaseModel):
     category: str
     decision: Literal["allow", "deny"]
+    outlook: Literal["allowed", "needs_consent", "never"] = Field(
+        description="allowed; needs_consent: denied now, but a consent naming this "
+        "recipient, purpose and category would release it; never: not even such a consent would"
+    )
     policies: list[PolicyRefRead]
     obligations: list[str]
 

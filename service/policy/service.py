@@ -4,12 +4,21 @@ Explain builds exactly the inputs a real decision would get (the caller's
 organization as sender, the recipient's sector from its record, the agreements
 both share now, both organizations' stored rules) around a hypothetical consent,
 and writes nothing.
+
+Besides the decision, explain gives each category an outlook (DESIGN.md's
+"allowed, needs consent, never"): a denied category is `never` when even the
+broadest consent (this recipient, this purpose, the category named, valid now,
+given by an adult) would not release it, so a caseworker does not go and ask a
+survivor for a consent that cannot help (SECURITY-TESTS C06).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import Literal
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,6 +38,14 @@ from service.policy.org_rules import OrgRules
 from service.policy.schemas import ExplainRequest, HypotheticalConsent
 from service.sectors import Sector
 from service.vocabulary import Vocabulary
+
+Outlook = Literal["allowed", "needs_consent", "never"]
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    decision: Decision
+    outlooks: Mapping[str, Outlook]  # by category
 
 
 async def latest_org_policies(
@@ -74,9 +91,13 @@ def _check_explain(
         if not consent.recipients:
             problems.append(ProblemItem("/consent/recipients", "at least one recipient"))
         problems += vocabulary.check_purposes("/consent/purposes", consent.purposes)
-        named = [c for c in consent.categories if c != WILDCARD]
-        if named or not consent.categories:
-            problems += vocabulary.check_categories("/consent/categories", named)
+        # "*" is checked in place, so each problem's path points at the value itself.
+        problems += vocabulary.check_list(
+            "/consent/categories",
+            consent.categories,
+            vocabulary.categories | {WILDCARD},
+            "category",
+        )
         if consent.valid_from is not None and consent.expires_at <= consent.valid_from:
             problems.append(ProblemItem("/consent/expires_at", "must be after valid_from"))
     return problems
@@ -105,7 +126,7 @@ async def explain(
     engine: PolicyEngine,
     data: ExplainRequest,
     clock: Clock,
-) -> Decision:
+) -> Explanation:
     vocabulary = engine.taxonomy.vocabulary
     problems = _check_explain(data, vocabulary, list(engine.taxonomy.legal_bases))
     recipient = await session.get(Organization, data.recipient_org_id)
@@ -128,7 +149,34 @@ async def explain(
         justification_given=data.justification_given,
     )
     rules = await org_rules_for(session, engine, [principal.org_id, recipient.id])
-    return decide_categories(engine, request, data.categories, org_rules=rules)
+    decision = decide_categories(engine, request, data.categories, org_rules=rules)
+    outlooks: dict[str, Outlook] = {f.category: "allowed" for f in decision.allowed}
+    if decision.denied:
+        denied = [f.category for f in decision.denied]
+        best_case = decide_categories(
+            engine,
+            replace(request, consent=_broadest_consent(request, denied)),
+            denied,
+            org_rules=rules,
+        )
+        for f in best_case.fields:
+            outlooks[f.category] = "needs_consent" if f.allowed else "never"
+    return Explanation(decision=decision, outlooks=outlooks)
+
+
+def _broadest_consent(request: DecisionRequest, categories: Sequence[str]) -> ConsentInForce:
+    """The most a survivor could consent to for these categories: this recipient,
+    this purpose, each category named (a wildcard never covers an explicit one),
+    no field restriction, valid now, given by an adult. The real consent's other
+    conditions (e.g. a minor's guardian) can only deny more."""
+    return ConsentInForce(
+        owner_org=request.subject_owner,
+        recipients=frozenset({request.recipient.id}),
+        purposes=frozenset({request.purpose}),
+        categories=frozenset(categories),
+        valid_from=request.at,
+        expires_at=request.at + timedelta(days=1),
+    )
 
 
 async def set_org_policy(
