@@ -79,3 +79,30 @@ class ConsentReview(Base):
     collaboration_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("collaborations.id"))
     agreement_version: Mapped[int] = mapped_column(Integer)
     flagged_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ConsentGiver(Base):
+    """Who gave a version, as an opaque reference the organization computes (a keyed
+    hash it keeps; the server only compares references, it never sees a person)."""
+
+    __tablename__ = "consent_givers"
+
+    consent_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("consent_versions.id"), primary_key=True
+    )
+    giver_ref: Mapped[str] = mapped_column(String(64))
+
+
+class AllegedAbuser(Base):
+    """A person recorded as the subject's alleged abuser (same opaque reference as
+    `ConsentGiver.giver_ref`): never accepted as the giver of consent for this subject,
+    and any grant they gave stops counting at once. Immutable, like consent versions."""
+
+    __tablename__ = "alleged_abusers"
+    __table_args__ = (UniqueConstraint("subject_id", "person_ref"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    subject_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subjects.id"), index=True)
+    person_ref: Mapped[str] = mapped_column(String(64))
+    recorded_by: Mapped[str] = mapped_column(String(200))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -8,11 +8,13 @@ from typing import Any
 from fastapi import APIRouter, Request, status
 
 from service.auth.dependencies import AppClock, CaseStaff, CaseStaffOrSurvivor, DbSession
-from service.consents import followups
+from service.consents import followups, givers
 from service.consents import service as consent_service
 from service.consents.fhir import to_fhir
 from service.consents.receipts import build_receipt, sign_receipt
 from service.consents.schemas import (
+    AllegedAbuserCreate,
+    AllegedAbuserRead,
     ConsentCreate,
     ConsentList,
     ConsentRead,
@@ -50,6 +52,7 @@ def consent_read(state: ConsentState, *, live: bool) -> ConsentRead:
         evidence_sha256=v.evidence_sha256,
         witness_role=WitnessRole(v.witness_role) if v.witness_role else None,
         given_by=GivenBy(v.given_by),
+        giver_ref=state.giver_ref,
         recorded_by=v.recorded_by,
         recorded_at=v.recorded_at,
         revoked_at=state.revocation.revoked_at if state.revocation else None,
@@ -83,7 +86,7 @@ async def create_consent(
         clock=clock,
         max_days=request.app.state.settings.consent_max_days,
     )
-    state = ConsentState(row, None, latest=True)
+    state = ConsentState(row, None, latest=True, giver_ref=body.giver_ref)
     return consent_read(state, live=state.live(clock.now()))
 
 
@@ -160,3 +163,26 @@ async def list_needing_review(
         state = await consent_service.get_state(session, principal=principal, consent_id=version.id)
         items.append(consent_read(state, live=state.live(now)))
     return ConsentList(items=items)
+
+
+@router.post(
+    "/v1/subjects/{subject_id}/alleged-abusers",
+    status_code=status.HTTP_201_CREATED,
+    responses=ALL_PROBLEMS,
+)
+async def record_alleged_abuser(
+    subject_id: uuid.UUID,
+    body: AllegedAbuserCreate,
+    principal: CaseStaff,
+    session: DbSession,
+    clock: AppClock,
+) -> AllegedAbuserRead:
+    """Record a person, by the opaque reference a grant's `giver_ref` would carry, as the
+    subject's alleged abuser: they can never give consent for this subject, and grants
+    they gave stop counting at once. Idempotent; there is no way to undo it."""
+    row = await givers.record_alleged_abuser(
+        session, principal=principal, subject_id=subject_id, data=body, clock=clock
+    )
+    return AllegedAbuserRead(
+        subject_id=row.subject_id, person_ref=row.person_ref, recorded_at=row.recorded_at
+    )

@@ -47,6 +47,12 @@ class ConsentCreate(StrictInput):
     evidence_sha256: Sha256Hex | None = None
     witness_role: WitnessRole | None = None
     given_by: GivenBy = GivenBy.survivor
+    giver_ref: Sha256Hex | None = Field(
+        default=None,
+        description="Opaque reference to the person who gave consent (lowercase hex of a "
+        "keyed SHA-256 the organization computes and keeps the key of); required unless "
+        "given_by is survivor. Refused if recorded as the subject's alleged abuser.",
+    )
     supersedes: uuid.UUID | None = Field(
         default=None, description="Amend: the id of the current version this one replaces"
     )
@@ -74,6 +80,7 @@ class ConsentRead(BaseModel):
     evidence_sha256: str | None
     witness_role: WitnessRole | None
     given_by: GivenBy
+    giver_ref: str | None
     recorded_by: str
     recorded_at: datetime
     revoked_at: datetime | None
@@ -83,3 +90,15 @@ class ConsentRead(BaseModel):
 
 class ConsentList(BaseModel):
     items: list[ConsentRead]
+
+
+class AllegedAbuserCreate(StrictInput):
+    person_ref: Sha256Hex = Field(
+        description="The same opaque reference a grant's giver_ref would carry for this person"
+    )
+
+
+class AllegedAbuserRead(BaseModel):
+    subject_id: uuid.UUID
+    person_ref: str
+    recorded_at: datetime

@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.audit.log import AuditEvent, append
 from service.auth.principals import Principal, SurvivorPrincipal
 from service.clock import Clock
-from service.consents import followups
-from service.consents.models import ConsentRevocation, ConsentVersion
+from service.consents import followups, givers
+from service.consents.models import ConsentGiver, ConsentRevocation, ConsentVersion
 from service.consents.schemas import ConsentCreate, GivenBy, Method
 from service.errors import ConflictError, NotFoundError, ProblemItem, RuleViolationError
 from service.organizations.models import Organization
@@ -30,11 +30,15 @@ class ConsentState:
     version: ConsentVersion
     revocation: ConsentRevocation | None
     latest: bool
+    giver_ref: str | None = None
+    # The giver is recorded as the subject's alleged abuser: the grant never counts.
+    giver_barred: bool = False
 
     def live(self, at: datetime) -> bool:
         """Live at `at`: the current version, not revoked, within its validity
-        (valid_from inclusive, expires_at exclusive). Expiry needs no job."""
-        if not self.latest:
+        (valid_from inclusive, expires_at exclusive), not given by a person recorded
+        as the subject's alleged abuser. Expiry needs no job."""
+        if not self.latest or self.giver_barred:
             return False
         if self.revocation is not None and self.revocation.revoked_at <= at:
             return False
@@ -48,11 +52,11 @@ def _check_lists(data: ConsentCreate, vocabulary: Vocabulary) -> list[ProblemIte
     if len(set(data.recipients)) != len(data.recipients):
         problems.append(ProblemItem("/recipients", "duplicate recipient"))
     problems += vocabulary.check_purposes("/purposes", data.purposes)
-    named = [c for c in data.categories if c != WILDCARD]
-    if named or not data.categories:
-        problems += vocabulary.check_categories("/categories", named)
-    if data.categories.count(WILDCARD) > 1:
-        problems.append(ProblemItem("/categories", "duplicate category"))
+    # "*" (every category) is checked in place, so that an error's index is the
+    # index of the offending item in the request.
+    problems += vocabulary.check_list(
+        "/categories", data.categories, vocabulary.categories | {WILDCARD}, "category"
+    )
     if data.fields is not None:
         if not data.fields:
             problems.append(ProblemItem("/fields", "an empty list names no field; omit it"))
@@ -88,6 +92,11 @@ def _check_evidence(data: ConsentCreate, subject: Subject) -> list[ProblemItem]:
     if data.given_by is GivenBy.parent_or_guardian and not subject.is_minor:
         problems.append(
             ProblemItem("/given_by", "a parent or guardian consents only for a minor subject")
+        )
+    if data.given_by is not GivenBy.survivor and data.giver_ref is None:
+        # Without a reference to the person, the alleged-abuser rule could not be checked.
+        problems.append(
+            ProblemItem("/giver_ref", f"consent given by a {data.given_by.value} needs giver_ref")
         )
     return problems
 
@@ -141,6 +150,7 @@ async def create(
     problems += _check_times(data, valid_from, now, max_days)
     problems += _check_evidence(data, subject)
     problems += await _check_recipients(session, data.recipients)
+    problems += await givers.check_giver(session, data, subject)
     previous: ConsentVersion | None = None
     if data.supersedes is not None:
         previous = await session.get(ConsentVersion, data.supersedes)
@@ -150,7 +160,8 @@ async def create(
         raise RuleViolationError(errors=problems)
     grant_id, version = uuid.uuid4(), 1
     if previous is not None:
-        history = await _versions(session, previous.grant_id)
+        # Serialize with decisions and other changes of this grant (see _lock_grant).
+        history = await _lock_grant(session, previous.grant_id, exclusive=True)
         if history[0].id != previous.id:
             raise ConflictError("Only the current version of a grant can be amended")
         if await session.get(ConsentRevocation, previous.grant_id) is not None:
@@ -179,6 +190,9 @@ async def create(
     )
     session.add(row)
     await session.flush()
+    if data.giver_ref is not None:
+        session.add(ConsentGiver(consent_id=row.id, giver_ref=data.giver_ref))
+        await session.flush()
     await append(
         session,
         AuditEvent(
@@ -213,10 +227,41 @@ async def get_state(
     return await _state(session, version)
 
 
-async def _state(session: AsyncSession, version: ConsentVersion) -> ConsentState:
-    history = await _versions(session, version.grant_id)
+async def _lock_grant(
+    session: AsyncSession, grant_id: uuid.UUID, *, exclusive: bool
+) -> list[ConsentVersion]:
+    """The grant's versions, newest first, row-locked until the transaction ends.
+
+    The one ordering mechanism between a grant's changes and the decisions made on
+    it (API.md "Ordering"): a decision holds a shared lock while it decides and
+    commits its disclosure; a revocation or amendment takes an exclusive lock first.
+    So a revocation waits for a decision in flight (and its audit entry follows the
+    disclosure's), and a decision that starts after a revocation waits for it and
+    then reads it. On SQLite every write transaction is BEGIN IMMEDIATE, which
+    serializes them all; FOR UPDATE / FOR SHARE is not rendered there."""
+    stmt = (
+        select(ConsentVersion)
+        .where(ConsentVersion.grant_id == grant_id)
+        .order_by(ConsentVersion.version.desc())
+        .with_for_update(read=not exclusive)
+        .execution_options(populate_existing=True)
+    )
+    return list((await session.scalars(stmt)).all())
+
+
+async def _state(
+    session: AsyncSession,
+    version: ConsentVersion,
+    history: list[ConsentVersion] | None = None,
+) -> ConsentState:
+    if history is None:
+        history = await _versions(session, version.grant_id)
     revocation = await session.get(ConsentRevocation, version.grant_id)
-    return ConsentState(version, revocation, latest=history[0].id == version.id)
+    giver = (await givers.giver_refs(session, {version.id})).get(version.id)
+    barred = giver is not None and giver in await givers.abuser_refs(session, version.subject_id)
+    return ConsentState(
+        version, revocation, history[0].id == version.id, giver_ref=giver, giver_barred=barred
+    )
 
 
 async def list_for_subject(
@@ -245,8 +290,16 @@ async def list_for_subject(
     latest: dict[uuid.UUID, int] = {}
     for v in versions:
         latest[v.grant_id] = max(latest.get(v.grant_id, 0), v.version)
+    refs = await givers.giver_refs(session, {v.id for v in versions})
+    abusers = await givers.abuser_refs(session, subject.id)
     return [
-        ConsentState(v, revocations.get(v.grant_id), latest=latest[v.grant_id] == v.version)
+        ConsentState(
+            v,
+            revocations.get(v.grant_id),
+            latest[v.grant_id] == v.version,
+            giver_ref=refs.get(v.id),
+            giver_barred=refs.get(v.id) in abusers,
+        )
         for v in versions
     ]
 
@@ -261,7 +314,11 @@ async def revoke(
 ) -> ConsentState:
     """Withdraw the whole grant, at once and for good. Idempotent: a second revoke
     changes nothing and writes no second audit entry."""
-    state = await get_state(session, principal=principal, consent_id=consent_id)
+    visible = await get_state(session, principal=principal, consent_id=consent_id)
+    # Lock first, then read the revocation again: of two concurrent revokes the second
+    # waits, then finds the first one's row and returns it (D06).
+    history = await _lock_grant(session, visible.version.grant_id, exclusive=True)
+    state = await _state(session, visible.version, history)
     if state.revocation is not None:
         return state
     revocation = ConsentRevocation(
@@ -290,7 +347,7 @@ async def revoke(
         ),
         clock=clock,
     )
-    return ConsentState(state.version, revocation, state.latest)
+    return dataclasses.replace(state, revocation=revocation)
 
 
 def _in_force(state: ConsentState, *, minor: bool) -> ConsentInForce:
@@ -305,6 +362,32 @@ def _in_force(state: ConsentState, *, minor: bool) -> ConsentInForce:
         fields=frozenset(v.fields) if v.fields is not None else None,
         revoked_at=state.revocation.revoked_at if state.revocation else None,
         given_by_minor=minor and v.given_by == GivenBy.survivor.value,
+        given_by_named_abuser=state.giver_barred,
+    )
+
+
+def _coverage(guardian: ConsentVersion, minor: ConsentVersion) -> int:
+    """How many (recipient, purpose, category) triples of the minor's grant the
+    guardian's grant also names (a wildcard counts as naming every category; the
+    engine still applies the explicit-category rule field by field)."""
+    recipients = len(set(guardian.recipients) & set(minor.recipients))
+    purposes = len(set(guardian.purposes) & set(minor.purposes))
+    categories = (
+        len(minor.categories)
+        if WILDCARD in guardian.categories
+        else len(set(guardian.categories) & set(minor.categories))
+    )
+    return recipients * purposes * categories
+
+
+def _best_guardian(states: list[ConsentState], minor: ConsentVersion) -> ConsentState | None:
+    """The guardian grant that matches the minor's best: most coverage, then the most
+    recently recorded, then the id (deterministic)."""
+    if not states:
+        return None
+    return max(
+        states,
+        key=lambda s: (_coverage(s.version, minor), s.version.recorded_at, str(s.version.id)),
     )
 
 
@@ -313,11 +396,17 @@ async def consent_in_force(
 ) -> ConsentInForce | None:
     """What the policy engine decides on, read afresh at release time: the grant's
     revocation and expiry as they are now; a superseded version allows nothing; a
-    minor's grant comes with a live parent-or-guardian grant for the same subject."""
+    grant given by a person recorded as the alleged abuser carries that mark (the
+    policy denies); a minor's grant comes with the live parent-or-guardian grant for
+    the same subject that matches it best.
+
+    Takes a shared lock on the grant until the caller's transaction ends, so a
+    revocation cannot commit between this read and the caller's disclosure."""
     version = await session.get(ConsentVersion, consent_id)
     if version is None:
         return None
-    state = await _state(session, version)
+    history = await _lock_grant(session, version.grant_id, exclusive=False)
+    state = await _state(session, version, history)
     if not state.latest:
         return None
     subject = await session.get(Subject, version.subject_id)
@@ -330,10 +419,10 @@ async def consent_in_force(
         for s in await _subject_states(session, version.subject_id)
         if s.version.given_by == GivenBy.parent_or_guardian.value and s.live(at)
     ]
-    if not guardians:
+    best = _best_guardian(guardians, version)
+    if best is None:
         return consent
-    guardian = _in_force(guardians[0], minor=False)
-    return dataclasses.replace(consent, guardian=guardian)
+    return dataclasses.replace(consent, guardian=_in_force(best, minor=False))
 
 
 async def _subject_states(session: AsyncSession, subject_id: uuid.UUID) -> list[ConsentState]:

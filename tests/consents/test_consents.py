@@ -73,6 +73,8 @@ async def test_a_grant_is_recorded_live_and_audited(
         ({"evidence_sha256": ...}, "/evidence_sha256"),
         ({"method": "verbal", "evidence_sha256": ...}, "/witness_role"),
         ({"given_by": "parent_or_guardian"}, "/given_by"),
+        ({"given_by": "legal_representative"}, "/giver_ref"),
+        ({"giver_ref": "AB" * 32}, "/giver_ref"),
         ({"supersedes": "00000000-0000-4000-8000-000000000000"}, "/supersedes"),
     ],
 )
@@ -185,7 +187,9 @@ async def test_a_minors_grant_needs_a_live_guardian_grant(
     assert alone is not None
     assert alone.given_by_minor
     assert alone.guardian is None
-    guardian = await _create(client, world, subject, given_by="parent_or_guardian")
+    guardian = await _create(
+        client, world, subject, given_by="parent_or_guardian", giver_ref="cd" * 32
+    )
     assert guardian.status_code == 201
     async with app.state.sessionmaker() as session:
         paired = await consent_in_force(session, uuid_of(own), world.clock.now())

@@ -1,23 +1,19 @@
 """What follows a withdrawal or an agreement change: earlier recipients are queued a
-notice (outbox), grants that relied on a dropped purpose are flagged for review, and
-a decision made after a committed revocation reads it (no stale cache)."""
+notice (outbox), and grants that relied on a dropped purpose are flagged for review.
+Revocation versus decision is in test_races.py."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import select
 
 from service.audit.log import AuditEvent, append
 from service.auth.principals import Principal, Role
 from service.consents.models import ConsentNotification
-from service.consents.service import consent_in_force
 from service.sectors import Sector
-from tests.support.databases import TestDatabase
 from tests.support.factories import new_consent
 from tests.support.world import FLOW_CATEGORIES, World
 
@@ -86,27 +82,3 @@ async def test_a_narrowed_agreement_flags_the_grants_that_relied_on_it(
     assert [c["id"] for c in flagged] == [consent]
     other = world.headers("shelter", Role.caseworker)
     assert (await client.get("/v1/consent-reviews", headers=other)).json()["items"] == []
-
-
-@pytest.mark.pg_only
-async def test_D_a_decision_after_a_committed_revocation_reads_it(
-    app: Any, client: httpx.AsyncClient, world: World, db: TestDatabase
-) -> None:
-    if db.engine != "postgresql":
-        pytest.skip("two concurrent transactions need PostgreSQL (SQLite has one writer)")
-    _, consent = await _grant(client, world)
-    consent_id = uuid.UUID(consent)
-    async with app.state.sessionmaker() as decider:
-        # The deciding transaction is already open and has read the consent as live.
-        before = await consent_in_force(decider, consent_id, world.clock.now())
-        assert before is not None
-        assert before.revoked_at is None
-        revoked = await client.post(
-            f"/v1/consents/{consent}/revoke",
-            json={"reason": "x"},
-            headers=world.headers("vsp", Role.caseworker),
-        )
-        assert revoked.status_code == 200
-        after = await consent_in_force(decider, consent_id, world.clock.now())
-        assert after is not None
-        assert after.revoked_at is not None

@@ -224,6 +224,7 @@ COVERED_ELSEWHERE = {
     ("GET", "/v1/consents/{consent_id}/receipt"),
     ("GET", "/v1/consents/{consent_id}/fhir"),
     ("POST", "/v1/subjects/{subject_id}/access-links"),  # tests/consents/test_survivor_access.py
+    ("POST", "/v1/subjects/{subject_id}/alleged-abusers"),  # tests/consents/test_matrix.py
 }
 
 
