@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
 
@@ -26,6 +27,8 @@ from service.organizations.router import router as organizations_router
 from service.pagination import CursorCodec
 from service.policy.router import router as policy_router
 from service.policy_setup import load_policies
+from service.referrals.router import router as referrals_router
+from service.referrals.shred import sweep_loop
 from service.settings import Environment, Settings
 from service.subjects.router import router as subjects_router
 
@@ -62,13 +65,22 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 interval=settings.audit_checkpoint_interval_seconds,
             )
         )
+        sweeper = asyncio.create_task(
+            sweep_loop(
+                app.state.sessionmaker,
+                retention=timedelta(days=settings.referral_retention_days),
+                clock=app.state.clock,
+                interval=settings.sweep_interval_seconds,
+            )
+        )
         log.info("started", extra={"event": "app.started"})
         try:
             yield
         finally:
-            checkpoints.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await checkpoints
+            for task in (checkpoints, sweeper):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await engine.dispose()
 
     app = FastAPI(
@@ -91,8 +103,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         policy_router,
         audit_router,
         consents_router,
+        referrals_router,
     ):
         app.include_router(router)
+    if settings.test_hooks:
+        from service.bench_hooks import router as bench_router
+
+        app.include_router(bench_router)
     app.add_middleware(
         RequestGuard, max_body_bytes=settings.max_body_bytes, metrics=metrics, root=app
     )

@@ -208,6 +208,34 @@ def org_create(
 
 
 @app.command()
+def sweep() -> None:
+    """Crypto-shred now: destroy the ciphertexts and sealed keys of referrals past
+    their retention, withdrawn or declined (the running service does this every
+    ACCORD_SWEEP_INTERVAL_SECONDS). Prints the referral ids shredded."""
+    from datetime import timedelta
+
+    from service.referrals.shred import run_sweep
+
+    settings = Settings()
+
+    async def run() -> list[uuid.UUID]:
+        engine = make_engine(settings)
+        try:
+            if settings.auto_migrate:
+                await migrate.upgrade(engine)
+            return await run_sweep(
+                make_sessionmaker(engine),
+                retention=timedelta(days=settings.referral_retention_days),
+                clock=SystemClock(),
+            )
+        finally:
+            await engine.dispose()
+
+    shredded = asyncio.run(run())
+    typer.echo(json.dumps({"shredded": [str(i) for i in shredded]}, indent=2))
+
+
+@app.command()
 def demo() -> None:
     """Create a demonstration federation (five organizations, one collaboration with
     an agreement) and print a development token for each of its principals."""

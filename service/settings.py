@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     audit_origin: str = "accord.localhost/audit"
     # How often the service signs and keeps a checkpoint of the audit log (if it grew).
     audit_checkpoint_interval_seconds: float = Field(default=300.0, ge=1.0)
+    # Crypto-shredding: delivered referrals keep their ciphertexts this long.
+    referral_retention_days: float = Field(default=7.0, ge=0.0, le=365.0)
+    sweep_interval_seconds: float = Field(default=300.0, ge=1.0)
     # Test-only hooks (pause points, fault injection); production refuses them.
     test_hooks: bool = False
     log_level: str = "INFO"

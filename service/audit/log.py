@@ -107,6 +107,16 @@ async def append(session: AsyncSession, event: AuditEvent, *, clock: Clock) -> A
     return entry
 
 
+def disclosure_recipient(entry: AuditEntry) -> uuid.UUID | None:
+    """Who received a disclosure. A delivery's entry names the discloser (the
+    sender or holder) as counterpart, so that organization's auditors see it, and
+    the recipient in its details; older entries name the recipient as counterpart."""
+    recipient = json.loads(entry.body).get("details", {}).get("recipient_org")
+    if isinstance(recipient, str):
+        return uuid.UUID(recipient)
+    return entry.counterpart_org_id
+
+
 def entry_json(entry: AuditEntry) -> dict[str, Any]:
     """The exported form: the canonical document itself."""
     document: dict[str, Any] = json.loads(entry.body)

@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.audit.log import disclosure_recipient
 from service.audit.models import AuditEntry
 from service.auth.principals import Principal
 from service.clock import Clock
@@ -57,9 +58,9 @@ async def notify_earlier_recipients(
         )
     ).all()
     recipients = {
-        e.counterpart_org_id
+        recipient
         for e in entries
-        if e.counterpart_org_id is not None
+        if (recipient := disclosure_recipient(e)) is not None
         and json.loads(e.body).get("details", {}).get("consent_id") in ids
     }
     rows = [

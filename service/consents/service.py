@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.audit.log import AuditEvent, append
+from service.audit.log import AuditEvent, append, lock_head
 from service.auth.principals import Principal, SurvivorPrincipal
 from service.clock import Clock
 from service.consents import followups, givers
@@ -20,6 +20,7 @@ from service.consents.schemas import ConsentCreate, GivenBy, Method
 from service.errors import ConflictError, NotFoundError, ProblemItem, RuleViolationError
 from service.organizations.models import Organization
 from service.policy.inputs import WILDCARD, ConsentInForce
+from service.referrals import shred
 from service.subjects.models import Subject
 from service.subjects.service import get_owned, resolve_subject
 from service.vocabulary import Vocabulary
@@ -160,7 +161,9 @@ async def create(
         raise RuleViolationError(errors=problems)
     grant_id, version = uuid.uuid4(), 1
     if previous is not None:
-        # Serialize with decisions and other changes of this grant (see _lock_grant).
+        # Serialize with decisions and other changes of this grant (see _lock_grant);
+        # the audit head first, the lock order of every release (service/release.py).
+        await lock_head(session)
         history = await _lock_grant(session, previous.grant_id, exclusive=True)
         if history[0].id != previous.id:
             raise ConflictError("Only the current version of a grant can be amended")
@@ -316,7 +319,9 @@ async def revoke(
     changes nothing and writes no second audit entry."""
     visible = await get_state(session, principal=principal, consent_id=consent_id)
     # Lock first, then read the revocation again: of two concurrent revokes the second
-    # waits, then finds the first one's row and returns it (D06).
+    # waits, then finds the first one's row and returns it (D06). The audit head
+    # first: the lock order of every release (service/release.py).
+    await lock_head(session)
     history = await _lock_grant(session, visible.version.grant_id, exclusive=True)
     state = await _state(session, visible.version, history)
     if state.revocation is not None:
@@ -332,6 +337,8 @@ async def revoke(
     notified = await followups.notify_earlier_recipients(
         session, version=state.version, clock=clock
     )
+    # Fields sent under the grant and never released are destroyed now.
+    await shred.shred_for_revoked_grant(session, {v.id for v in history}, clock=clock)
     await append(
         session,
         AuditEvent(

@@ -66,13 +66,13 @@ async def get_disclosures(
     subject, rows = await subject_service.disclosures(session, who=who, subject_id=subject_id)
     await subject_service.record_link_use(session, who=who, what="disclosures", clock=clock)
     items = []
-    for entry, org in rows:
+    for entry, recipient, org in rows:
         details = json.loads(entry.body).get("details", {})
         items.append(
             DisclosureAccount(
                 seq=entry.seq,
                 at=entry.at,
-                recipient_org_id=entry.counterpart_org_id,
+                recipient_org_id=recipient,
                 recipient_name=org.name if org else None,
                 categories=sorted(set(details.get("categories", []))),
                 purpose=details.get("purpose"),

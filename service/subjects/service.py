@@ -9,7 +9,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit import service as audit_service
-from service.audit.log import AuditEvent, append
+from service.audit.log import AuditEvent, append, disclosure_recipient
 from service.audit.models import AuditEntry
 from service.auth.principals import Principal, SurvivorPrincipal
 from service.auth.tokens import SURVIVOR_TYP, encode_eddsa
@@ -57,24 +57,21 @@ async def get_owned(
 
 async def disclosures(
     session: AsyncSession, *, who: Principal | SurvivorPrincipal, subject_id: uuid.UUID
-) -> tuple[Subject, list[tuple[AuditEntry, Organization | None]]]:
-    """The accounting of disclosures, for the owner's staff or the survivor."""
+) -> tuple[Subject, list[tuple[AuditEntry, uuid.UUID | None, Organization | None]]]:
+    """The accounting of disclosures, for the owner's staff or the survivor: each
+    entry with its recipient's id and directory record."""
     subject = await resolve_subject(session, who=who, subject_id=subject_id)
     entries = await audit_service.subject_disclosures(session, str(subject.id))
+    recipients = [disclosure_recipient(e) for e in entries]
+    wanted = {r for r in recipients if r is not None}
     orgs = {
         org.id: org
         for org in (
-            await session.scalars(
-                select(Organization).where(
-                    Organization.id.in_(
-                        {e.counterpart_org_id for e in entries if e.counterpart_org_id}
-                    )
-                )
-            )
+            await session.scalars(select(Organization).where(Organization.id.in_(wanted)))
         ).all()
     }
     return subject, [
-        (e, orgs.get(e.counterpart_org_id) if e.counterpart_org_id else None) for e in entries
+        (e, r, orgs.get(r) if r else None) for e, r in zip(entries, recipients, strict=True)
     ]
 
 

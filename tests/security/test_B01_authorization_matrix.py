@@ -225,6 +225,17 @@ COVERED_ELSEWHERE = {
     ("GET", "/v1/consents/{consent_id}/fhir"),
     ("POST", "/v1/subjects/{subject_id}/access-links"),  # tests/consents/test_survivor_access.py
     ("POST", "/v1/subjects/{subject_id}/alleged-abusers"),  # tests/consents/test_matrix.py
+    # tests/referrals/test_referral_security.py (B02, B03, roles and parties):
+    ("POST", "/v1/referrals"),
+    ("GET", "/v1/referrals"),
+    ("GET", "/v1/referrals/{referral_id}"),
+    ("POST", "/v1/referrals/{referral_id}/deliver"),
+    ("POST", "/v1/referrals/{referral_id}/accept"),
+    ("POST", "/v1/referrals/{referral_id}/decline"),
+    ("POST", "/v1/referrals/{referral_id}/close"),
+    ("POST", "/v1/referrals/{referral_id}/withdraw"),
+    # Registered only with test_hooks on: tests/referrals/test_bench_hook.py
+    ("POST", "/v1/_bench/baseline"),
 }
 
 

@@ -1,0 +1,1 @@
+"""Referrals: a sealed envelope from one organization to another, decided at release."""

@@ -1,0 +1,401 @@
+"""Sending referrals and moving them through their lifecycle (API.md "Referrals").
+
+sent -> delivered -> accepted | declined -> closed; the sender may withdraw before
+delivery; the recipient may decline before accepting. Every change is timestamped
+on the referral's timeline and audited in the same transaction; an invalid
+transition is a 409 and changes nothing. Referral metadata is visible to staff of
+the two organizations and to oversight auditors; everyone else gets 404.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Sequence
+from typing import Final
+
+from sqlalchemy import Select, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.audit.log import AuditEvent, append, lock_head
+from service.auth.principals import Principal, Role
+from service.clock import Clock
+from service.consents.models import ConsentVersion
+from service.envelopes import verify
+from service.envelopes.format import Envelope
+from service.envelopes.format import envelope_id as envelope_id_of
+from service.errors import (
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    ProblemItem,
+    RuleViolationError,
+)
+from service.organizations.models import Organization
+from service.organizations.service import current_keys
+from service.pagination import PageRequest
+from service.policy.decisions import Decision
+from service.policy.engine import PolicyEngine
+from service.policy.inputs import FieldRef
+from service.referrals import shred
+from service.referrals.models import Referral, ReferralEvent, ReferralField, ReferralStatus
+from service.referrals.schemas import ReferralCreate
+from service.release import ReleaseInputs, decide_at_release, decision_facts
+from service.subjects.service import get_owned
+
+STAFF: Final = (Role.caseworker, Role.supervisor, Role.org_admin, Role.auditor)
+CONSENT_BASIS: Final = "consent"
+
+
+class PolicyRefusedError(RuleViolationError):
+    """Policy would not release one or more fields; nothing is stored."""
+
+    type_slug = "policy-refused"
+    title = "Policy would not release one or more fields"
+
+
+class EnvelopeReplayError(RuleViolationError):
+    """The same envelope (same canonical bytes) is never accepted twice (422)."""
+
+    type_slug = "envelope-replayed"
+    title = "This envelope has already been accepted"
+
+
+def visible_referrals(principal: Principal) -> Select[Referral]:
+    stmt = select(Referral)
+    if principal.has_any(Role.auditor) and principal.sector.value == "oversight":
+        return stmt
+    if not principal.has_any(*STAFF):
+        return stmt.where(Referral.id.is_(None))
+    return stmt.where(
+        or_(
+            Referral.sender_org_id == principal.org_id,
+            Referral.recipient_org_id == principal.org_id,
+        )
+    )
+
+
+async def get_visible(
+    session: AsyncSession, *, principal: Principal, referral_id: uuid.UUID, lock: bool = False
+) -> Referral:
+    stmt = visible_referrals(principal).where(Referral.id == referral_id)
+    if lock:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    referral = (await session.scalars(stmt)).first()
+    if referral is None:
+        raise NotFoundError()
+    return referral
+
+
+def request_fingerprint(data: ReferralCreate) -> str:
+    material = json.dumps(data.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def _refusal(decision: Decision) -> PolicyRefusedError:
+    return PolicyRefusedError(
+        errors=[
+            ProblemItem(
+                f"/envelope/fields/{f.name}",
+                "policy would not release this field",
+                {
+                    "field": f.name,
+                    "category": f.category,
+                    "reasons": list(f.reasons),
+                    "policies": list(f.policy_ids),
+                },
+            )
+            for f in decision.denied
+        ]
+    )
+
+
+async def _check_request(
+    session: AsyncSession, principal: Principal, data: ReferralCreate, engine: PolicyEngine
+) -> tuple[list[ProblemItem], Envelope | None]:
+    problems: list[ProblemItem] = []
+    if data.purpose not in engine.taxonomy.vocabulary.purposes:
+        problems.append(ProblemItem("/purpose", "unknown purpose"))
+    recipient = await session.get(Organization, data.recipient_org_id)
+    if recipient is None or not recipient.active:
+        problems.append(ProblemItem("/recipient_org_id", "no such active organization"))
+    elif recipient.id == principal.org_id:
+        problems.append(ProblemItem("/recipient_org_id", "a referral goes to another organization"))
+    consent = await session.get(ConsentVersion, data.consent_id)
+    if consent is None or consent.subject_id != data.subject_id:
+        problems.append(ProblemItem("/consent_id", "no such consent for this subject"))
+    envelope: Envelope | None = None
+    try:
+        envelope = verify.parse_envelope(data.envelope, path="envelope")
+    except verify.EnvelopeRejectedError as exc:
+        problems += exc.errors
+    if problems or envelope is None:
+        return problems, None
+    keys = await current_keys(session, [principal.org_id, data.recipient_org_id])
+    signing = keys.get(principal.org_id, {}).get("signing")
+    encryption = keys.get(data.recipient_org_id, {}).get("encryption")
+    if signing is None:
+        problems.append(ProblemItem("/envelope/sender_key_id", "your organization has no keys"))
+    if encryption is None:
+        problems.append(ProblemItem("/recipient_org_id", "the recipient has no registered keys"))
+    if signing is not None and encryption is not None:
+        try:
+            verify.verify_submission(
+                envelope,
+                sender_org=str(principal.org_id),
+                sender_public_key=signing.public_key,
+                recipient_org=str(data.recipient_org_id),
+                recipient_key_id=encryption.key_id,
+                subject_id=str(data.subject_id),
+                purpose=data.purpose,
+                consent_id=str(data.consent_id),
+            )
+        except verify.EnvelopeRejectedError as exc:
+            problems += exc.errors
+    return problems, envelope
+
+
+async def create(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    engine: PolicyEngine,
+    data: ReferralCreate,
+    idempotency_key: str | None,
+    clock: Clock,
+) -> tuple[Referral, bool]:
+    """Validate everything, decide every field now, store. Returns (referral, created);
+    a retry with the same Idempotency-Key and body returns the first referral."""
+    fingerprint = request_fingerprint(data)
+    # The audit head first (service/release.py): creates are serialized with each
+    # other, so the idempotency and replay checks below cannot race.
+    await lock_head(session)
+    if idempotency_key is not None:
+        earlier = (
+            await session.scalars(
+                select(Referral).where(
+                    Referral.sender_org_id == principal.org_id,
+                    Referral.idempotency_key == idempotency_key,
+                )
+            )
+        ).first()
+        if earlier is not None:
+            if earlier.request_sha256 != fingerprint:
+                raise RuleViolationError(
+                    "This Idempotency-Key was used with a different request",
+                    errors=[ProblemItem("header:/Idempotency-Key", "reused with another body")],
+                )
+            return earlier, False
+    subject = await get_owned(session, principal=principal, subject_id=data.subject_id)
+    problems, envelope = await _check_request(session, principal, data, engine)
+    if problems or envelope is None:
+        raise RuleViolationError(errors=problems)
+    envelope_id = envelope_id_of(envelope)
+    if (
+        await session.scalars(select(Referral.id).where(Referral.envelope_id == envelope_id))
+    ).first() is not None:
+        raise EnvelopeReplayError(
+            errors=[ProblemItem("/envelope", "this envelope was already sent; seal a new one")]
+        )
+    decision = await decide_at_release(
+        session,
+        engine,
+        ReleaseInputs(
+            actor_org_id=principal.org_id,
+            actor_roles=frozenset(r.value for r in principal.roles),
+            sender_org_id=principal.org_id,
+            recipient_org_id=data.recipient_org_id,
+            subject_owner=subject.owner_org_id,
+            purpose=data.purpose,
+            legal_basis=CONSENT_BASIS,
+            consent_id=data.consent_id,
+            fields=[FieldRef(f.name, f.category) for f in envelope.fields],
+        ),
+        clock=clock,
+    )
+    if decision.denied:
+        raise _refusal(decision)
+    now = clock.now()
+    referral = Referral(
+        id=uuid.uuid4(),
+        sender_org_id=principal.org_id,
+        recipient_org_id=data.recipient_org_id,
+        subject_id=subject.id,
+        consent_id=data.consent_id,
+        purpose=data.purpose,
+        services_requested=[s.value for s in data.services_requested],
+        urgency=data.urgency.value,
+        status=ReferralStatus.sent.value,
+        envelope_id=envelope_id,
+        envelope_header=envelope.header.to_json(),
+        signature=envelope.signature,
+        sender_roles=sorted(r.value for r in principal.roles),
+        created_by=principal.label,
+        created_at=now,
+        updated_at=now,
+        idempotency_key=idempotency_key,
+        request_sha256=fingerprint,
+    )
+    session.add(referral)
+    await session.flush()
+    session.add_all(
+        ReferralField(
+            referral_id=referral.id,
+            name=f.name,
+            category=f.category,
+            ciphertext_sha256=entry.ciphertext_sha256,
+            sealed_key_sha256=entry.sealed_key_sha256,
+            key_commitment=f.key_commitment,
+            ciphertext=f.ciphertext,
+            sealed_key=f.sealed_key,
+        )
+        for f, entry in zip(envelope.fields, envelope.manifest(), strict=True)
+    )
+    entry = await append(
+        session,
+        AuditEvent(
+            "referral.sent",
+            principal,
+            subject_ref=str(subject.id),
+            counterpart_org_id=data.recipient_org_id,
+            details={
+                "referral_id": str(referral.id),
+                "envelope_id": envelope_id,
+                "consent_id": str(data.consent_id),
+                "purpose": data.purpose,
+                "fields": [{"name": f.name, "category": f.category} for f in envelope.fields],
+                **decision_facts(decision),
+            },
+        ),
+        clock=clock,
+    )
+    await record_event(session, referral, "sent", principal, entry.seq, clock)
+    return referral, True
+
+
+async def record_event(
+    session: AsyncSession,
+    referral: Referral,
+    event: str,
+    principal: Principal | None,
+    seq: int | None,
+    clock: Clock,
+    detail: str | None = None,
+) -> None:
+    session.add(
+        ReferralEvent(
+            referral_id=referral.id,
+            at=clock.now(),
+            event=event,
+            actor=principal.label if principal else "system",
+            actor_org_id=principal.org_id if principal else None,
+            detail=detail,
+            audit_seq=seq,
+        )
+    )
+    await session.flush()
+
+
+async def list_visible(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    box: str,
+    status: ReferralStatus | None,
+    page: PageRequest,
+) -> list[Referral]:
+    column = Referral.sender_org_id if box == "sent" else Referral.recipient_org_id
+    stmt = visible_referrals(principal).where(column == principal.org_id)
+    if status is not None:
+        stmt = stmt.where(Referral.status == status.value)
+    if page.after is not None:
+        stmt = stmt.where(
+            or_(
+                Referral.created_at < page.after.at,
+                (Referral.created_at == page.after.at) & (Referral.id < page.after.id),
+            )
+        )
+    stmt = stmt.order_by(Referral.created_at.desc(), Referral.id.desc()).limit(page.limit + 1)
+    return list((await session.scalars(stmt)).all())
+
+
+async def fields_of(
+    session: AsyncSession, referral_ids: Sequence[uuid.UUID]
+) -> list[ReferralField]:
+    stmt = (
+        select(ReferralField)
+        .where(ReferralField.referral_id.in_(list(referral_ids)))
+        .order_by(ReferralField.referral_id, ReferralField.name)
+    )
+    return list((await session.scalars(stmt)).all())
+
+
+async def timeline_of(
+    session: AsyncSession, referral_ids: Sequence[uuid.UUID]
+) -> list[ReferralEvent]:
+    stmt = (
+        select(ReferralEvent)
+        .where(ReferralEvent.referral_id.in_(list(referral_ids)))
+        .order_by(ReferralEvent.id)
+    )
+    return list((await session.scalars(stmt)).all())
+
+
+# (action, party allowed, states it may start from, state it leads to)
+TRANSITIONS: Final[dict[str, tuple[str, frozenset[ReferralStatus], ReferralStatus]]] = {
+    "accept": ("recipient", frozenset({ReferralStatus.delivered}), ReferralStatus.accepted),
+    "decline": (
+        "recipient",
+        frozenset({ReferralStatus.sent, ReferralStatus.delivered}),
+        ReferralStatus.declined,
+    ),
+    "close": ("recipient", frozenset({ReferralStatus.accepted}), ReferralStatus.closed),
+    "withdraw": ("sender", frozenset({ReferralStatus.sent}), ReferralStatus.withdrawn),
+}
+
+
+async def transition(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    referral_id: uuid.UUID,
+    action: str,
+    clock: Clock,
+    decline_reason: str | None = None,
+    outcome: str | None = None,
+) -> Referral:
+    party, sources, target = TRANSITIONS[action]
+    referral = await get_visible(session, principal=principal, referral_id=referral_id, lock=True)
+    org = referral.recipient_org_id if party == "recipient" else referral.sender_org_id
+    if principal.org_id != org or not principal.has_any(Role.caseworker, Role.supervisor):
+        raise ForbiddenError(f"Only the {party}'s caseworkers and supervisors may {action}")
+    if ReferralStatus(referral.status) not in sources:
+        raise ConflictError(f"A referral that is {referral.status} cannot be {target.value}")
+    referral.status = target.value
+    referral.updated_at = clock.now()
+    if decline_reason is not None:
+        referral.decline_reason = decline_reason
+    if outcome is not None:
+        referral.outcome = outcome
+    if target in (ReferralStatus.withdrawn, ReferralStatus.declined):
+        await shred.shred_referral(session, referral, reason=target.value, clock=clock)
+    entry = await append(
+        session,
+        AuditEvent(
+            f"referral.{target.value}",
+            principal,
+            subject_ref=str(referral.subject_id),
+            counterpart_org_id=(
+                referral.sender_org_id if party == "recipient" else referral.recipient_org_id
+            ),
+            details={
+                "referral_id": str(referral.id),
+                **({"reason": decline_reason} if decline_reason else {}),
+                **({"outcome": outcome} if outcome else {}),
+            },
+        ),
+        clock=clock,
+    )
+    await record_event(session, referral, target.value, principal, entry.seq, clock)
+    return referral

@@ -1,0 +1,224 @@
+"""Release-time decisions on both engines (DESIGN.md guarantee 2): a delivery decides
+every field again at that moment, is audited in its own transaction, and the
+sweep crypto-shreds what must not be kept."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+
+from service.audit.models import AuditEntry
+from service.auth.principals import Role
+from service.referrals.models import ReferralField
+from service.referrals.shred import run_sweep
+from tests.referrals.support import PLANTED, Kit, make_kit
+from tests.support.databases import TestDatabase
+from tests.support.world import World
+
+FORBID_CONTACT = """@id("no-contact-to-shelters")
+@reason("We do not send contact details to shelters.")
+forbid (principal, action == Action::"release", resource)
+when { resource.name == "contact" && principal.recipient_sector == "shelter" };
+"""
+
+
+@pytest.fixture
+async def kit(client: httpx.AsyncClient, world: World) -> Kit:
+    return await make_kit(client, world)
+
+
+async def _entry(app: Any, seq: int) -> dict[str, Any]:
+    async with app.state.sessionmaker() as session:
+        row = (await session.scalars(select(AuditEntry).where(AuditEntry.seq == seq))).one()
+        document: dict[str, Any] = json.loads(row.body)
+        return document
+
+
+async def _secret_bytes(app: Any, referral_id: str) -> list[tuple[str, bool]]:
+    async with app.state.sessionmaker() as session:
+        rows = (
+            await session.scalars(
+                select(ReferralField).where(ReferralField.referral_id == uuid.UUID(referral_id))
+            )
+        ).all()
+        return sorted((r.name, r.ciphertext is not None and r.sealed_key is not None) for r in rows)
+
+
+async def test_D01_revoke_after_send_withholds_and_destroys_the_sealed_keys(
+    kit: Kit, app: Any
+) -> None:
+    referral = await kit.send()
+    r = await kit.client.post(
+        f"/v1/consents/{kit.consent['id']}/revoke",
+        json={"reason": "survivor asked"},
+        headers=kit.staff("vsp"),
+    )
+    assert r.status_code == 200
+    assert await _secret_bytes(app, referral["id"]) == [(n, False) for n in sorted(PLANTED)]
+    r = await kit.deliver(referral["id"])
+    assert r.status_code == 200
+    delivery = r.json()
+    assert delivery["released"] == []
+    assert {w["name"] for w in delivery["withheld"]} == set(PLANTED)
+    entry = await _entry(app, delivery["disclosure_seq"])
+    assert entry["action"] == "withheld"
+    cited = {p for w in entry["details"]["withheld"] for p in w["policies"]}
+    assert cited
+    assert "crypto-shredded" not in cited
+    opened = await kit.open(delivery)
+    assert dict(opened.values) == {}
+    assert {w.name for w in opened.withheld} == set(PLANTED)
+
+
+async def test_recipient_removed_from_the_collaboration_is_withheld(kit: Kit) -> None:
+    referral = await kit.send()
+    r = await kit.client.delete(
+        f"/v1/collaborations/{kit.world.collaboration_id}/members/{kit.world.orgs['shelter']}",
+        headers=kit.world.headers("platform", Role.platform_admin),
+    )
+    assert r.status_code in (200, 204), r.text
+    delivery = (await kit.deliver(referral["id"])).json()
+    assert delivery["released"] == []
+    assert all(w["policies"] for w in delivery["withheld"])
+
+
+async def test_forbid_rule_added_after_send_withholds_that_field_only(kit: Kit, app: Any) -> None:
+    referral = await kit.send()
+    r = await kit.client.put(
+        f"/v1/organizations/{kit.world.orgs['vsp']}/policy",
+        json={"cedar": FORBID_CONTACT},
+        headers=kit.world.headers("vsp", Role.org_admin),
+    )
+    assert r.status_code == 200, r.text
+    delivery = (await kit.deliver(referral["id"])).json()
+    withheld = {w["name"]: w for w in delivery["withheld"]}
+    assert set(withheld) == {"phone"}
+    assert withheld["phone"]["policies"] == [f"org/{kit.world.orgs['vsp']}/no-contact-to-shelters"]
+    opened = await kit.open(delivery)
+    assert dict(opened.values) == {k: v for k, v in PLANTED.items() if k != "phone"}
+    entry = await _entry(app, delivery["disclosure_seq"])
+    assert entry["details"]["org_rules"][0]["version"] == 1  # D09: the new version cited
+
+
+async def test_F10_entry_matches_the_response_exactly(kit: Kit, app: Any) -> None:
+    referral = await kit.send()
+    await kit.client.put(
+        f"/v1/organizations/{kit.world.orgs['vsp']}/policy",
+        json={"cedar": FORBID_CONTACT},
+        headers=kit.world.headers("vsp", Role.org_admin),
+    )
+    delivery = (await kit.deliver(referral["id"])).json()
+    entry = await _entry(app, delivery["disclosure_seq"])
+    assert entry["action"] == "disclosure"
+    assert entry["subject"] == kit.subject
+    assert entry["details"]["recipient_org"] == str(kit.world.orgs["shelter"])
+    released = {
+        f["name"]: hashlib.sha256(base64.b64decode(f["ciphertext"])).hexdigest()
+        for f in delivery["released"]
+    }
+    assert {r["name"]: r["ciphertext_sha256"] for r in entry["details"]["released"]} == released
+    assert [w["name"] for w in entry["details"]["withheld"]] == [
+        w["name"] for w in delivery["withheld"]
+    ]
+    assert entry["details"]["policy_version"]
+    assert "Zo" not in json.dumps(entry)  # never a value
+
+
+async def test_second_delivery_decides_and_is_audited_again(kit: Kit) -> None:
+    referral = await kit.send()
+    first = (await kit.deliver(referral["id"])).json()
+    second = (await kit.deliver(referral["id"])).json()
+    assert second["disclosure_seq"] > first["disclosure_seq"]
+    assert dict((await kit.open(second)).values) == PLANTED
+
+
+async def test_F09_audit_append_failure_releases_nothing(
+    kit: Kit, db: TestDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service.referrals import deliver as deliver_module
+
+    referral = await kit.send()
+
+    async def failing_append(*_args: Any, **_kwargs: Any) -> None:
+        raise OperationalError("INSERT INTO audit_entries", {}, Exception("injected fault"))
+
+    before = db.dump()
+    monkeypatch.setattr(deliver_module, "append", failing_append)
+    r = await kit.deliver(referral["id"])
+    assert r.status_code == 503, r.text
+    assert "Retry-After" in r.headers
+    assert "ciphertext" not in r.text
+    assert "released" not in r.text
+    assert db.dump() == before
+    monkeypatch.undo()
+    state = await kit.client.get(f"/v1/referrals/{referral['id']}", headers=kit.staff("vsp"))
+    assert state.json()["status"] == "sent"
+    assert (await kit.deliver(referral["id"])).status_code == 200  # the retry succeeds
+
+
+async def test_sweep_shreds_after_retention_and_keeps_metadata(
+    kit: Kit, app: Any, db: TestDatabase
+) -> None:
+    referral = await kit.send()
+    delivery = (await kit.deliver(referral["id"])).json()
+    ciphertexts = [f["ciphertext"] for f in delivery["released"]]
+    retention = timedelta(days=7)
+    assert await run_sweep(app.state.sessionmaker, retention=retention, clock=kit.world.clock) == []
+    kit.world.clock.advance(retention.total_seconds() - 1)
+    assert await run_sweep(app.state.sessionmaker, retention=retention, clock=kit.world.clock) == []
+    kit.world.clock.advance(1)
+    shredded = await run_sweep(app.state.sessionmaker, retention=retention, clock=kit.world.clock)
+    assert [str(i) for i in shredded] == [referral["id"]]
+    assert await _secret_bytes(app, referral["id"]) == [(n, False) for n in sorted(PLANTED)]
+    state = (
+        await kit.client.get(f"/v1/referrals/{referral['id']}", headers=kit.staff("vsp"))
+    ).json()
+    assert state["shredded_at"] is not None
+    assert state["status"] == "delivered"
+    again = (await kit.deliver(referral["id"])).json()
+    assert again["released"] == []
+    assert {p for w in again["withheld"] for p in w["policies"]} == {"crypto-shredded"}
+    if db.engine == "sqlite":
+        raw = db.raw_bytes()
+        for text in ciphertexts:
+            assert base64.b64decode(text) not in raw  # secure_delete + WAL checkpoint
+    assert await run_sweep(app.state.sessionmaker, retention=retention, clock=kit.world.clock) == []
+
+
+@pytest.mark.race
+async def test_D03_revocation_and_delivery_are_ordered_in_the_log(
+    kit: Kit, app: Any, db: TestDatabase
+) -> None:
+    """Deliveries and a revocation race; in the log, no disclosure under the consent
+    follows its revocation entry, and every delivery after it withholds."""
+    referrals = [(await kit.send({"phone": f"+1-555-02{i:02d}"}))["id"] for i in range(6)]
+
+    async def deliver(rid: str) -> httpx.Response:
+        return await kit.deliver(rid)
+
+    async def revoke() -> httpx.Response:
+        await asyncio.sleep(0)
+        return await kit.client.post(
+            f"/v1/consents/{kit.consent['id']}/revoke",
+            json={"reason": "r"},
+            headers=kit.staff("vsp"),
+        )
+
+    results = await asyncio.gather(*(deliver(r) for r in referrals), revoke())
+    assert all(r.status_code == 200 for r in results), [r.text for r in results]
+    async with app.state.sessionmaker() as session:
+        entries = (await session.scalars(select(AuditEntry).order_by(AuditEntry.seq))).all()
+    revoked_at = next(e.seq for e in entries if e.action == "consent.revoked")
+    for e in entries:
+        if e.action == "disclosure" and e.seq > revoked_at:
+            pytest.fail(f"disclosure {e.seq} follows the revocation {revoked_at}")
