@@ -1,0 +1,311 @@
+"""Delivery speed against a baseline of the same stack. Figures only, not a test.
+
+Starts the service (uvicorn, one worker) on SQLite and, when ACCORD_BENCH_PG_URL
+names an empty database, on PostgreSQL; creates a realistic referral (20 fields)
+through the API with the client library; then, for each concurrency level, drives
+`POST /v1/referrals/{id}/deliver` with concurrent clients for a fixed time, and the
+baseline endpoint (`POST /v1/_bench/baseline`: token verification, the principal's
+organization read, one INSERT) for the same time. Prints requests per second,
+p50/p99 latency, the ratio deliver/baseline and the service's peak RSS.
+
+    .venv/bin/python bench/deliver.py [--seconds 10] [--concurrency 1 8 32]
+    ACCORD_BENCH_PG_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/bench_db \
+        .venv/bin/python bench/deliver.py
+
+Targets (issue 6): throughput ratio >= 0.5 at every concurrency; p99 at
+concurrency 8 under 50 ms on PostgreSQL. The load generator runs on the same
+machine (2 shared cores here), so absolute figures understate a real deployment;
+the ratio is the meaningful number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import httpx
+from accord_client.envelope import PlainField, seal_envelope
+from accord_client.keys import generate_organization_keys
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from service import migrate
+from service.auth.dev_tokens import issue_dev_token
+from service.auth.principals import Role
+from service.bench_hooks import CREATE_TABLE
+from service.cli import CLI_PRINCIPAL
+from service.clock import SystemClock
+from service.db import make_sessionmaker
+from service.organizations import service as org_service
+from service.organizations.schemas import OrganizationCreate
+from service.sectors import Sector
+from service.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+CATEGORIES = ["identity", "contact", "language", "needs", "demographics"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _rss_kib(pid: int) -> tuple[int, int]:
+    """(current, peak) resident set size of a process, from /proc."""
+    values = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(("VmRSS:", "VmHWM:")):
+            key, value = line.split(":", 1)
+            values[key] = int(value.split()[0])
+    return values.get("VmRSS", 0), values.get("VmHWM", 0)
+
+
+async def _platform_org(url: str) -> uuid.UUID:
+    """The platform operator's organization, created directly (as `accord org create` does)."""
+    engine = create_async_engine(url)
+    try:
+        await migrate.upgrade(engine)
+        async with engine.begin() as conn:
+            await conn.execute(text(CREATE_TABLE))
+        async with make_sessionmaker(engine)() as session:
+            org = await org_service.create(
+                session,
+                principal=CLI_PRINCIPAL,
+                data=OrganizationCreate(name="Bench platform", sector=Sector.government),
+                clock=SystemClock(),
+            )
+            await session.commit()
+            return org.id
+    finally:
+        await engine.dispose()
+
+
+async def _bootstrap(
+    base: str, settings: Settings, platform: uuid.UUID
+) -> tuple[str, dict[str, str]]:
+    """Organizations, collaboration, keys, subject, consent, one 20-field referral."""
+    clock = SystemClock()
+    admin = issue_dev_token(
+        settings, clock=clock, org_id=platform, roles=[Role.platform_admin], sub="bench-admin"
+    )
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+
+        async def post(path: str, body: object, token: str, ok: int = 201) -> dict[str, object]:
+            r = await client.post(path, json=body, headers={"Authorization": f"Bearer {token}"})
+            assert r.status_code == ok, (path, r.status_code, r.text)
+            data: dict[str, object] = r.json()
+            return data
+
+        vsp = await post(
+            "/v1/organizations", {"name": "Bench VSP", "sector": "victim_services"}, admin
+        )
+        shelter = await post(
+            "/v1/organizations", {"name": "Bench Shelter", "sector": "shelter"}, admin
+        )
+        now = datetime.now(UTC)
+        collab = await post(
+            "/v1/collaborations",
+            {
+                "name": "Bench task force",
+                "agreement": {
+                    "flows": [
+                        {
+                            "from_sector": "victim_services",
+                            "to_sector": "shelter",
+                            "purposes": ["services_referral"],
+                            "categories": CATEGORIES,
+                        }
+                    ],
+                    "effective_from": (now - timedelta(days=1)).isoformat(),
+                    "document_sha256": "ab" * 32,
+                },
+            },
+            admin,
+        )
+        for org in (vsp, shelter):
+            await post(f"/v1/collaborations/{collab['id']}/members", {"org_id": org["id"]}, admin)
+        tokens = {
+            name: issue_dev_token(
+                settings,
+                clock=clock,
+                org_id=uuid.UUID(str(org["id"])),
+                roles=[role],
+                sub=f"bench-{name}",
+            )
+            for name, org, role in (
+                ("vsp_admin", vsp, Role.org_admin),
+                ("shelter_admin", shelter, Role.org_admin),
+                ("vsp", vsp, Role.caseworker),
+                ("shelter", shelter, Role.caseworker),
+            )
+        }
+        keys = {}
+        for name, org in (("vsp", vsp), ("shelter", shelter)):
+            keys[name] = generate_organization_keys(str(org["id"]))
+            r = await client.put(
+                f"/v1/organizations/{org['id']}/keys",
+                json=keys[name].public_registration(),
+                headers={"Authorization": f"Bearer {tokens[name + '_admin']}"},
+            )
+            assert r.status_code == 200, r.text
+        subject = await post("/v1/subjects", {}, tokens["vsp"])
+        consent = await post(
+            f"/v1/subjects/{subject['id']}/consents",
+            {
+                "recipients": [shelter["id"]],
+                "purposes": ["services_referral"],
+                "categories": CATEGORIES,
+                "expires_at": (now + timedelta(days=90)).isoformat(),
+                "method": "written",
+                "language": "en",
+                "evidence_sha256": "cd" * 32,
+            },
+            tokens["vsp"],
+        )
+        fields = [
+            PlainField(
+                name=f"field_{i:02d}",
+                category=CATEGORIES[i % len(CATEGORIES)],
+                value=f"bench value {i} " + "x" * 40,
+            )
+            for i in range(20)
+        ]
+        envelope = seal_envelope(
+            fields,
+            sender_org=str(vsp["id"]),
+            sender_signing_key=keys["vsp"].current_signing_key.seed,
+            recipient_org=str(shelter["id"]),
+            recipient_encryption_key=keys["shelter"].current_encryption_key.public_key,
+            subject_id=str(subject["id"]),
+            purpose="services_referral",
+            consent_id=str(consent["id"]),
+        )
+        referral = await post(
+            "/v1/referrals",
+            {
+                "subject_id": subject["id"],
+                "recipient_org_id": shelter["id"],
+                "consent_id": consent["id"],
+                "purpose": "services_referral",
+                "services_requested": ["emergency_shelter"],
+                "urgency": "urgent",
+                "envelope": envelope,
+            },
+            tokens["vsp"],
+        )
+        return str(referral["id"]), {"Authorization": f"Bearer {tokens['shelter']}"}
+
+
+async def _drive(
+    base: str, path: str, headers: dict[str, str], concurrency: int, seconds: float, ok: int
+) -> tuple[float, float, float, int]:
+    """(requests per second, p50 ms, p99 ms, errors) for `seconds` of load."""
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+
+    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
+
+        async def worker() -> None:
+            nonlocal errors
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                r = await client.post(path, headers=headers)
+                latencies.append(time.perf_counter() - started)
+                if r.status_code != ok:
+                    errors += 1
+
+        began = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - began
+    ordered = sorted(latencies)
+
+    def pct(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+    return len(latencies) / elapsed, pct(0.50), pct(0.99), errors
+
+
+async def _run_engine(name: str, url: str, args: argparse.Namespace) -> None:
+    workdir = Path(tempfile.mkdtemp(prefix=f"accord-bench-{name}-"))
+    env = {
+        **os.environ,
+        "ACCORD_DATABASE_URL": url,
+        "ACCORD_KEY_DIR": str(workdir / "keys"),
+        "ACCORD_TEST_HOOKS": "true",
+        "ACCORD_LOG_LEVEL": "WARNING",
+        "ACCORD_STAFF_TOKEN_MAX_LIFETIME_SECONDS": "3600",
+    }
+    settings = Settings(database_url=url, key_dir=workdir / "keys", test_hooks=True)
+    platform = await _platform_org(url)
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(  # noqa: ASYNC220 - started once, before any load
+        [str(Path(sys.executable).parent / "accord"), "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        async with httpx.AsyncClient(base_url=base) as probe:
+            for _ in range(200):
+                try:
+                    if (await probe.get("/readyz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+            else:
+                raise SystemExit(f"{name}: the service did not become ready")
+        referral_id, headers = await _bootstrap(base, settings, platform)
+        deliver = f"/v1/referrals/{referral_id}/deliver"
+        print(f"\n== {name}: 20-field referral, {args.seconds:.0f} s per cell, one worker")
+        print(
+            f"{'conc':>4} {'deliver rps':>11} {'p50 ms':>7} {'p99 ms':>7} "
+            f"{'base rps':>9} {'p50 ms':>7} {'p99 ms':>7} {'ratio':>6}"
+        )
+        for concurrency in args.concurrency:
+            d = await _drive(base, deliver, headers, concurrency, args.seconds, 200)
+            b = await _drive(base, "/v1/_bench/baseline", headers, concurrency, args.seconds, 204)
+            errors = f"  errors: deliver {d[3]}, baseline {b[3]}" if d[3] or b[3] else ""
+            print(
+                f"{concurrency:>4} {d[0]:>11.0f} {d[1]:>7.1f} {d[2]:>7.1f} "
+                f"{b[0]:>9.0f} {b[1]:>7.1f} {b[2]:>7.1f} {d[0] / b[0]:>6.2f}{errors}"
+            )
+        rss, peak = _rss_kib(server.pid)
+        print(f"service RSS now {rss / 1024:.0f} MiB, peak {peak / 1024:.0f} MiB")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="accord-bench-sqlite-") as tmp:
+        await _run_engine("sqlite", f"sqlite+aiosqlite:///{tmp}/bench.db", args)
+    pg = os.environ.get("ACCORD_BENCH_PG_URL")
+    if pg:
+        await _run_engine("postgresql", pg, args)
+    else:
+        print("\n(PostgreSQL skipped: set ACCORD_BENCH_PG_URL to an empty database)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
