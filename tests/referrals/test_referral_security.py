@@ -362,3 +362,36 @@ async def test_B09_parties_without_case_roles_get_403(kit: Kit, db: TestDatabase
             )
             assert r.status_code == 403, (org, action, role)
     assert db.dump() == before
+
+
+async def test_E05_rotated_keys(kit: Kit, db: TestDatabase) -> None:
+    """An envelope sent before both sides rotate still verifies against the historical
+    key id; a new one signed with the retired key, or sealed to the recipient's
+    retired key, is refused."""
+    from accord_client.keys import rotate
+
+    before_rotation = await kit.send()
+    old = dict(kit.keys)
+    new = {org: rotate(keys) for org, keys in old.items()}
+    for org in ("vsp", "shelter"):
+        r = await kit.client.put(
+            f"/v1/organizations/{kit.world.orgs[org]}/keys",
+            json=new[org].public_registration(),
+            headers=kit.world.headers(org, Role.org_admin),
+        )
+        assert r.status_code == 200, r.text
+    kit.keys = new  # the shelter opens with its key file, which keeps the retired key
+    delivery = (await kit.deliver(before_rotation["id"])).json()
+    assert delivery["sender_key_id"] == old["vsp"].current_signing_key.key_id
+    assert len((await kit.open(delivery)).values) == len(delivery["released"])
+
+    state = db.dump()
+    kit.keys = {"vsp": old["vsp"], "shelter": new["shelter"]}  # signed with the retired key
+    r = await kit.client.post("/v1/referrals", json=kit.body(kit.seal()), headers=kit.staff("vsp"))
+    assert r.status_code == 422
+    assert "envelope.sender_key_id" in {e["path"] for e in r.json()["errors"]}
+    kit.keys = {"vsp": new["vsp"], "shelter": old["shelter"]}  # sealed to the retired key
+    r = await kit.client.post("/v1/referrals", json=kit.body(kit.seal()), headers=kit.staff("vsp"))
+    assert r.status_code == 422
+    assert "envelope.recipient_key_id" in {e["path"] for e in r.json()["errors"]}
+    assert db.dump() == state
