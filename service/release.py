@@ -14,9 +14,11 @@ alone proves it: no disclosure under a consent follows that consent's revocation
 On PostgreSQL the lock is `SELECT ... FOR UPDATE` on the head row; on SQLite the
 write lock that `BEGIN IMMEDIATE` takes serializes every writer anyway.
 
-Lock order, everywhere: audit head, then a consent grant's rows. A revocation or
-amendment takes the head first as well (service/consents/service.py), so the two
-can never wait on each other in a cycle.
+Lock order, everywhere: the audit head, then a consent grant's rows, then referral
+rows. A revocation or amendment takes the head first as well
+(service/consents/service.py), and so do a delivery and every referral transition
+before they lock their referral (service/referrals/service.py), so no two of them
+can wait on each other in a cycle.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit.log import lock_head
@@ -77,8 +80,17 @@ async def decide_at_release(
     is held until it commits)."""
     await lock_head(session)
     now = clock.now()
-    sender = await session.get(Organization, inputs.sender_org_id, populate_existing=True)
-    recipient = await session.get(Organization, inputs.recipient_org_id, populate_existing=True)
+    orgs = {
+        org.id: org
+        for org in (
+            await session.scalars(
+                select(Organization)
+                .where(Organization.id.in_([inputs.sender_org_id, inputs.recipient_org_id]))
+                .execution_options(populate_existing=True)
+            )
+        ).all()
+    }
+    sender, recipient = orgs.get(inputs.sender_org_id), orgs.get(inputs.recipient_org_id)
     if sender is None or recipient is None or not (sender.active and recipient.active):
         return _deny_all(
             inputs.fields,

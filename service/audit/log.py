@@ -64,10 +64,23 @@ def _extend(compact: CompactRange, seq: int, leaf: bytes) -> list[AuditNode]:
     return nodes
 
 
+_HEAD_KEY = "accord.audit_head"
+
+
 async def lock_head(session: AsyncSession) -> AuditHead:
-    return (
+    """The head row, locked until the transaction ends. Read once per transaction:
+    a second call in the same transaction returns the row already locked (and kept
+    current in memory by `append`), without another round trip."""
+    transaction = session.sync_session.get_transaction()
+    cached = session.info.get(_HEAD_KEY)
+    if cached is not None and transaction is not None and cached[0] is transaction:
+        head: AuditHead = cached[1]
+        return head
+    head = (
         await session.scalars(select(AuditHead).where(AuditHead.id == HEAD_ID).with_for_update())
     ).one()
+    session.info[_HEAD_KEY] = (session.sync_session.get_transaction(), head)
+    return head
 
 
 async def append(session: AsyncSession, event: AuditEvent, *, clock: Clock) -> AuditEntry:

@@ -409,15 +409,28 @@ async def consent_in_force(
 
     Takes a shared lock on the grant until the caller's transaction ends, so a
     revocation cannot commit between this read and the caller's disclosure."""
-    version = await session.get(ConsentVersion, consent_id)
-    if version is None:
-        return None
-    history = await _lock_grant(session, version.grant_id, exclusive=False)
+    # One statement: every version of the consent's grant, share-locked.
+    grant = select(ConsentVersion.grant_id).where(ConsentVersion.id == consent_id)
+    history = list(
+        (
+            await session.scalars(
+                select(ConsentVersion)
+                .where(ConsentVersion.grant_id == grant.scalar_subquery())
+                .order_by(ConsentVersion.version.desc())
+                .with_for_update(read=True)
+                .execution_options(populate_existing=True)
+            )
+        ).all()
+    )
+    version = next((v for v in history if v.id == consent_id), None)
+    if version is None or history[0].id != version.id:
+        return None  # unknown, or superseded: allows nothing
     state = await _state(session, version, history)
-    if not state.latest:
-        return None
-    subject = await session.get(Subject, version.subject_id)
-    minor = bool(subject and subject.is_minor)
+    # Only a survivor's own grant depends on whether the subject is a minor.
+    minor = False
+    if version.given_by == GivenBy.survivor.value:
+        subject = await session.get(Subject, version.subject_id)
+        minor = bool(subject and subject.is_minor)
     consent = _in_force(state, minor=minor)
     if not consent.given_by_minor:
         return consent

@@ -81,6 +81,9 @@ async def get_visible(
 ) -> Referral:
     stmt = visible_referrals(principal).where(Referral.id == referral_id)
     if lock:
+        # Lock order everywhere: the audit head, a consent grant's rows, referral rows
+        # (a revocation shreds referrals of its grant while holding the first two).
+        await lock_head(session)
         stmt = stmt.with_for_update().execution_options(populate_existing=True)
     referral = (await session.scalars(stmt)).first()
     if referral is None:
