@@ -1,0 +1,60 @@
+"""What both HTTP clients share: bearer authentication, the tenacity retry
+arguments, the default timeout."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Generator
+from typing import Any
+
+import httpx
+from tenacity import RetryCallState, retry_if_exception, stop_after_attempt
+
+from accord_client.api_models import (
+    RequestSpec,
+    RetryPolicy,
+    backoff_seconds,
+    is_retryable,
+)
+
+Id = str | uuid.UUID
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+_jitter = secrets.SystemRandom()
+
+
+class BearerAuth(httpx.Auth):
+    """Adds `Authorization: Bearer <token>`; the token never appears in a repr."""
+
+    def __init__(self, token: str) -> None:
+        self._header = f"Bearer {token}"
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = self._header
+        yield request
+
+    def __repr__(self) -> str:
+        return "BearerAuth(<redacted>)"
+
+
+def wait_for(policy: RetryPolicy) -> Any:
+    def wait(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        return backoff_seconds(policy, state.attempt_number, exc, _jitter.random())
+
+    return wait
+
+
+def retry_args(policy: RetryPolicy, spec: RequestSpec) -> dict[str, Any]:
+    return {
+        "stop": stop_after_attempt(policy.attempts),
+        "wait": wait_for(policy),
+        "retry": retry_if_exception(lambda exc: is_retryable(spec, exc)),
+        "reraise": True,
+    }
+
+
+def org_page_query(
+    sector: str | None, service: str | None, language: str | None, accepting: bool | None
+) -> dict[str, Any]:
+    return {"sector": sector, "service": service, "language": language, "accepting": accepting}
