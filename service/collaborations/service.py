@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import Select, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from service.audit.log import AuditEvent, append
 from service.auth.principals import Principal, Role
@@ -288,19 +289,27 @@ async def shared_agreement_flows(
     member_b = select(Membership.collaboration_id).where(
         Membership.org_id == org_b, Membership.removed_at.is_(None)
     )
-    collab_ids = list(
-        (
-            await session.scalars(
-                select(Collaboration.id).where(
-                    Collaboration.id.in_(member_a), Collaboration.id.in_(member_b)
+    # One statement: the current (highest) agreement version of every collaboration
+    # that both organizations belong to now.
+    newer = aliased(AgreementVersion)
+    current_versions = (
+        await session.scalars(
+            select(AgreementVersion)
+            .where(
+                AgreementVersion.collaboration_id.in_(member_a),
+                AgreementVersion.collaboration_id.in_(member_b),
+                ~select(newer.id)
+                .where(
+                    newer.collaboration_id == AgreementVersion.collaboration_id,
+                    newer.version > AgreementVersion.version,
                 )
+                .exists(),
             )
-        ).all()
-    )
-    versions = await agreement_versions(session, collab_ids)
+            .order_by(AgreementVersion.collaboration_id)
+        )
+    ).all()
     flows: list[AgreementFlow] = []
-    for history in versions.values():
-        current = history[0]
+    for current in current_versions:
         flows.extend(
             AgreementFlow(
                 from_sector=str(flow["from_sector"]),

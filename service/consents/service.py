@@ -409,23 +409,25 @@ async def consent_in_force(
 
     Takes a shared lock on the grant until the caller's transaction ends, so a
     revocation cannot commit between this read and the caller's disclosure."""
-    # One statement: every version of the consent's grant, share-locked.
+    # One statement: every version of the consent's grant (share-locked), with the
+    # grant's revocation and each version's giver.
     grant = select(ConsentVersion.grant_id).where(ConsentVersion.id == consent_id)
-    history = list(
-        (
-            await session.scalars(
-                select(ConsentVersion)
-                .where(ConsentVersion.grant_id == grant.scalar_subquery())
-                .order_by(ConsentVersion.version.desc())
-                .with_for_update(read=True)
-                .execution_options(populate_existing=True)
-            )
-        ).all()
-    )
-    version = next((v for v in history if v.id == consent_id), None)
-    if version is None or history[0].id != version.id:
+    rows = (
+        await session.execute(
+            select(ConsentVersion, ConsentRevocation, ConsentGiver.giver_ref)
+            .outerjoin(ConsentRevocation, ConsentRevocation.grant_id == ConsentVersion.grant_id)
+            .outerjoin(ConsentGiver, ConsentGiver.consent_id == ConsentVersion.id)
+            .where(ConsentVersion.grant_id == grant.scalar_subquery())
+            .order_by(ConsentVersion.version.desc())
+            .with_for_update(read=True, of=ConsentVersion)
+            .execution_options(populate_existing=True)
+        )
+    ).all()
+    if not rows or rows[0][0].id != consent_id:
         return None  # unknown, or superseded: allows nothing
-    state = await _state(session, version, history)
+    version, revocation, giver = rows[0]
+    barred = giver is not None and giver in await givers.abuser_refs(session, version.subject_id)
+    state = ConsentState(version, revocation, True, giver_ref=giver, giver_barred=barred)
     # Only a survivor's own grant depends on whether the subject is a minor.
     minor = False
     if version.given_by == GivenBy.survivor.value:

@@ -167,9 +167,10 @@ async def deliver(
             row.released_at = now
     event = "delivered" if released else "delivered_withheld"
     if referral.status == ReferralStatus.sent.value:
+        # The first delivery changes the referral; a later one only adds an event.
         referral.status = ReferralStatus.delivered.value
         referral.delivered_at = now
-    referral.updated_at = now
+        referral.updated_at = now
     await referral_service.record_event(session, referral, event, principal, entry.seq, clock)
     return build_delivery(
         header=header_of(referral),

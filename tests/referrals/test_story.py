@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from service.auth.principals import Role
+from service.referrals.schemas import DeliveryRead
 from tests.referrals.support import PLANTED, Kit, make_kit
 from tests.support.databases import TestDatabase
 from tests.support.world import World
@@ -100,3 +101,26 @@ async def test_zero_knowledge_no_planted_value_in_the_database_or_key_directory(
                 assert needle not in haystack, f"{name} as {encoding} found in the {where}"
     # The test can fail: the same search finds a value that is in the database.
     assert str(kit.world.orgs["shelter"]).encode() in haystacks["database"]
+
+
+async def test_delivery_bodies_have_exactly_the_documented_shape(kit: Kit) -> None:
+    """The deliver endpoint serializes its body directly (no response-model pass),
+    so this checks both shapes, released and withheld, against DeliveryRead: every
+    documented property present, nothing else (SECURITY-TESTS B12)."""
+    referral = await kit.send()
+    released = (await kit.deliver(referral["id"])).json()
+    r = await kit.client.post(
+        f"/v1/consents/{kit.consent['id']}/revoke",
+        json={"reason": "withdrawn"},
+        headers=kit.staff("vsp"),
+    )
+    assert r.status_code == 200, r.text
+    withheld = (await kit.deliver(referral["id"])).json()
+    assert released["released"] and not released["withheld"]
+    assert withheld["withheld"] and not withheld["released"]
+    for body in (released, withheld):
+        assert DeliveryRead.model_validate(body).model_dump(mode="json") == body
+    schema = (await kit.client.get("/openapi.json")).json()
+    deliver = schema["paths"]["/v1/referrals/{referral_id}/deliver"]["post"]
+    ok = deliver["responses"]["200"]["content"]["application/json"]["schema"]
+    assert ok["$ref"].endswith("/DeliveryRead")
