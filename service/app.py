@@ -27,6 +27,7 @@ from service.organizations.router import router as organizations_router
 from service.pagination import CursorCodec
 from service.policy.router import router as policy_router
 from service.policy_setup import load_policies
+from service.ratelimit import RateLimits
 from service.referrals.router import router as referrals_router
 from service.referrals.shred import sweep_loop
 from service.settings import Environment, Settings
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     )
     app.state.settings = settings
     app.state.clock = clock or SystemClock()
+    app.state.rate_limits = RateLimits(settings)
     app.state.metrics = metrics
     error_handlers.install(app)
     for router in (

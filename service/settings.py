@@ -11,6 +11,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
+import limits
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -69,9 +70,26 @@ class Settings(BaseSettings):
     # Crypto-shredding: delivered referrals keep their ciphertexts this long.
     referral_retention_days: float = Field(default=7.0, ge=0.0, le=365.0)
     sweep_interval_seconds: float = Field(default=300.0, ge=1.0)
+    # Rate limits ("N/second|minute|hour|day", the `limits` library's notation) and
+    # where their counters live ("memory://" per process; "redis://..." shared).
+    rate_limit_records_requests: str = "30/minute"
+    rate_limit_access_links: str = "20/hour"
+    rate_limit_failed_auth: str = "100/minute"
+    rate_limit_storage_url: str = "memory://"
     # Test-only hooks (pause points, fault injection); production refuses them.
     test_hooks: bool = False
     log_level: str = "INFO"
+
+    @field_validator(
+        "rate_limit_records_requests", "rate_limit_access_links", "rate_limit_failed_auth"
+    )
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        try:
+            limits.parse(value)
+        except ValueError as exc:
+            raise ValueError(f"not a rate limit such as '30/minute': {value!r}") from exc
+        return value
 
     @field_validator("jwt_algorithms", mode="before")
     @classmethod

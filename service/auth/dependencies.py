@@ -21,6 +21,7 @@ from service.clock import Clock
 from service.db import session_scope
 from service.errors import ForbiddenError, UnauthorizedError
 from service.organizations.models import Organization
+from service.ratelimit import Limit, client_address, limits_of
 from service.sectors import Sector
 
 
@@ -89,9 +90,28 @@ async def _active_org(session: AsyncSession, org_id: uuid.UUID) -> Organization:
     return org
 
 
+class _FailedAuthentication:
+    """Counts a failed authentication against the client's address (G07). Over the
+    limit, a failure is answered 429 with Retry-After instead of 401; a valid token
+    is never refused by it, so one noisy client cannot lock out the colleagues who
+    share its address."""
+
+    def __init__(self, request: Request) -> None:
+        self._limits = limits_of(request)
+        self._address = client_address(request)
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is not None and issubclass(kind, UnauthorizedError):
+            await self._limits.hit(Limit.failed_auth, self._address)
+
+
 async def current_principal(request: Request, session: DbSession) -> Principal:
-    claims = await _verifier(request).verify_staff(bearer_token(request))
-    org = await _active_org(session, claims.org)
+    async with _FailedAuthentication(request):
+        claims = await _verifier(request).verify_staff(bearer_token(request))
+        org = await _active_org(session, claims.org)
     return Principal(
         subject=claims.sub,
         org_id=org.id,
@@ -104,8 +124,9 @@ CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
 async def current_survivor(request: Request, session: DbSession) -> SurvivorPrincipal:
-    claims = await _verifier(request).verify_survivor(bearer_token(request))
-    org = await _active_org(session, claims.org)
+    async with _FailedAuthentication(request):
+        claims = await _verifier(request).verify_survivor(bearer_token(request))
+        org = await _active_org(session, claims.org)
     return SurvivorPrincipal(subject_id=claims.subject, org_id=org.id, token_id=claims.jti)
 
 
@@ -136,11 +157,12 @@ async def case_staff_or_survivor(
     """For the few endpoints a survivor's access token may use (API.md): the token's
     `typ` picks the verifier; each verifier still checks everything, so a staff
     token dressed as a survivor token (or the reverse) fails (A12)."""
-    token = bearer_token(request)
-    if read_header(token).get("typ") == SURVIVOR_TYP:
-        claims = await _verifier(request).verify_survivor(token)
-        org = await _active_org(session, claims.org)
-        return SurvivorPrincipal(subject_id=claims.subject, org_id=org.id, token_id=claims.jti)
+    async with _FailedAuthentication(request):
+        token = bearer_token(request)
+        if read_header(token).get("typ") == SURVIVOR_TYP:
+            claims = await _verifier(request).verify_survivor(token)
+            org = await _active_org(session, claims.org)
+            return SurvivorPrincipal(subject_id=claims.subject, org_id=org.id, token_id=claims.jti)
     principal = await current_principal(request, session)
     if not principal.has_any(Role.caseworker, Role.supervisor):
         raise ForbiddenError("Your role does not permit this")
@@ -148,3 +170,18 @@ async def case_staff_or_survivor(
 
 
 CaseStaffOrSurvivor = Annotated[Principal | SurvivorPrincipal, Depends(case_staff_or_survivor)]
+
+
+def rate_limited(limit: Limit) -> Callable[..., Coroutine[Any, Any, None]]:
+    """A route dependency counting one use per call for the calling staff principal
+    (organization and token subject); over the limit -> 429 with Retry-After, before
+    the endpoint runs, so nothing is stored."""
+
+    async def dependency(request: Request, principal: CurrentPrincipal) -> None:
+        await limits_of(request).hit(limit, f"{principal.org_id}/{principal.subject}")
+
+    return dependency
+
+
+AccessLinkLimit = Depends(rate_limited(Limit.access_links))
+RecordsRequestLimit = Depends(rate_limited(Limit.records_requests))

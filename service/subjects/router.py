@@ -8,6 +8,7 @@ import uuid
 from fastapi import APIRouter, Request, status
 
 from service.auth.dependencies import (
+    AccessLinkLimit,
     AppClock,
     CaseStaff,
     CaseStaffOrSurvivor,
@@ -83,7 +84,10 @@ async def get_disclosures(
 
 
 @router.post(
-    "/{subject_id}/access-links", status_code=status.HTTP_201_CREATED, responses=ALL_PROBLEMS
+    "/{subject_id}/access-links",
+    status_code=status.HTTP_201_CREATED,
+    responses=ALL_PROBLEMS,
+    dependencies=[AccessLinkLimit],
 )
 async def create_access_link(
     subject_id: uuid.UUID,
