@@ -1,7 +1,8 @@
 """Crash (issue 4): SIGKILL the running service while audited writes are under load.
 After the kill, every effect has its audit entry and every entry its effect (they
 commit in one transaction), and the log still verifies. The writes under load are
-subject creations today; deliveries join this test when they exist (issue 6)."""
+referral deliveries (each a disclosure entry plus a timeline event) mixed with
+subject creations."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import json
 import os
 import signal
 import socket
+import random
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +27,9 @@ from service.audit import tree
 from service.audit.models import AuditEntry
 from service.auth.principals import Role
 from service.clock import FrozenClock
+from service.referrals.models import ReferralEvent
 from service.subjects.models import Subject
+from tests.referrals.support import make_kit
 from tests.support.databases import TestDatabase
 from tests.support.world import TokenFactory, World
 
@@ -41,8 +45,10 @@ def _free_port() -> int:
 
 @pytest.mark.crash
 async def test_H_sigkill_under_load_leaves_no_effect_without_its_entry(
-    app: Any, world: World, db: TestDatabase, key_dir: Path
+    app: Any, client: httpx.AsyncClient, world: World, db: TestDatabase, key_dir: Path
 ) -> None:
+    kit = await make_kit(client, world)
+    referrals = [(await kit.send())["id"] for _ in range(4)]
     port = _free_port()
     env = {
         **os.environ,
@@ -70,7 +76,9 @@ async def test_H_sigkill_under_load_leaves_no_effect_without_its_entry(
                 pytest.fail("the service did not start")
             tokens = TokenFactory(world.tokens.settings, FrozenClock(datetime.now(UTC)))
             headers = tokens.headers(world.orgs["vsp"], Role.caseworker)
+            shelter = tokens.headers(world.orgs["shelter"], Role.caseworker)
             created: list[str] = []
+            delivered: list[int] = []  # disclosure_seq of every acknowledged delivery
             enough = asyncio.Event()
 
             async def client_loop() -> None:
@@ -84,7 +92,18 @@ async def test_H_sigkill_under_load_leaves_no_effect_without_its_entry(
                         if len(created) >= 40:
                             enough.set()
 
-            clients = [asyncio.create_task(client_loop()) for _ in range(8)]
+            async def delivery_loop() -> None:
+                while True:
+                    target = random.choice(referrals)  # noqa: S311 - load, not security
+                    try:
+                        r = await http.post(f"/v1/referrals/{target}/deliver", headers=shelter)
+                    except httpx.TransportError:
+                        return
+                    if r.status_code == 200:
+                        delivered.append(r.json()["disclosure_seq"])
+
+            clients = [asyncio.create_task(client_loop()) for _ in range(3)]
+            clients += [asyncio.create_task(delivery_loop()) for _ in range(5)]
             await asyncio.wait_for(enough.wait(), timeout=60)
             server.send_signal(signal.SIGKILL)
             await server.wait()
@@ -101,6 +120,22 @@ async def test_H_sigkill_under_load_leaves_no_effect_without_its_entry(
         # Every acknowledged creation survived, and effects and entries match exactly.
         assert set(created) <= subjects
         assert audited == subjects
+        # Deliveries: each committed one has its disclosure entry and its timeline
+        # event, and each acknowledged one is among them.
+        disclosures = {
+            e.seq
+            for e in entries
+            if e.action in {"disclosure", "withheld"}
+            and "referral_id" in json.loads(e.body)["details"]
+        }
+        events = {
+            ev.audit_seq
+            for ev in (await session.scalars(select(ReferralEvent))).all()
+            if ev.event in {"delivered", "delivered_withheld"}
+        }
+        assert len(delivered) > 0
+        assert set(delivered) <= disclosures
+        assert events == disclosures
         assert [e.seq for e in entries] == list(range(len(entries)))
         prev = GENESIS_PREV
         leaves = []
