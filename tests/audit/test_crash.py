@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import signal
 import socket
-import random
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -94,7 +94,7 @@ async def test_H_sigkill_under_load_leaves_no_effect_without_its_entry(
 
             async def delivery_loop() -> None:
                 while True:
-                    target = random.choice(referrals)  # noqa: S311 - load, not security
+                    target = random.choice(referrals)
                     try:
                         r = await http.post(f"/v1/referrals/{target}/deliver", headers=shelter)
                     except httpx.TransportError:
