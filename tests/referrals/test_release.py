@@ -80,7 +80,7 @@ async def test_D01_revoke_after_send_withholds_and_destroys_the_sealed_keys(
     assert {w.name for w in opened.withheld} == set(PLANTED)
 
 
-async def test_recipient_removed_from_the_collaboration_is_withheld(kit: Kit) -> None:
+async def test_C12_recipient_removed_from_the_collaboration_is_withheld(kit: Kit) -> None:
     referral = await kit.send()
     r = await kit.client.delete(
         f"/v1/collaborations/{kit.world.collaboration_id}/members/{kit.world.orgs['shelter']}",
