@@ -12,6 +12,7 @@ import os
 import random
 import signal
 import socket
+import sqlite3
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,7 +45,7 @@ def _free_port() -> int:
 
 
 @pytest.mark.crash
-async def test_H_sigkill_under_load_leaves_no_effect_without_its_entry(
+async def test_H01_sigkill_under_load_leaves_no_effect_without_its_entry(
     app: Any, client: httpx.AsyncClient, world: World, db: TestDatabase, key_dir: Path
 ) -> None:
     kit = await make_kit(client, world)
@@ -144,3 +145,11 @@ async def test_H_sigkill_under_load_leaves_no_effect_without_its_entry(
             leaves.append(leaf_hash(entry.body.encode()))
             prev = leaves[-1].hex()
         assert await tree.root_at(session, len(leaves)) == root_from_leaf_hashes(leaves)
+    # Restarted without manual repair: ready, and the SQLite file is intact.
+    assert (await client.get("/readyz")).status_code == 200
+    if db.path is not None:
+        conn = sqlite3.connect(db.path)
+        try:
+            assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        finally:
+            conn.close()
