@@ -222,3 +222,27 @@ async def test_D03_revocation_and_delivery_are_ordered_in_the_log(
     for e in entries:
         if e.action == "disclosure" and e.seq > revoked_at:
             pytest.fail(f"disclosure {e.seq} follows the revocation {revoked_at}")
+
+
+async def test_F08_a_delivery_failing_after_its_append_consumes_no_sequence_number(
+    kit: Kit, db: TestDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fault strikes after the audit append, in the timeline insert: the whole
+    transaction rolls back, the number the append took is not consumed, and the next
+    entry is the previous one plus one (no database sequence that could skip)."""
+    from service.referrals import service as referral_service
+
+    referral = await kit.send()
+    first = (await kit.deliver(referral["id"])).json()["disclosure_seq"]
+
+    async def failing_event(*_args: Any, **_kwargs: Any) -> None:
+        raise OperationalError("INSERT INTO referral_events", {}, Exception("injected fault"))
+
+    before = db.dump()
+    monkeypatch.setattr(referral_service, "record_event", failing_event)
+    r = await kit.deliver(referral["id"])
+    assert r.status_code == 503, r.text
+    assert db.dump() == before
+    monkeypatch.undo()
+    again = (await kit.deliver(referral["id"])).json()["disclosure_seq"]
+    assert again == first + 1
