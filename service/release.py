@@ -23,6 +23,7 @@ can wait on each other in a cycle.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -117,12 +118,15 @@ async def decide_at_release(
         justification_given=inputs.justification_given,
     )
     rules = await org_rules_for(session, engine, [sender.id, recipient.id])
-    return engine.decide(request, org_rules=rules)
+    return dataclasses.replace(engine.decide(request, org_rules=rules), decided_at=now)
 
 
 def decision_facts(decision: Decision) -> dict[str, object]:
-    """The policy side of a disclosure's audit entry: identifiers and codes only."""
+    """The policy side of a disclosure's audit entry: identifiers and codes only.
+    `decided_at` is the instant the inputs were read at; the entry's own time is
+    when it was written, which may be later."""
     return {
+        "decided_at": decision.decided_at.isoformat() if decision.decided_at else None,
         "policy_version": decision.policy_version,
         "org_rules": [
             {"org": str(r.org_id), "version": r.version, "sha256": r.sha256}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Final
 
@@ -72,6 +73,8 @@ class Decision:
     policy_version: str
     org_rules: tuple[OrgRulesVersion, ...]
     fields: tuple[FieldDecision, ...]
+    # The one instant every input was read at (set by service/release.py).
+    decided_at: datetime | None = None
 
     @property
     def allowed(self) -> tuple[FieldDecision, ...]:

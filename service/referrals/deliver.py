@@ -161,7 +161,7 @@ async def deliver(
         ),
         clock=clock,
     )
-    now = clock.now()
+    now = decision.decided_at or clock.now()
     for row in released:
         if row.released_at is None:
             row.released_at = now

@@ -9,7 +9,7 @@ import base64
 import hashlib
 import json
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -246,3 +246,41 @@ async def test_F08_a_delivery_failing_after_its_append_consumes_no_sequence_numb
     monkeypatch.undo()
     again = (await kit.deliver(referral["id"])).json()["disclosure_seq"]
     assert again == first + 1
+
+
+async def test_D13_expiry_during_a_slow_delivery_decision_time_is_one_instant(
+    kit: Kit, app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The clock passes the consent's expiry between the decision and the commit. The
+    entry records the one instant the inputs were read at; every released field was
+    decided before expires_at, and the rows' release time is that same instant."""
+    from service.referrals import deliver as deliver_module
+
+    referral = await kit.send()
+    expires_at = datetime.fromisoformat(kit.consent["expires_at"])
+    decided = kit.world.clock.now()
+    original = deliver_module.decide_at_release
+
+    async def slow_decision(*args: Any, **kwargs: Any) -> Any:
+        decision = await original(*args, **kwargs)
+        kit.world.clock.advance((expires_at - decided).total_seconds() + 3600)
+        return decision
+
+    monkeypatch.setattr(deliver_module, "decide_at_release", slow_decision)
+    r = await kit.deliver(referral["id"])
+    assert r.status_code == 200, r.text
+    assert r.json()["released"]
+    entry = await _entry(app, r.json()["disclosure_seq"])
+    decided_at = datetime.fromisoformat(entry["details"]["decided_at"])
+    assert decided_at == decided
+    assert decided_at < expires_at
+    assert datetime.fromisoformat(entry["at"].replace("Z", "+00:00")) > expires_at
+    async with app.state.sessionmaker() as session:
+        rows = await session.scalars(
+            select(ReferralField).where(ReferralField.referral_id == uuid.UUID(referral["id"]))
+        )
+        assert {row.released_at for row in rows.all()} == {decided}
+    # The next delivery decides after the expiry: nothing is released.
+    monkeypatch.undo()
+    later = (await kit.deliver(referral["id"])).json()
+    assert later["released"] == []
