@@ -112,6 +112,12 @@ class PayloadTooLargeError(AccordError):
     title = "Request body too large"
 
 
+class HeadersTooLargeError(AccordError):
+    status = 431
+    type_slug = "headers-too-large"
+    title = "Request header fields too large"
+
+
 class UnsupportedMediaTypeError(AccordError):
     status = 415
     type_slug = "unsupported-media-type"

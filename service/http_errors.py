@@ -14,6 +14,7 @@ _DESCRIPTIONS = {
     409: "State conflict",
     413: "Body too large",
     415: "Not JSON",
+    431: "Too many or too large header fields",
     422: "Valid JSON that breaks a rule; nothing stored",
     429: "Rate limited",
     503: "Transient fault; retry after Retry-After",

@@ -1,6 +1,7 @@
 """The request guard: a pure ASGI middleware in front of every route.
 
-It assigns the request id, enforces the body size limit (declared and streamed),
+It assigns the request id, limits headers (count, size, UTF-8; SECURITY-TESTS G15:
+431 or 400, never a 500), enforces the body size limit (declared and streamed),
 accepts only JSON bodies, rejects malformed JSON and duplicate keys (API.md:
 "a JSON body with a duplicate key is rejected") before any handler runs, refuses
 duplicate Authorization headers, marks every response `Cache-Control: no-store`,
@@ -23,6 +24,7 @@ from service.errors import (
     PROBLEM_JSON,
     AccordError,
     BadRequestError,
+    HeadersTooLargeError,
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
 )
@@ -31,6 +33,29 @@ from service.observability import Metrics, request_id_var
 log = logging.getLogger("accord.http")
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Header limits: far above what any client of this API sends (a bearer token is
+# under 2 KB), far below what would cost the service memory or time.
+MAX_HEADERS = 64
+MAX_HEADER_BYTES = 8 * 1024
+MAX_HEADERS_TOTAL_BYTES = 32 * 1024
+
+
+def check_headers(headers: list[tuple[bytes, bytes]]) -> None:
+    if len(headers) > MAX_HEADERS:
+        raise HeadersTooLargeError(f"At most {MAX_HEADERS} header fields")
+    total = 0
+    for name, value in headers:
+        size = len(name) + len(value)
+        total += size
+        if size > MAX_HEADER_BYTES or total > MAX_HEADERS_TOTAL_BYTES:
+            raise HeadersTooLargeError(
+                f"At most {MAX_HEADER_BYTES} bytes per header field and "
+                f"{MAX_HEADERS_TOTAL_BYTES} in all"
+            )
+        try:
+            value.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise BadRequestError("A header value is not valid UTF-8") from exc
 
 
 class DuplicateKeyError(ValueError):
@@ -147,6 +172,7 @@ class RequestGuard:
 
     async def _guard_body(self, scope: Scope, receive: Receive) -> Receive:
         headers = scope.get("headers", [])
+        check_headers(headers)
         auth_headers = [v for k, v in headers if k == b"authorization"]
         if len(auth_headers) > 1:
             raise BadRequestError("Send exactly one Authorization header")
