@@ -28,6 +28,7 @@ from service.pagination import CursorCodec
 from service.policy.router import router as policy_router
 from service.policy_setup import load_policies
 from service.ratelimit import RateLimits
+from service.records_requests.router import router as records_requests_router
 from service.referrals.router import router as referrals_router
 from service.referrals.shred import sweep_loop
 from service.settings import Environment, Settings
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         audit_router,
         consents_router,
         referrals_router,
+        records_requests_router,
     ):
         app.include_router(router)
     if settings.test_hooks:

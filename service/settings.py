@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     # Crypto-shredding: delivered referrals keep their ciphertexts this long.
     referral_retention_days: float = Field(default=7.0, ge=0.0, le=365.0)
     sweep_interval_seconds: float = Field(default=300.0, ge=1.0)
+    # Records requests: a compelled release obliges the holder to tell the survivor
+    # within this many days; an emergency release must be reviewed within these hours.
+    obligation_notify_days: float = Field(default=5.0, gt=0.0, le=90.0)
+    review_due_hours: float = Field(default=72.0, gt=0.0, le=24.0 * 30)
     # Rate limits ("N/second|minute|hour|day", the `limits` library's notation) and
     # where their counters live ("memory://" per process; "redis://..." shared).
     rate_limit_records_requests: str = "30/minute"

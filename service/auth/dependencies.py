@@ -149,6 +149,8 @@ PlatformAdmin = Annotated[Principal, Depends(require_role(Role.platform_admin))]
 OrgAdmin = Annotated[Principal, Depends(require_role(Role.org_admin))]
 AvailabilityEditor = Annotated[Principal, Depends(require_role(Role.org_admin, Role.supervisor))]
 CaseStaff = Annotated[Principal, Depends(require_role(Role.caseworker, Role.supervisor))]
+Requester = Annotated[Principal, Depends(require_role(Role.investigator, Role.prosecutor))]
+Supervisor = Annotated[Principal, Depends(require_role(Role.supervisor))]
 
 
 async def case_staff_or_survivor(

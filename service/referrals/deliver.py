@@ -10,7 +10,6 @@ built only after it). A second delivery decides and is audited again.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,81 +17,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.audit.log import AuditEvent, append
 from service.auth.principals import Principal, Role
 from service.clock import Clock
-from service.envelopes.format import (
-    EnvelopeContext,
-    EnvelopeField,
-    EnvelopeHeader,
-    ManifestEntry,
-    WithheldField,
-    build_delivery,
-)
+from service.envelopes.format import EnvelopeHeader, build_delivery
+from service.envelopes.stored import header_from_json, released_field, split_fields
 from service.errors import ConflictError, ForbiddenError
-from service.policy.decisions import Decision, PolicyRef, ReleasePermit
 from service.policy.engine import PolicyEngine
 from service.policy.inputs import FieldRef
 from service.referrals import service as referral_service
-from service.referrals.models import Referral, ReferralField, ReferralStatus
+from service.referrals.models import Referral, ReferralStatus
 from service.release import ReleaseInputs, decide_at_release, decision_facts
 
 DELIVERABLE: Final = frozenset(
     {ReferralStatus.sent, ReferralStatus.delivered, ReferralStatus.accepted}
 )
-SHREDDED: Final = PolicyRef(
-    id="crypto-shredded",
-    reason="The field's encrypted value was destroyed (withdrawal, revocation or retention)",
-    source="engine",
-)
 
 
 def header_of(referral: Referral) -> EnvelopeHeader:
-    raw = referral.envelope_header
-    context = raw["context"]
-    assert isinstance(context, dict)  # noqa: S101 - written by create() from a parsed header
-    return EnvelopeHeader(
-        version=int(str(raw["version"])),
-        sender_org=str(raw["sender_org"]),
-        sender_key_id=str(raw["sender_key_id"]),
-        recipient_org=str(raw["recipient_org"]),
-        recipient_key_id=str(raw["recipient_key_id"]),
-        context=EnvelopeContext(
-            subject_id=str(context["subject_id"]),
-            purpose=str(context["purpose"]),
-            consent_id=None if context["consent_id"] is None else str(context["consent_id"]),
-            request_id=None if context["request_id"] is None else str(context["request_id"]),
-        ),
-    )
-
-
-def _entry(row: ReferralField) -> ManifestEntry:
-    return ManifestEntry(
-        name=row.name,
-        category=row.category,
-        ciphertext_sha256=row.ciphertext_sha256,
-        sealed_key_sha256=row.sealed_key_sha256,
-        key_commitment=row.key_commitment,
-    )
-
-
-def split_fields(
-    rows: Sequence[ReferralField], decision: Decision, permit: ReleasePermit
-) -> tuple[list[ReferralField], list[WithheldField]]:
-    """Released rows (allowed and still holding bytes) and withheld fields with why."""
-    by_name = {f.name: f for f in decision.fields}
-    released: list[ReferralField] = []
-    withheld: list[WithheldField] = []
-    for row in rows:
-        if row.name in permit.field_names and row.ciphertext is not None:
-            released.append(row)
-            continue
-        refs = (SHREDDED,) if row.name in permit.field_names else by_name[row.name].policies
-        withheld.append(
-            WithheldField(
-                entry=_entry(row),
-                reasons=tuple(r.reason for r in refs),
-                policies=tuple(r.id for r in refs),
-            )
-        )
-    return released, withheld
+    return header_from_json(referral.envelope_header)
 
 
 async def deliver(
@@ -175,16 +115,7 @@ async def deliver(
     return build_delivery(
         header=header_of(referral),
         signature=referral.signature,
-        released=[
-            EnvelopeField(
-                name=r.name,
-                category=r.category,
-                ciphertext=r.ciphertext or b"",
-                sealed_key=r.sealed_key or b"",
-                key_commitment=r.key_commitment,
-            )
-            for r in released
-        ],
+        released=[released_field(r) for r in released],
         withheld=withheld,
         disclosure_seq=entry.seq,
     )

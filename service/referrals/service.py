@@ -22,7 +22,7 @@ from service.audit.log import AuditEvent, append, lock_head
 from service.auth.principals import Principal, Role
 from service.clock import Clock
 from service.consents.models import ConsentVersion
-from service.envelopes import verify
+from service.envelopes import submission
 from service.envelopes.format import Envelope
 from service.envelopes.format import envelope_id as envelope_id_of
 from service.errors import (
@@ -33,7 +33,6 @@ from service.errors import (
     RuleViolationError,
 )
 from service.organizations.models import Organization
-from service.organizations.service import current_keys
 from service.pagination import PageRequest
 from service.policy.decisions import Decision
 from service.policy.engine import PolicyEngine
@@ -96,7 +95,7 @@ def request_fingerprint(data: ReferralCreate) -> str:
     return hashlib.sha256(material.encode()).hexdigest()
 
 
-def _refusal(decision: Decision) -> PolicyRefusedError:
+def refusal(decision: Decision) -> PolicyRefusedError:
     return PolicyRefusedError(
         errors=[
             ProblemItem(
@@ -128,34 +127,20 @@ async def _check_request(
     consent = await session.get(ConsentVersion, data.consent_id)
     if consent is None or consent.subject_id != data.subject_id:
         problems.append(ProblemItem("/consent_id", "no such consent for this subject"))
-    envelope: Envelope | None = None
-    try:
-        envelope = verify.parse_envelope(data.envelope, path="envelope")
-    except verify.EnvelopeRejectedError as exc:
-        problems += exc.errors
+    parse_problems, envelope = submission.parse(data.envelope)
+    problems += parse_problems
     if problems or envelope is None:
         return problems, None
-    keys = await current_keys(session, [principal.org_id, data.recipient_org_id])
-    signing = keys.get(principal.org_id, {}).get("signing")
-    encryption = keys.get(data.recipient_org_id, {}).get("encryption")
-    if signing is None:
-        problems.append(ProblemItem("/envelope/sender_key_id", "your organization has no keys"))
-    if encryption is None:
-        problems.append(ProblemItem("/recipient_org_id", "the recipient has no registered keys"))
-    if signing is not None and encryption is not None:
-        try:
-            verify.verify_submission(
-                envelope,
-                sender_org=str(principal.org_id),
-                sender_public_key=signing.public_key,
-                recipient_org=str(data.recipient_org_id),
-                recipient_key_id=encryption.key_id,
-                subject_id=str(data.subject_id),
-                purpose=data.purpose,
-                consent_id=str(data.consent_id),
-            )
-        except verify.EnvelopeRejectedError as exc:
-            problems += exc.errors
+    problems += await submission.check_bound_and_signed(
+        session,
+        envelope,
+        sender_org_id=principal.org_id,
+        recipient_org_id=data.recipient_org_id,
+        recipient_path="/recipient_org_id",
+        subject_id=data.subject_id,
+        purpose=data.purpose,
+        consent_id=data.consent_id,
+    )
     return problems, envelope
 
 
@@ -218,7 +203,7 @@ async def create(
         clock=clock,
     )
     if decision.denied:
-        raise _refusal(decision)
+        raise refusal(decision)
     now = clock.now()
     referral = Referral(
         id=uuid.uuid4(),

@@ -83,6 +83,9 @@ def _forbids(request: DecisionRequest, info: CategoryInfo, field_name: str) -> s
         and _covers(grant, request, info, field_name, named_only=True, check_fields=False)
     ):
         hits.add("explicit-category-needs-named-consent")
+    # A subpoena is not a court order: never privileged or explicit-consent records.
+    if request.legal_basis == "subpoena" and (info.privileged or info.explicit):
+        hits.add("subpoena-never-privileged-or-explicit")
     if recipient == "research":
         hits.add("research-sector-receives-no-fields")
     if request.purpose == "research":

@@ -272,6 +272,18 @@ CASES: tuple[Case, ...] = (
         "explicit-category-needs-named-consent",
     ),
     Case(
+        "C13_substance_use_on_subpoena_even_with_named_consent_denies",
+        request(LE, purpose="investigation", basis="subpoena", categories=("substance_use",)),
+        False,
+        "subpoena-never-privileged-or-explicit",
+    ),
+    Case(
+        "subpoena_with_consent_for_an_ordinary_category_allows",
+        request(LE, purpose="investigation", basis="subpoena", categories=("contact",)),
+        True,
+        "consent-covers-release",
+    ),
+    Case(
         "substance_use_on_court_order_without_consent_denies",
         request(
             LE,

@@ -234,6 +234,16 @@ COVERED_ELSEWHERE = {
     ("POST", "/v1/referrals/{referral_id}/decline"),
     ("POST", "/v1/referrals/{referral_id}/close"),
     ("POST", "/v1/referrals/{referral_id}/withdraw"),
+    # tests/records_requests/test_records_requests.py (B07, B09, C14, roles and parties):
+    ("POST", "/v1/records-requests"),
+    ("GET", "/v1/records-requests"),
+    ("GET", "/v1/records-requests/{request_id}"),
+    ("POST", "/v1/records-requests/{request_id}/respond"),
+    ("POST", "/v1/records-requests/{request_id}/deliver"),
+    ("GET", "/v1/obligations"),
+    ("POST", "/v1/obligations/{obligation_id}/done"),
+    ("GET", "/v1/reviews"),
+    ("POST", "/v1/reviews/{review_id}/close"),
     # Registered only with test_hooks on: tests/referrals/test_bench_hook.py
     ("POST", "/v1/_bench/baseline"),
 }

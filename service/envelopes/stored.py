@@ -1,0 +1,103 @@
+"""Envelopes as the service stores them, back into the shapes a delivery needs:
+the signed header from its stored JSON, and the sealed field rows (of a referral
+or of a records request's answer) split into released and withheld."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol, TypeVar
+
+from service.envelopes.format import (
+    EnvelopeContext,
+    EnvelopeField,
+    EnvelopeHeader,
+    ManifestEntry,
+    WithheldField,
+)
+from service.policy.decisions import Decision, PolicyRef, ReleasePermit
+
+SHREDDED = PolicyRef(
+    id="crypto-shredded",
+    reason="The field's encrypted value was destroyed (withdrawal, revocation or retention)",
+    source="engine",
+)
+
+
+class SealedRow(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def category(self) -> str: ...
+    @property
+    def ciphertext_sha256(self) -> bytes: ...
+    @property
+    def sealed_key_sha256(self) -> bytes: ...
+    @property
+    def key_commitment(self) -> bytes: ...
+    @property
+    def ciphertext(self) -> bytes | None: ...
+    @property
+    def sealed_key(self) -> bytes | None: ...
+
+
+Row = TypeVar("Row", bound=SealedRow)
+
+
+def header_from_json(raw: Mapping[str, object]) -> EnvelopeHeader:
+    context = raw["context"]
+    assert isinstance(context, dict)  # noqa: S101 - written by the service from a parsed header
+    return EnvelopeHeader(
+        version=int(str(raw["version"])),
+        sender_org=str(raw["sender_org"]),
+        sender_key_id=str(raw["sender_key_id"]),
+        recipient_org=str(raw["recipient_org"]),
+        recipient_key_id=str(raw["recipient_key_id"]),
+        context=EnvelopeContext(
+            subject_id=str(context["subject_id"]),
+            purpose=str(context["purpose"]),
+            consent_id=None if context["consent_id"] is None else str(context["consent_id"]),
+            request_id=None if context["request_id"] is None else str(context["request_id"]),
+        ),
+    )
+
+
+def manifest_entry(row: SealedRow) -> ManifestEntry:
+    return ManifestEntry(
+        name=row.name,
+        category=row.category,
+        ciphertext_sha256=row.ciphertext_sha256,
+        sealed_key_sha256=row.sealed_key_sha256,
+        key_commitment=row.key_commitment,
+    )
+
+
+def split_fields(
+    rows: Sequence[Row], decision: Decision, permit: ReleasePermit
+) -> tuple[list[Row], list[WithheldField]]:
+    """Released rows (allowed and still holding bytes) and withheld fields with why."""
+    by_name = {f.name: f for f in decision.fields}
+    released: list[Row] = []
+    withheld: list[WithheldField] = []
+    for row in rows:
+        if row.name in permit.field_names and row.ciphertext is not None:
+            released.append(row)
+            continue
+        refs = (SHREDDED,) if row.name in permit.field_names else by_name[row.name].policies
+        withheld.append(
+            WithheldField(
+                entry=manifest_entry(row),
+                reasons=tuple(r.reason for r in refs),
+                policies=tuple(r.id for r in refs),
+            )
+        )
+    return released, withheld
+
+
+def released_field(row: SealedRow) -> EnvelopeField:
+    return EnvelopeField(
+        name=row.name,
+        category=row.category,
+        ciphertext=row.ciphertext or b"",
+        sealed_key=row.sealed_key or b"",
+        key_commitment=row.key_commitment,
+    )

@@ -1,0 +1,109 @@
+"""Delivery of a records request's answer to the requester, as with referrals
+(service/referrals/deliver.py): every field decided again at this moment on the
+holder's authority, the allowed ones released, the others withheld with why, and
+the disclosure's audit entry written in the same transaction (with the legal basis
+and its reference) before anything is answered."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.audit.log import AuditEvent, append
+from service.auth.principals import Principal, Role
+from service.clock import Clock
+from service.envelopes.format import build_delivery
+from service.envelopes.stored import header_from_json, released_field, split_fields
+from service.errors import ConflictError, ForbiddenError
+from service.policy.engine import PolicyEngine
+from service.policy.inputs import FieldRef
+from service.records_requests import service as request_service
+from service.records_requests.models import RequestStatus
+from service.release import ReleaseInputs, decide_at_release, decision_facts
+
+REQUESTERS = (Role.investigator, Role.prosecutor)
+
+
+async def deliver(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    engine: PolicyEngine,
+    request_id: uuid.UUID,
+    clock: Clock,
+) -> dict[str, object]:
+    request = await request_service.get_visible(
+        session, principal=principal, request_id=request_id, lock=True
+    )
+    if principal.org_id != request.requester_org_id or not principal.has_any(*REQUESTERS):
+        raise ForbiddenError("Only the requesting agency's investigators and prosecutors")
+    if request.status != RequestStatus.released.value or request.envelope_header is None:
+        raise ConflictError(f"There is no released answer to deliver ({request.status})")
+    if request.subject_id is None or request.signature is None:
+        raise ConflictError("There is no released answer to deliver")
+    rows = await request_service.fields_of(session, request.id)
+    decision = await decide_at_release(
+        session,
+        engine,
+        ReleaseInputs(
+            actor_org_id=request.holder_org_id,
+            actor_roles=frozenset(request.responder_roles or ()),
+            sender_org_id=request.holder_org_id,
+            recipient_org_id=request.requester_org_id,
+            subject_owner=request.holder_org_id,
+            purpose=request.purpose,
+            legal_basis=request.legal_basis,
+            consent_id=request.consent_id,
+            fields=[FieldRef(r.name, r.category) for r in rows],
+            justification_given=True,
+        ),
+        clock=clock,
+    )
+    released, withheld = split_fields(rows, decision, decision.permit())
+    entry = await append(
+        session,
+        AuditEvent(
+            "disclosure" if released else "withheld",
+            principal,
+            subject_ref=str(request.subject_id),
+            counterpart_org_id=request.holder_org_id,
+            details={
+                "request_id": str(request.id),
+                "recipient_org": str(request.requester_org_id),
+                "consent_id": str(request.consent_id) if request.consent_id else None,
+                "purpose": request.purpose,
+                "legal_basis": request.legal_basis,
+                "legal_reference": request.legal_reference,
+                "released": [
+                    {
+                        "name": r.name,
+                        "category": r.category,
+                        "ciphertext_sha256": r.ciphertext_sha256.hex(),
+                    }
+                    for r in released
+                ],
+                "categories": sorted({r.category for r in released}),
+                **decision_facts(decision),
+                "withheld": [
+                    {"name": w.entry.name, "category": w.entry.category, "policies": w.policies}
+                    for w in withheld
+                ],
+            },
+        ),
+        clock=clock,
+    )
+    now = decision.decided_at or clock.now()
+    for row in released:
+        if row.released_at is None:
+            row.released_at = now
+    if request.delivered_at is None:
+        request.delivered_at = now
+    await session.flush()
+    return build_delivery(
+        header=header_from_json(request.envelope_header),
+        signature=request.signature,
+        released=[released_field(r) for r in released],
+        withheld=withheld,
+        disclosure_seq=entry.seq,
+    )
