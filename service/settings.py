@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     # within this many days; an emergency release must be reviewed within these hours.
     obligation_notify_days: float = Field(default=5.0, gt=0.0, le=90.0)
     review_due_hours: float = Field(default=72.0, gt=0.0, le=24.0 * 30)
+    # The longest a law enforcement agency may keep a disclosure out of the
+    # survivor's accounting with one written request.
+    accounting_suspension_max_days: float = Field(default=365.0, gt=0.0, le=3650.0)
     # Rate limits ("N/second|minute|hour|day", the `limits` library's notation) and
     # where their counters live ("memory://" per process; "redis://..." shared).
     rate_limit_records_requests: str = "30/minute"

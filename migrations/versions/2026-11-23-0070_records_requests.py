@@ -1,4 +1,5 @@
-"""Records requests, their answers' sealed fields, obligations and reviews.
+"""Records requests, their answers' sealed fields, obligations, reviews and
+accounting suspensions.
 
 Revision ID: 0070
 Revises: 0060
@@ -133,7 +134,28 @@ def upgrade() -> None:
     )
     _indexes("reviews", "holder_org_id", "request_id")
 
+    op.create_table(
+        "accounting_suspensions",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("request_id", sa.Uuid(), nullable=False),
+        sa.Column("requester_org_id", sa.Uuid(), nullable=False),
+        sa.Column("document_sha256", sa.String(length=64), nullable=False),
+        _time("created_at"),
+        sa.Column("created_by", sa.String(length=200), nullable=False),
+        _time("until"),
+        _fk("accounting_suspensions", "request_id", "records_requests"),
+        _fk("accounting_suspensions", "requester_org_id", "organizations"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_accounting_suspensions")),
+    )
+    _indexes("accounting_suspensions", "request_id")
+
 
 def downgrade() -> None:
-    for table in ("reviews", "obligations", "records_request_fields", "records_requests"):
+    for table in (
+        "accounting_suspensions",
+        "reviews",
+        "obligations",
+        "records_request_fields",
+        "records_requests",
+    ):
         op.drop_table(table)

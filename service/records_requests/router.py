@@ -39,6 +39,8 @@ from service.records_requests.schemas import (
     ReviewClose,
     ReviewList,
     ReviewRead,
+    SuspensionCreate,
+    SuspensionRead,
 )
 from service.referrals.schemas import DeliveryRead
 
@@ -164,6 +166,39 @@ async def deliver_records_request(
         session, principal=principal, engine=_engine(request), request_id=request_id, clock=clock
     )
     return Response(orjson.dumps(body), media_type="application/json")
+
+
+@router.post(
+    "/v1/records-requests/{request_id}/suspension",
+    status_code=status.HTTP_201_CREATED,
+    responses=ALL_PROBLEMS,
+)
+async def suspend_accounting(
+    request_id: uuid.UUID,
+    body: SuspensionCreate,
+    request: Request,
+    principal: Requester,
+    session: DbSession,
+    clock: AppClock,
+) -> SuspensionRead:
+    """The requesting agency's written request (its SHA-256) to keep this request's
+    disclosures out of the survivor's accounting until `until`; audited, and it ends
+    by itself."""
+    row = await request_service.suspend_accounting(
+        session,
+        principal=principal,
+        request_id=request_id,
+        data=body,
+        clock=clock,
+        max_days=request.app.state.settings.accounting_suspension_max_days,
+    )
+    return SuspensionRead(
+        id=row.id,
+        request_id=row.request_id,
+        document_sha256=row.document_sha256,
+        created_at=row.created_at,
+        until=row.until,
+    )
 
 
 def _obligation_read(row: Obligation, clock: AppClock) -> ObligationRead:

@@ -155,3 +155,18 @@ class ReviewRead(BaseModel):
 
 class ReviewList(BaseModel):
     items: list[ReviewRead]
+
+
+class SuspensionCreate(StrictInput):
+    document_sha256: str = Field(
+        pattern=SHA256_HEX, description="SHA-256 of the agency's written request"
+    )
+    until: AwareDatetime = Field(description="The suspension ends by itself at this time")
+
+
+class SuspensionRead(BaseModel):
+    id: uuid.UUID
+    request_id: uuid.UUID
+    document_sha256: str
+    created_at: datetime
+    until: datetime

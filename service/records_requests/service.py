@@ -37,13 +37,19 @@ from service.policy.engine import PolicyEngine
 from service.policy.inputs import FieldRef
 from service.records_requests import duties
 from service.records_requests.models import (
+    AccountingSuspension,
     LegalBasis,
     RecordsRequest,
     RecordsRequestField,
     RequestStatus,
 )
 from service.records_requests.preliminary import preliminary
-from service.records_requests.schemas import Decision, RecordsRequestCreate, RespondRequest
+from service.records_requests.schemas import (
+    Decision,
+    RecordsRequestCreate,
+    RespondRequest,
+    SuspensionCreate,
+)
 from service.referrals.service import PolicyRefusedError, refusal
 from service.release import ReleaseInputs, decide_at_release, decision_facts
 from service.subjects.service import get_owned
@@ -366,6 +372,57 @@ async def _close(
     return request
 
 
+async def suspend_accounting(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    request_id: uuid.UUID,
+    data: SuspensionCreate,
+    clock: Clock,
+    max_days: float,
+) -> AccountingSuspension:
+    """The requesting agency asks, in writing, that this request's disclosures stay
+    out of the survivor's accounting until `until`. Audited; ends by itself."""
+    request = await get_visible(session, principal=principal, request_id=request_id, lock=True)
+    if principal.org_id != request.requester_org_id or not principal.has_any(
+        Role.investigator, Role.prosecutor
+    ):
+        raise ForbiddenError("Only the requesting agency may ask for a suspension")
+    now = clock.now()
+    if not now < data.until <= now + timedelta(days=max_days):
+        raise RuleViolationError(
+            errors=[ProblemItem("/until", f"must be in the next {max_days:g} days")]
+        )
+    suspension = AccountingSuspension(
+        id=uuid.uuid4(),
+        request_id=request.id,
+        requester_org_id=principal.org_id,
+        document_sha256=data.document_sha256,
+        created_at=now,
+        created_by=principal.label,
+        until=data.until,
+    )
+    session.add(suspension)
+    await session.flush()
+    await append(
+        session,
+        AuditEvent(
+            "suspension.created",
+            principal,
+            subject_ref=str(request.subject_id) if request.subject_id else None,
+            counterpart_org_id=request.holder_org_id,
+            details={
+                "request_id": str(request.id),
+                "id": str(suspension.id),
+                "document_sha256": data.document_sha256,
+                "until": data.until.isoformat(),
+            },
+        ),
+        clock=clock,
+    )
+    return suspension
+
+
 __all__ = [
     "PolicyRefusedError",
     "create",
@@ -373,5 +430,6 @@ __all__ = [
     "get_visible",
     "list_visible",
     "respond",
+    "suspend_accounting",
     "visible_requests",
 ]

@@ -64,7 +64,9 @@ async def get_disclosures(
 ) -> DisclosureAccounting:
     """Every disclosure about this subject, from the audit log: who received which
     categories, when, for what purpose and on what legal basis."""
-    subject, rows = await subject_service.disclosures(session, who=who, subject_id=subject_id)
+    subject, rows = await subject_service.disclosures(
+        session, who=who, subject_id=subject_id, at=clock.now()
+    )
     await subject_service.record_link_use(session, who=who, what="disclosures", clock=clock)
     items = []
     for entry, recipient, org in rows:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime, timedelta
 
@@ -17,6 +18,7 @@ from service.clock import Clock
 from service.crypto import Signer, key_id_for
 from service.errors import NotFoundError, rule_violation
 from service.organizations.models import Organization
+from service.records_requests.models import AccountingSuspension
 from service.settings import Settings
 from service.subjects.models import Subject
 from service.subjects.schemas import SubjectCreate
@@ -56,12 +58,26 @@ async def get_owned(
 
 
 async def disclosures(
-    session: AsyncSession, *, who: Principal | SurvivorPrincipal, subject_id: uuid.UUID
+    session: AsyncSession,
+    *,
+    who: Principal | SurvivorPrincipal,
+    subject_id: uuid.UUID,
+    at: datetime,
 ) -> tuple[Subject, list[tuple[AuditEntry, uuid.UUID | None, Organization | None]]]:
     """The accounting of disclosures, for the owner's staff or the survivor: each
-    entry with its recipient's id and directory record."""
+    entry with its recipient's id and directory record. Disclosures of a records
+    request under a law enforcement agency's suspension are left out until the
+    suspension ends (docs/law-enforcement.md)."""
     subject = await resolve_subject(session, who=who, subject_id=subject_id)
     entries = await audit_service.subject_disclosures(session, str(subject.id))
+    by_request: dict[int, uuid.UUID | None] = {}
+    for entry in entries:
+        request_id = json.loads(entry.body).get("details", {}).get("request_id")
+        by_request[entry.seq] = uuid.UUID(request_id) if isinstance(request_id, str) else None
+    suspended = await suspended_requests(
+        session, {r for r in by_request.values() if r is not None}, at
+    )
+    entries = [e for e in entries if by_request[e.seq] not in suspended]
     recipients = [disclosure_recipient(e) for e in entries]
     wanted = {r for r in recipients if r is not None}
     orgs = {
@@ -73,6 +89,22 @@ async def disclosures(
     return subject, [
         (e, r, orgs.get(r) if r else None) for e, r in zip(entries, recipients, strict=True)
     ]
+
+
+async def suspended_requests(
+    session: AsyncSession, request_ids: set[uuid.UUID], at: datetime
+) -> set[uuid.UUID]:
+    """The records requests among these whose disclosures are withheld from the
+    accounting at `at` (a suspension ends by itself at its `until`)."""
+    if not request_ids:
+        return set()
+    rows = await session.scalars(
+        select(AccountingSuspension.request_id).where(
+            AccountingSuspension.request_id.in_(list(request_ids)),
+            AccountingSuspension.until > at,
+        )
+    )
+    return set(rows.all())
 
 
 async def resolve_subject(

@@ -6,6 +6,7 @@ again and audited, obligations and emergency reviews."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -342,3 +343,45 @@ async def test_G07_records_requests_are_rate_limited_per_principal(
     assert refused.status_code == 429
     assert int(refused.headers["retry-after"]) >= 1
     assert db.dump() == before
+
+
+async def test_accounting_suspension_hides_the_disclosure_until_it_ends(
+    kit: RequestKit, db: TestDatabase
+) -> None:
+    made = await kit.made(
+        legal_basis="court_order",
+        legal_reference="2026-CR-42",
+        document_sha256=DOC,
+        categories=["location"],
+    )
+    subject = await kit.subject()
+    envelope = kit.seal(made, subject, {"location": VALUES["location"]})
+    assert (
+        await kit.respond(made["id"], {"decision": "release", "envelope": envelope})
+    ).status_code == 200
+    assert (await kit.deliver(made["id"])).status_code == 200
+
+    async def accounted() -> list[Any]:
+        r = await kit.client.get(f"/v1/subjects/{subject}/disclosures", headers=kit.staff("vsp"))
+        assert r.status_code == 200, r.text
+        items: list[Any] = r.json()["items"]
+        return items
+
+    assert len(await accounted()) == 1
+    url = f"/v1/records-requests/{made['id']}/suspension"
+    until = kit.world.clock.now() + timedelta(days=30)
+    body = {"document_sha256": DOC, "until": until.isoformat()}
+    # Only the requesting agency; the holder cannot, another agency sees nothing.
+    before = db.dump()
+    assert (await kit.client.post(url, json=body, headers=kit.staff("vsp"))).status_code == 403
+    other = kit.staff("prosecutor", Role.prosecutor)
+    assert (await kit.client.post(url, json=body, headers=other)).status_code == 404
+    too_long = {**body, "until": (kit.world.clock.now() + timedelta(days=4000)).isoformat()}
+    investigator = kit.staff("police", Role.investigator)
+    assert (await kit.client.post(url, json=too_long, headers=investigator)).status_code == 422
+    assert db.dump() == before
+    r = await kit.client.post(url, json=body, headers=investigator)
+    assert r.status_code == 201, r.text
+    assert await accounted() == []
+    kit.world.clock.advance(timedelta(days=30).total_seconds())
+    assert len(await accounted()) == 1  # it ended by itself

@@ -240,6 +240,7 @@ COVERED_ELSEWHERE = {
     ("GET", "/v1/records-requests/{request_id}"),
     ("POST", "/v1/records-requests/{request_id}/respond"),
     ("POST", "/v1/records-requests/{request_id}/deliver"),
+    ("POST", "/v1/records-requests/{request_id}/suspension"),
     ("GET", "/v1/obligations"),
     ("POST", "/v1/obligations/{obligation_id}/done"),
     ("GET", "/v1/reviews"),
