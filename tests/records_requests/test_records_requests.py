@@ -5,6 +5,7 @@ again and audited, obligations and emergency reviews."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import timedelta
 from typing import Any
@@ -385,3 +386,44 @@ async def test_accounting_suspension_hides_the_disclosure_until_it_ends(
     assert await accounted() == []
     kit.world.clock.advance(timedelta(days=30).total_seconds())
     assert len(await accounted()) == 1  # it ended by itself
+
+
+async def test_C13_releasing_substance_use_on_a_subpoena_is_422_naming_the_policy(
+    kit: RequestKit, db: TestDatabase
+) -> None:
+    made = await kit.made(
+        legal_basis="subpoena",
+        legal_reference="SUB-2026-17",
+        document_sha256=DOC,
+        categories=["substance_use"],
+    )
+    subject = await kit.subject()
+    envelope = kit.seal(made, subject, {"substance_use": "planted treatment record"})
+    before = db.dump()
+    r = await kit.respond(made["id"], {"decision": "release", "envelope": envelope})
+    assert r.status_code == 422
+    [error] = r.json()["errors"]
+    assert error["path"] == "/envelope/fields/substance_use"
+    assert "subpoena-never-privileged-or-explicit" in error["policies"]
+    assert db.dump() == before
+
+
+async def test_D11_two_supervisors_closing_the_same_review_one_wins(kit: RequestKit) -> None:
+    made = await kit.made(
+        purpose="emergency_contact", legal_basis="emergency", categories=["contact"]
+    )
+    subject = await kit.subject()
+    envelope = kit.seal(made, subject, {"contact": VALUES["contact"]})
+    r = await kit.respond(
+        made["id"], {"decision": "release", "envelope": envelope}, Role.supervisor, "sam"
+    )
+    assert r.status_code == 200, r.text
+    pat, kim = (kit.staff("vsp", Role.supervisor, sub=s) for s in ("pat", "kim"))
+    [review] = (await kit.client.get("/v1/reviews", headers=pat)).json()["items"]
+    close = {"finding": "justified", "survivor_notified": True}
+    url = f"/v1/reviews/{review['id']}/close"
+    first, second = await asyncio.gather(
+        kit.client.post(url, json=close, headers=pat),
+        kit.client.post(url, json=close, headers=kim),
+    )
+    assert sorted([first.status_code, second.status_code]) == [200, 409]
