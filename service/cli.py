@@ -210,8 +210,9 @@ def org_create(
 @app.command()
 def sweep() -> None:
     """Crypto-shred now: destroy the ciphertexts and sealed keys of referrals past
-    their retention, withdrawn or declined (the running service does this every
-    ACCORD_SWEEP_INTERVAL_SECONDS). Prints the referral ids shredded."""
+    their retention, withdrawn or declined, and of records-request answers past
+    their retention (the running service does this every
+    ACCORD_SWEEP_INTERVAL_SECONDS). Prints the referral and request ids shredded."""
     from datetime import timedelta
 
     from service.referrals.shred import run_sweep

@@ -20,6 +20,7 @@ from service.consents.schemas import ConsentCreate, GivenBy, Method
 from service.errors import ConflictError, NotFoundError, ProblemItem, RuleViolationError
 from service.organizations.models import Organization
 from service.policy.inputs import WILDCARD, ConsentInForce
+from service.records_requests import shred as request_shred
 from service.referrals import shred
 from service.subjects.models import Subject
 from service.subjects.service import get_owned, resolve_subject
@@ -339,6 +340,7 @@ async def revoke(
     )
     # Fields sent under the grant and never released are destroyed now.
     await shred.shred_for_revoked_grant(session, {v.id for v in history}, clock=clock)
+    await request_shred.shred_for_revoked_grant(session, {v.id for v in history})
     await append(
         session,
         AuditEvent(

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from service.audit.log import AuditEvent, append
 from service.clock import Clock
+from service.records_requests import shred as request_shred
 from service.referrals.models import Referral, ReferralField, ReferralStatus
 
 log = logging.getLogger("accord.referrals")
@@ -146,11 +147,13 @@ async def checkpoint_sqlite_wal(factory: async_sessionmaker[AsyncSession]) -> No
 async def run_sweep(
     factory: async_sessionmaker[AsyncSession], *, retention: timedelta, clock: Clock
 ) -> list[uuid.UUID]:
-    """One sweep in its own transaction, then (SQLite) a WAL checkpoint outside it,
-    every time: shreddings made by requests since the last sweep (withdrawals,
-    declines, revocations) leave the WAL within one interval too."""
+    """One sweep (referrals, then records-request answers) in its own transaction,
+    then (SQLite) a WAL checkpoint outside it, every time: shreddings made by
+    requests since the last sweep (withdrawals, declines, revocations) leave the
+    WAL within one interval too."""
     async with factory() as session:
         shredded = await sweep(session, retention=retention, clock=clock)
+        shredded += await request_shred.sweep(session, retention=retention, clock=clock)
         await session.commit()
     await checkpoint_sqlite_wal(factory)
     return shredded

@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from service.auth.principals import Role
+from service.records_requests.models import RecordsRequestField
+from service.referrals.shred import run_sweep
 from service.settings import Settings
 from tests.records_requests.support import DOC, VALUES, RequestKit, make_request_kit
 from tests.support.databases import TestDatabase
@@ -427,3 +431,55 @@ async def test_D11_two_supervisors_closing_the_same_review_one_wins(kit: Request
         kit.client.post(url, json=close, headers=kim),
     )
     assert sorted([first.status_code, second.status_code]) == [200, 409]
+
+
+async def _answer_bytes(app: Any, request_id: str) -> list[bool]:
+    async with app.state.sessionmaker() as session:
+        rows = await session.scalars(
+            select(RecordsRequestField).where(
+                RecordsRequestField.request_id == uuid.UUID(request_id)
+            )
+        )
+        return [r.ciphertext is not None and r.sealed_key is not None for r in rows.all()]
+
+
+async def test_answers_are_shredded_on_revocation_and_by_the_retention_sweep(
+    kit: RequestKit, app: Any
+) -> None:
+    # A consent answer, revoked before delivery: its sealed keys are destroyed at once.
+    made = await kit.made(categories=["contact"])
+    subject = await kit.subject()
+    consent = await kit.consent(subject, ["contact"])
+    envelope = kit.seal(made, subject, {"contact": VALUES["contact"]}, consent_id=consent)
+    body = {"decision": "release", "consent_id": consent, "envelope": envelope}
+    assert (await kit.respond(made["id"], body)).status_code == 200
+    assert await _answer_bytes(app, made["id"]) == [True]
+    r = await kit.client.post(
+        f"/v1/consents/{consent}/revoke", json={"reason": "withdrawn"}, headers=kit.staff("vsp")
+    )
+    assert r.status_code == 200
+    assert await _answer_bytes(app, made["id"]) == [False]
+    assert (await kit.deliver(made["id"])).json()["released"] == []
+    # A court-ordered answer, delivered: the sweep destroys it after the retention.
+    ordered = await kit.made(
+        legal_basis="court_order",
+        legal_reference="2026-CR-42",
+        document_sha256=DOC,
+        categories=["location"],
+    )
+    envelope = kit.seal(ordered, subject, {"location": VALUES["location"]})
+    assert (
+        await kit.respond(ordered["id"], {"decision": "release", "envelope": envelope})
+    ).status_code == 200
+    assert (await kit.deliver(ordered["id"])).status_code == 200
+    retention = timedelta(days=Settings().referral_retention_days)
+    clock = kit.world.clock
+    assert await run_sweep(app.state.sessionmaker, retention=retention, clock=clock) == []
+    clock.advance(retention.total_seconds())
+    swept = await run_sweep(app.state.sessionmaker, retention=retention, clock=clock)
+    assert [str(i) for i in swept] == [ordered["id"]]
+    assert await _answer_bytes(app, ordered["id"]) == [False]
+    assert await run_sweep(app.state.sessionmaker, retention=retention, clock=clock) == []
+    later = (await kit.deliver(ordered["id"])).json()
+    assert later["released"] == []
+    assert later["withheld"][0]["policies"] == ["crypto-shredded"]
