@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Header, Query, Request
 
 from service.pagination import Paginator
 
@@ -32,3 +32,13 @@ def paginator(
 
 
 Pages = Annotated[Paginator, Depends(paginator)]
+
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=200,
+        description="Makes a retried create safe: the same key and body return the first result",
+    ),
+]

@@ -50,15 +50,15 @@ _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 def is_retryable(spec: RequestSpec, exc: BaseException) -> bool:
     """Whether a failed idempotent call may be sent again.
 
-    429 and 503 promise that nothing was done. Any other transport error is retried
-    for GET and PUT only: after a read timeout a create may have been committed, and
-    the service honours Idempotency-Key on referrals but not (yet) on subjects and
-    consents, where a blind resend could record a second grant that a later
-    revocation would miss. Such a create is retried only if it never left.
+    429 and 503 promise that nothing was done. Any other transport error (a read
+    timeout included, after which the request may have been committed) is retried
+    for GET and PUT and for creates that carry an Idempotency-Key: the service
+    returns the first result for a repeated key (subjects, consents, referrals), so
+    a resend can never make a second object. Other POSTs are never resent.
     """
     if isinstance(exc, (RateLimitedError, ServiceUnavailableError)):
         return True
-    if spec.method in {"GET", "PUT", "HEAD", "DELETE"}:
+    if spec.idempotent:
         return isinstance(exc, httpx.TransportError)
     return isinstance(exc, _NOT_SENT)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Request, Response, status
 
 from service.auth.dependencies import AppClock, CaseStaff, CaseStaffOrSurvivor, DbSession
 from service.consents import followups, givers
@@ -25,6 +25,8 @@ from service.consents.schemas import (
 )
 from service.consents.service import ConsentState
 from service.http_errors import ALL_PROBLEMS
+from service.http_params import IdempotencyKey
+from service.idempotency import service as idempotency
 from service.organizations.models import Organization
 from service.subjects import service as subject_service
 from service.vocabulary import Vocabulary
@@ -70,23 +72,44 @@ async def create_consent(
     subject_id: uuid.UUID,
     body: ConsentCreate,
     request: Request,
+    response: Response,
     principal: CaseStaff,
     session: DbSession,
     clock: AppClock,
+    idempotency_key: IdempotencyKey = None,
 ) -> ConsentRead:
     """Record a grant on the survivor's behalf, or amend one (`supersedes`): a new
-    immutable version; the old one is kept."""
+    immutable version; the old one is kept. With an `Idempotency-Key`, a retry
+    returns the first version (200), never a second one."""
     vocabulary: Vocabulary = request.app.state.vocabulary
-    row = await consent_service.create(
+
+    async def create() -> ConsentState:
+        row = await consent_service.create(
+            session,
+            principal=principal,
+            subject_id=subject_id,
+            data=body,
+            vocabulary=vocabulary,
+            clock=clock,
+            max_days=request.app.state.settings.consent_max_days,
+        )
+        return ConsentState(row, None, latest=True, giver_ref=body.giver_ref)
+
+    state, created = await idempotency.once(
         session,
         principal=principal,
-        subject_id=subject_id,
-        data=body,
-        vocabulary=vocabulary,
+        key=idempotency_key,
+        route=f"POST /v1/subjects/{subject_id}/consents",
+        body=body.model_dump(mode="json"),
+        create=create,
+        load=lambda earlier: consent_service.get_state(
+            session, principal=principal, consent_id=earlier
+        ),
+        id_of=lambda state: state.version.id,
         clock=clock,
-        max_days=request.app.state.settings.consent_max_days,
     )
-    state = ConsentState(row, None, latest=True, giver_ref=body.giver_ref)
+    if not created:
+        response.status_code = status.HTTP_200_OK
     return consent_read(state, live=state.live(clock.now()))
 
 

@@ -6,11 +6,11 @@ import uuid
 from typing import Annotated, Literal
 
 import orjson
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from service.auth.dependencies import AppClock, CaseStaff, CurrentPrincipal, DbSession
 from service.http_errors import ALL_PROBLEMS
-from service.http_params import Pages
+from service.http_params import IdempotencyKey, Pages
 from service.organizations.schemas import Service
 from service.pagination import next_position
 from service.policy.engine import PolicyEngine
@@ -36,15 +36,6 @@ from service.referrals.schemas import (
 )
 
 router = APIRouter(prefix="/v1/referrals", tags=["referrals"])
-
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        max_length=200,
-        description="Makes a retried create safe: the same key and body return the first result",
-    ),
-]
 
 
 def _engine(request: Request) -> PolicyEngine:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Request, Response, status
 
 from service.auth.dependencies import (
     AccessLinkLimit,
@@ -16,6 +16,8 @@ from service.auth.dependencies import (
     DbSession,
 )
 from service.http_errors import ALL_PROBLEMS
+from service.http_params import IdempotencyKey
+from service.idempotency import service as idempotency
 from service.subjects import service as subject_service
 from service.subjects.models import Subject
 from service.subjects.schemas import (
@@ -41,11 +43,31 @@ def subject_read(subject: Subject) -> SubjectRead:
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=ALL_PROBLEMS)
 async def create_subject(
-    principal: CaseStaff, session: DbSession, clock: AppClock, body: SubjectCreate | None = None
+    principal: CaseStaff,
+    session: DbSession,
+    clock: AppClock,
+    response: Response,
+    body: SubjectCreate | None = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> SubjectRead:
-    subject = await subject_service.create(
-        session, principal=principal, data=body or SubjectCreate(), clock=clock
+    """A subject: a random id for a person your organization serves; no identifying
+    data. With an `Idempotency-Key`, a retry returns the first subject (200)."""
+    data = body or SubjectCreate()
+    subject, created = await idempotency.once(
+        session,
+        principal=principal,
+        key=idempotency_key,
+        route="POST /v1/subjects",
+        body=data.model_dump(mode="json"),
+        create=lambda: subject_service.create(session, principal=principal, data=data, clock=clock),
+        load=lambda earlier: subject_service.get_owned(
+            session, principal=principal, subject_id=earlier
+        ),
+        id_of=lambda subject: subject.id,
+        clock=clock,
     )
+    if not created:
+        response.status_code = status.HTTP_200_OK
     return subject_read(subject)
 
 

@@ -17,8 +17,10 @@ from accord_client.api_models import (
 )
 from accord_client.envelope import PlainField
 from accord_client.keys import generate_organization_keys
+from sqlalchemy import select
 
 from service.auth.principals import Role
+from service.subjects.models import Subject
 from tests.client.conftest import async_client
 from tests.support.databases import TestDatabase
 from tests.support.world import World
@@ -181,3 +183,34 @@ async def test_send_and_receive_a_referral_with_directory_keys(app: Any, world: 
         assert accepted["status"] == "accepted"
         closed = await recipient.close_referral(referral["id"], outcome="services_provided")
         assert closed["status"] == "closed"
+
+
+class LostFirstResponse(httpx.AsyncBaseTransport):
+    """Forwards every request to the app, but loses the first response (the create
+    is committed, the client sees a read timeout), as a flaky network would."""
+
+    def __init__(self, app: Any) -> None:
+        self._inner = httpx.ASGITransport(app=app)
+        self.calls = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.calls += 1
+        response = await self._inner.handle_async_request(request)
+        if self.calls == 1:
+            await response.aread()
+            raise httpx.ReadTimeout("response lost", request=request)
+        return response
+
+
+async def test_a_create_whose_response_was_lost_is_retried_into_one_object(
+    app: Any, world: World
+) -> None:
+    transport = LostFirstResponse(app)
+    async with async_client(app, world, transport=transport) as client:
+        subject = await client.create_subject()
+        ids = (await client.create_subject(idempotency_key="second"))["id"]
+    assert transport.calls == 3  # lost, replayed (200), then one more create
+    async with app.state.sessionmaker() as session:
+        stored = {str(i) for i in (await session.scalars(select(Subject.id))).all()}
+    # The lost create was committed once and replayed, not made twice.
+    assert stored == {subject["id"], ids}
