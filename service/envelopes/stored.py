@@ -101,3 +101,22 @@ def released_field(row: SealedRow) -> EnvelopeField:
         sealed_key=row.sealed_key or b"",
         key_commitment=row.key_commitment,
     )
+
+
+def delivery_facts(
+    released: Sequence[SealedRow], withheld: Sequence[WithheldField]
+) -> dict[str, object]:
+    """The release side of a delivery's audit entry: names, categories and the
+    SHA-256 of each released ciphertext, the withheld fields with their policies.
+    Never a value."""
+    return {
+        "released": [
+            {"name": r.name, "category": r.category, "ciphertext_sha256": r.ciphertext_sha256.hex()}
+            for r in released
+        ],
+        "categories": sorted({r.category for r in released}),
+        "withheld": [
+            {"name": w.entry.name, "category": w.entry.category, "policies": w.policies}
+            for w in withheld
+        ],
+    }

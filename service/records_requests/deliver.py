@@ -14,7 +14,12 @@ from service.audit.log import AuditEvent, append
 from service.auth.principals import Principal, Role
 from service.clock import Clock
 from service.envelopes.format import build_delivery
-from service.envelopes.stored import header_from_json, released_field, split_fields
+from service.envelopes.stored import (
+    delivery_facts,
+    header_from_json,
+    released_field,
+    split_fields,
+)
 from service.errors import ConflictError, ForbiddenError
 from service.policy.engine import PolicyEngine
 from service.policy.inputs import FieldRef
@@ -75,20 +80,8 @@ async def deliver(
                 "purpose": request.purpose,
                 "legal_basis": request.legal_basis,
                 "legal_reference": request.legal_reference,
-                "released": [
-                    {
-                        "name": r.name,
-                        "category": r.category,
-                        "ciphertext_sha256": r.ciphertext_sha256.hex(),
-                    }
-                    for r in released
-                ],
-                "categories": sorted({r.category for r in released}),
                 **decision_facts(decision),
-                "withheld": [
-                    {"name": w.entry.name, "category": w.entry.category, "policies": w.policies}
-                    for w in withheld
-                ],
+                **delivery_facts(released, withheld),
             },
         ),
         clock=clock,
