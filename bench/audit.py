@@ -1,43 +1,58 @@
-"""Audit log speed: appends per second and append latency as the log grows, and the
-offline verifier's speed on a large export. Figures only, not a test.
+"""Audit log speed against the targets of issue 4. Figures only, not a test.
 
-    .venv/bin/python bench/audit.py [--appends 2000] [--verify-entries 1000000]
-    ACCORD_BENCH_PG_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/db \
-        .venv/bin/python bench/audit.py
+    .venv/bin/python bench/audit.py [--entries 1000000] [--appends 2000] [--sample 500]
+    ACCORD_BENCH_PG_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/accord_bench \
+        .venv/bin/python bench/audit.py          # SQLite, then PostgreSQL (an empty database)
+    .venv/bin/python bench/audit.py --entries 100000 --appends 400   # a quick run
 
-Targets (issue 4): verifying a 1,000,000-entry export in under 10 s; the append
-latency at 10^6 entries within 1.3x of that at 10^4 (the O(log n) design). The
-append-latency ratio is measured here between a small log and a log grown to
---grow entries, in the same run.
+Per database:
+
+1. appends per second, one transaction each, with 1 and 8 concurrent writers;
+2. append latency (median of --sample real appends) at 10^4 entries and at
+   --entries, and their ratio (target < 1.3: appends are O(log n));
+3. the real streaming export (service.audit.service.export_stream) of the whole
+   log, in its own process, with its resident memory at 100k entries and at the
+   end (target: flat, peak under 200 MB), and an own-organization (filtered)
+   export with an inclusion proof per entry, the same way;
+4. the offline verifier (accord_client.audit_verify, as `accord-audit verify`
+   runs it) on both exports (target: 1,000,000 entries in under 10 s).
+
+The log is grown to 10^4 and --entries with bench/audit_seed.py (the entries,
+chain, leaves and stored nodes that appends would write, in large batches),
+continuing from the real appends of step 1. Before anything is measured on it,
+the seeded log must verify: the real verifier recomputes every leaf, the chain
+and the root from the exported bytes and checks the checkpoint the service signed
+over the root it computes from the stored nodes; and real appends continue it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import nacl.signing
-from accord_client.audit_format import GENESIS_PREV, entry_bytes, entry_document
-from accord_client.audit_verify import verify_lines
-from accord_client.checkpoint import Checkpoint, sign_note
-from accord_client.merkle import CompactRange, leaf_hash
+from accord_client.audit_verify import VerifiedLog, read_lines, verify_lines
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from bench.audit_seed import ORGS, seed
 from service import migrate
 from service.audit.log import AuditEvent, append
+from service.audit.tree import root_at, tree_size
 from service.clock import SystemClock
-from service.db import make_sessionmaker
+from service.db import make_engine, make_sessionmaker
 from service.settings import Settings
+
+HERE = Path(__file__).resolve().parent
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -46,8 +61,6 @@ def _pct(values: list[float], q: float) -> float:
 
 
 async def _append_latencies(url: str, count: int, concurrency: int) -> tuple[float, list[float]]:
-    from service.db import make_engine
-
     engine = make_engine(Settings(database_url=url, environment="test"))
     try:
         factory = make_sessionmaker(engine)
@@ -82,90 +95,148 @@ async def _migrated(url: str) -> None:
         await engine.dispose()
 
 
-def _report(label: str, rate: float, latencies: list[float]) -> None:
-    median = statistics.median(latencies) * 1e3
-    p99 = _pct(latencies, 0.99) * 1e3
-    print(f"  {label:<28} {rate:>9,.0f} appends/s   median {median:7.3f} ms   p99 {p99:7.3f} ms")
+async def _size(url: str) -> int:
+    engine = make_engine(Settings(database_url=url, environment="test"))
+    try:
+        async with make_sessionmaker(engine)() as session:
+            return await tree_size(session)
+    finally:
+        await engine.dispose()
 
 
-async def bench_appends(url: str, label: str, count: int) -> None:
-    print(f"appends, one transaction each ({label})")
-    for concurrency in (1, 8):
-        rate, latencies = await _append_latencies(url, count, concurrency)
-        _report(f"{concurrency} writer(s)", rate, latencies)
+async def _grow(url: str, target: int) -> None:
+    engine = make_engine(Settings(database_url=url, environment="test"))
+    try:
+        before = await _size(url)
+        seconds = await seed(engine, target)
+        rate = (target - before) / seconds if seconds else 0.0
+        print(f"  seeded {before:,} -> {target:,} entries in {seconds:.1f} s ({rate:,.0f}/s)")
+    finally:
+        await engine.dispose()
 
 
-async def bench_growth(url: str, grow: int, sample: int) -> None:
-    print(f"append latency as the log grows (SQLite, sample of {sample})")
-    _, small = await _append_latencies(url, sample, 1)
-    _, _ = await _append_latencies(url, grow, 1)
-    _, large = await _append_latencies(url, sample, 1)
-    ratio = statistics.median(large) / statistics.median(small)
-    before, after = statistics.median(small) * 1e3, statistics.median(large) * 1e3
-    print(f"  at ~{sample:,}: median {before:.3f} ms", end="; ")
-    print(f"at ~{grow + 2 * sample:,}: median {after:.3f} ms; ratio {ratio:.2f}")
+async def _stored_root(url: str, size: int) -> bytes:
+    engine = make_engine(Settings(database_url=url, environment="test"))
+    try:
+        async with make_sessionmaker(engine)() as session:
+            return await root_at(session, size)
+    finally:
+        await engine.dispose()
 
 
-def bench_verify(entries: int) -> None:
-    key = nacl.signing.SigningKey.generate()
-    origin = "bench.example/audit"
-    compact = CompactRange()
-    prev = GENESIS_PREV
-    lines: list[bytes] = []
-    at = datetime(2026, 11, 22, tzinfo=UTC)
-    for seq in range(entries):
-        document = entry_document(
-            seq=seq,
-            at=at,
-            action="disclosure",
-            actor={
-                "principal": "bench",
-                "org": "00000000-0000-4000-8000-000000000001",
-                "sector": "victim_services",
-            },
-            subject="s",
-            counterpart=None,
-            details={"categories": ["contact", "needs"], "policy_version": "ab" * 32},
-            prev=prev,
-        )
-        raw = entry_bytes(document)
-        leaf = leaf_hash(raw)
-        compact.append(leaf)
-        prev = leaf.hex()
-        lines.append(raw)
-    note = sign_note(
-        Checkpoint(origin, entries, compact.root()).body(),
-        name=origin,
-        public_key=bytes(key.verify_key),
-        sign=lambda m: bytes(key.sign(m).signature),
-    )
-    lines.append(json.dumps({"checkpoint": note}).encode())
+def _median_ms(values: list[float]) -> float:
+    return statistics.median(values) * 1e3
+
+
+def _export(url: str, out: Path, org: str | None) -> dict[str, object]:
+    """The export probe, in its own process (bench/audit_seed.py export)."""
+    command = [sys.executable, str(HERE / "audit_seed.py"), "export", url, str(out)]
+    if org is not None:
+        command += ["--org", org]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _mb(kb: int) -> str:
+    return f"{kb / 1024:.0f} MB"
+
+
+def _print_export(label: str, result: dict[str, object]) -> None:
+    memory = result["memory_kb"]
+    assert isinstance(memory, dict)
+    entries = int(str(result["entries"]))
+    seconds = float(str(result["seconds"]))
+    size_mb = int(str(result["bytes"])) / 1e6
+    print(f"  {label}: {entries:,} entries, {size_mb:,.0f} MB in {seconds:.1f} s")
+    points = [f"start {_mb(memory['start'][0])}"]
+    points += [f"at {int(k):,} {_mb(v[0])}" for k, v in memory.items() if k.isdigit()]
+    points.append(f"end {_mb(memory['end'][0])}")
+    print(f"    RSS {', '.join(points)}; peak {_mb(memory['end'][1])} (target < 200 MB, flat)")
+
+
+def _verify(path: Path, public_key: str) -> tuple[VerifiedLog, float]:
     started = time.perf_counter()
-    result = verify_lines(lines, public_key=bytes(key.verify_key), origin=origin)
-    elapsed = time.perf_counter() - started
-    print(f"offline verification of {result.size:,} entries")
-    rate = result.size / elapsed
-    print(f"  {elapsed:.2f} s   {rate:,.0f} entries/s   (target: 1,000,000 in < 10 s)")
+    result = verify_lines(
+        read_lines(path), public_key=base64.b64decode(public_key), origin="bench.example/audit"
+    )
+    return result, time.perf_counter() - started
+
+
+async def bench_engine(url: str, label: str, args: argparse.Namespace, tmp: Path) -> None:
+    print(f"== {label}")
+    print("appends, one transaction each")
+    for concurrency in (1, 8):
+        rate, latencies = await _append_latencies(url, args.appends, concurrency)
+        median, p99 = _median_ms(latencies), _pct(latencies, 0.99) * 1e3
+        print(
+            f"  {concurrency} writer(s)   {rate:>7,.0f} appends/s   "
+            f"median {median:7.3f} ms   p99 {p99:7.3f} ms"
+        )
+
+    print(f"append latency as the log grows (1 writer, median of {args.sample})")
+    small_at = max(10_000, await _size(url))
+    await _grow(url, small_at)
+    _, small = await _append_latencies(url, args.sample, 1)
+    await _grow(url, args.entries)
+    _, large = await _append_latencies(url, args.sample, 1)
+    ratio = statistics.median(large) / statistics.median(small)
+    print(
+        f"  at {small_at:,}: {_median_ms(small):.3f} ms; at {args.entries:,}: "
+        f"{_median_ms(large):.3f} ms; ratio {ratio:.2f} (target < 1.3)"
+    )
+
+    size = await _size(url)
+    print(f"export of the whole log ({size:,} entries) and offline verification")
+    out = tmp / f"{label}.jsonl"
+    probe = _export(url, out, None)
+    _print_export("export (oversight, full)", probe)
+    result, seconds = _verify(out, str(probe["public_key"]))
+    # Faithful seeding: the real verifier recomputed every leaf, the chain and the
+    # root from the exported bytes, and the checkpoint is signed over the root the
+    # service computes from the stored nodes; they are the same.
+    assert result.size == size
+    assert result.root == await _stored_root(url, size)
+    rate = result.size / seconds
+    print(
+        f"  verify: OK, {result.size:,} entries in {seconds:.2f} s ({rate:,.0f} entries/s; "
+        "target: 1,000,000 in < 10 s)"
+    )
+    out.unlink()
+    if args.filtered:
+        out = tmp / f"{label}-org.jsonl"
+        probe = _export(url, out, str(ORGS[0]))
+        _print_export("export (one organization, filtered, with proofs)", probe)
+        result, seconds = _verify(out, str(probe["public_key"]))
+        assert result.filtered
+        assert result.root == await _stored_root(url, result.size)
+        print(
+            f"  verify: OK, {result.entries:,} entries proven in a log of {result.size:,} "
+            f"in {seconds:.2f} s"
+        )
+        out.unlink()
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--appends", type=int, default=2000)
-    parser.add_argument("--grow", type=int, default=20000)
-    parser.add_argument("--verify-entries", type=int, default=1_000_000)
+    parser.add_argument("--entries", type=int, default=1_000_000, help="grow the log to this")
+    parser.add_argument("--appends", type=int, default=2000, help="per writer setting")
+    parser.add_argument("--sample", type=int, default=500, help="appends per latency sample")
+    parser.add_argument("--no-filtered", dest="filtered", action="store_false")
+    parser.add_argument("--no-sqlite", dest="sqlite", action="store_false")
     args = parser.parse_args()
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load {os.getloadavg()}")
     with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite+aiosqlite:///{tmp}/bench.db"
-        await _migrated(url)
-        await bench_appends(url, "SQLite", args.appends)
-        await bench_growth(url, args.grow, 500)
-    pg = os.environ.get("ACCORD_BENCH_PG_URL")
-    if pg:
-        await _migrated(pg)
-        await bench_appends(pg, "PostgreSQL", args.appends)
-    else:
-        print("(PostgreSQL appends skipped: set ACCORD_BENCH_PG_URL to an empty database)")
-    bench_verify(args.verify_entries)
+        if args.sqlite:
+            url = f"sqlite+aiosqlite:///{tmp}/bench.db"
+            await _migrated(url)
+            await bench_engine(url, "SQLite", args, Path(tmp))
+        pg = os.environ.get("ACCORD_BENCH_PG_URL")
+        if pg:
+            await _migrated(pg)
+            await bench_engine(pg, "PostgreSQL", args, Path(tmp))
+        else:
+            print("(PostgreSQL skipped: set ACCORD_BENCH_PG_URL to an empty database)")
 
 
 if __name__ == "__main__":

@@ -108,7 +108,9 @@ def verify(
     ] = None,
 ) -> None:
     """Recompute every entry, the chain and the Merkle root; check the signature and
-    that the log extends every older checkpoint. Exit 1 naming the first bad entry."""
+    that the log extends every older checkpoint. A filtered export: check every
+    entry's inclusion proof against the checkpoint, and the chain where neighbours
+    are present. Exit 1 naming the first bad entry."""
     public_key, log_origin = _key(key, origin)
     bar: tqdm[NoReturn] | None = None
     try:
@@ -132,7 +134,20 @@ def verify(
     bar.close()
     if state is not None:
         save_state(state, [*older, SignedCheckpoint(result.checkpoint, result.note)])
-    typer.echo(f"OK: {result.size} entries, root {result.root.hex()}")
+    if not result.filtered:
+        typer.echo(f"OK: {result.size} entries, root {result.root.hex()}")
+        return
+    for size in result.unchecked_older:
+        typer.echo(
+            f"note: the checkpoint of size {size} verified before is not compared: a "
+            "filtered export cannot show it is a prefix (use 'accord-audit compare' "
+            "with a consistency proof)",
+            err=True,
+        )
+    typer.echo(
+        f"OK: filtered export: {result.entries} entries, each proven included in the log "
+        f"of {result.size} entries, root {result.root.hex()}"
+    )
 
 
 @app.command()

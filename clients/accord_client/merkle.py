@@ -118,17 +118,18 @@ def _hashes_ok(*hashes: bytes) -> bool:
     return all(len(h) == HASH_BYTES for h in hashes)
 
 
-def verify_inclusion(
-    leaf: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes
-) -> bool:
-    """RFC 9162 section 2.1.3.2."""
-    if not 0 <= index < size or not _hashes_ok(leaf, root, *proof):
-        return False
+def root_from_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes]) -> bytes | None:
+    """The root that an inclusion proof leads to (RFC 9162 section 2.1.3.2 without the
+    final comparison), or None when the proof is malformed for this index and size
+    (wrong length, hashes that are not 32 bytes, index out of range). Lets a verifier
+    check many proofs against a root it learns only later."""
+    if not 0 <= index < size or not _hashes_ok(leaf, *proof):
+        return None
     fn, sn = index, size - 1
     r = leaf
     for p in proof:
         if sn == 0:
-            return False
+            return None
         if fn & 1 or fn == sn:
             r = node_hash(p, r)
             if not fn & 1:
@@ -139,7 +140,17 @@ def verify_inclusion(
             r = node_hash(r, p)
         fn >>= 1
         sn >>= 1
-    return sn == 0 and r == root
+    return r if sn == 0 else None
+
+
+def verify_inclusion(
+    leaf: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes
+) -> bool:
+    """RFC 9162 section 2.1.3.2."""
+    if not _hashes_ok(root):
+        return False
+    computed = root_from_inclusion(leaf, index, size, proof)
+    return computed is not None and computed == root
 
 
 def consistency_proof(old_size: int, new_size: int, subtree: HashRange) -> list[bytes]:

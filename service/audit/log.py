@@ -13,6 +13,7 @@ import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from accord_client.audit_format import entry_bytes, entry_document
@@ -83,10 +84,14 @@ async def lock_head(session: AsyncSession) -> AuditHead:
     return head
 
 
-async def append(session: AsyncSession, event: AuditEvent, *, clock: Clock) -> AuditEntry:
-    head = await lock_head(session)
-    seq = head.size
-    now = clock.now()
+def build_entry(
+    compact: CompactRange, last_hash: str, event: AuditEvent, now: datetime
+) -> tuple[AuditEntry, list[AuditNode]]:
+    """The next entry after a log whose right edge is `compact` and whose last leaf
+    hash (hex) is `last_hash`, and the tree nodes it completes; advances `compact`.
+    Pure: `append` writes the result, and the benchmark's bulk seeding
+    (bench/audit_seed.py) uses it too, so a seeded log is what appends would write."""
+    seq = compact.size
     document = entry_document(
         seq=seq,
         at=now,
@@ -95,11 +100,10 @@ async def append(session: AsyncSession, event: AuditEvent, *, clock: Clock) -> A
         subject=event.subject_ref,
         counterpart=str(event.counterpart_org_id) if event.counterpart_org_id else None,
         details=event.details,
-        prev=head.last_hash,
+        prev=last_hash,
     )
     body = entry_bytes(document)
     leaf = leaf_hash(body)
-    compact = CompactRange(head.size, [bytes.fromhex(h) for h in head.frontier])
     nodes = _extend(compact, seq, leaf)
     entry = AuditEntry(
         seq=seq,
@@ -111,10 +115,17 @@ async def append(session: AsyncSession, event: AuditEvent, *, clock: Clock) -> A
         body=body.decode("utf-8"),
         leaf_hash=leaf,
     )
+    return entry, nodes
+
+
+async def append(session: AsyncSession, event: AuditEvent, *, clock: Clock) -> AuditEntry:
+    head = await lock_head(session)
+    compact = CompactRange(head.size, [bytes.fromhex(h) for h in head.frontier])
+    entry, nodes = build_entry(compact, head.last_hash, event, clock.now())
     session.add(entry)
     session.add_all(nodes)
     head.size = compact.size
-    head.last_hash = leaf.hex()
+    head.last_hash = bytes(entry.leaf_hash).hex()
     head.frontier = [h.hex() for h in compact.hashes]
     await session.flush()
     return entry

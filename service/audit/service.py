@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
@@ -9,17 +10,19 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.audit.models import AuditEntry
-from service.audit.tree import signed_checkpoint_at, tree_size
+from service.audit.tree import InclusionProver, signed_checkpoint_at, tree_size
 from service.auth.principals import Principal
 from service.crypto import Signer
 from service.sectors import Sector
 
 EXPORT_BATCH = 500
+EXPORT_WINDOW = 10_000
 CSV_COLUMNS = ("seq", "at", "action", "actor_org", "counterpart", "subject", "leaf_hash", "body")
 
 
@@ -37,29 +40,40 @@ def sees_everything(principal: Principal) -> bool:
     return principal.sector is Sector.oversight
 
 
-def _conditions(principal: Principal, filters: EntryFilters) -> list[ColumnElement[bool]]:
+def is_filtered(principal: Principal, filters: EntryFilters) -> bool:
+    """Whether an export leaves entries out: an ordinary organization's auditor, or
+    any filter. Such a JSON Lines export carries an inclusion proof per entry."""
+    return not sees_everything(principal) or any(
+        value is not None for value in vars(filters).values()
+    )
+
+
+def _conditions(
+    principal: Principal, filters: EntryFilters, *, in_seq_order: bool = False
+) -> list[ColumnElement[bool]]:
+    """With `in_seq_order`, the filtered columns are wrapped (coalesce(c, c), the same
+    value) so that no index on them can be used: the database walks the primary key
+    from the last batch and stops after a batch of matches. Without it, SQLite reads
+    every match of an index (a whole organization's entries) and sorts them, for
+    each batch of an export: quadratic, measured at 2 s per batch at 10^6 entries."""
+
+    def column(c: Any) -> Any:
+        return func.coalesce(c, c) if in_seq_order else c
+
+    actor, counterpart = column(AuditEntry.actor_org_id), column(AuditEntry.counterpart_org_id)
     conditions: list[ColumnElement[bool]] = []
     if not sees_everything(principal):
-        conditions.append(
-            or_(
-                AuditEntry.actor_org_id == principal.org_id,
-                AuditEntry.counterpart_org_id == principal.org_id,
-            )
-        )
+        conditions.append(or_(actor == principal.org_id, counterpart == principal.org_id))
     if filters.org is not None:
-        conditions.append(
-            or_(
-                AuditEntry.actor_org_id == filters.org, AuditEntry.counterpart_org_id == filters.org
-            )
-        )
+        conditions.append(or_(actor == filters.org, counterpart == filters.org))
     if filters.since is not None:
-        conditions.append(AuditEntry.at >= filters.since)
+        conditions.append(column(AuditEntry.at) >= filters.since)
     if filters.until is not None:
-        conditions.append(AuditEntry.at < filters.until)
+        conditions.append(column(AuditEntry.at) < filters.until)
     if filters.subject is not None:
-        conditions.append(AuditEntry.subject_ref == filters.subject)
+        conditions.append(column(AuditEntry.subject_ref) == filters.subject)
     if filters.action is not None:
-        conditions.append(AuditEntry.action == filters.action)
+        conditions.append(column(AuditEntry.action) == filters.action)
     return conditions
 
 
@@ -71,8 +85,9 @@ async def list_entries(
     after_seq: int | None,
     limit: int,
     below: int | None = None,
+    in_seq_order: bool = False,
 ) -> list[AuditEntry]:
-    stmt = select(AuditEntry).where(*_conditions(principal, filters))
+    stmt = select(AuditEntry).where(*_conditions(principal, filters, in_seq_order=in_seq_order))
     if after_seq is not None:
         stmt = stmt.where(AuditEntry.seq > after_seq)
     if below is not None:
@@ -98,6 +113,22 @@ def _csv_row(entry: AuditEntry) -> str:
     return buffer.getvalue()
 
 
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def _proved_lines(entry: AuditEntry, proof: list[bytes], size: int) -> str:
+    """An entry line (its canonical bytes, unchanged) and its inclusion proof line, the
+    same fields as GET /v1/audit/proof/inclusion (docs/audit.md)."""
+    inclusion = {
+        "seq": entry.seq,
+        "tree_size": size,
+        "leaf_hash": _b64(bytes(entry.leaf_hash)),
+        "proof": [_b64(p) for p in proof],
+    }
+    return entry.body + "\n" + json.dumps({"inclusion": inclusion}, separators=(",", ":")) + "\n"
+
+
 async def export_stream(
     factory: async_sessionmaker[AsyncSession],
     *,
@@ -108,28 +139,51 @@ async def export_stream(
     origin: str,
 ) -> AsyncIterator[bytes]:
     """Entries in sequence order, read in batches (constant memory), then the signed
-    checkpoint that covers them. A snapshot: entries appended meanwhile are left out."""
+    checkpoint that covers them. A snapshot: entries appended meanwhile are left out.
+
+    A filtered JSON Lines export (see `is_filtered`) starts with a header line
+    `{"filtered_export": {"tree_size": N}}` and follows every entry line with its
+    inclusion proof in the tree of size N, the size of the closing checkpoint, so
+    that it verifies offline without the entries left out."""
     async with factory() as session:
         size = await tree_size(session)
+        prover = (
+            InclusionProver(session, size)
+            if fmt == "jsonl" and is_filtered(principal, filters)
+            else None
+        )
         if fmt == "csv":
             yield (",".join(CSV_COLUMNS) + "\n").encode()
-        after: int | None = None
-        while True:
+        if prover is not None:
+            header = {"filtered_export": {"tree_size": size}}
+            yield (json.dumps(header, separators=(",", ":")) + "\n").encode()
+        # Each query covers at most EXPORT_WINDOW sequence numbers, so that none reads
+        # more than that however the database plans it: one walk over the log in all.
+        after = -1
+        while after < size - 1:
+            upper = min(size, after + 1 + EXPORT_WINDOW)
             batch = await list_entries(
                 session,
                 principal=principal,
                 filters=filters,
                 after_seq=after,
                 limit=EXPORT_BATCH,
-                below=size,
+                below=upper,
+                in_seq_order=True,
             )
+            after = batch[-1].seq if len(batch) == EXPORT_BATCH else upper - 1
             if not batch:
-                break
-            chunk = "".join(_csv_row(e) if fmt == "csv" else e.body + "\n" for e in batch).encode(
-                "utf-8"
-            )
-            yield chunk
-            after = batch[-1].seq
+                continue
+            if fmt == "csv":
+                text = "".join(_csv_row(e) for e in batch)
+            elif prover is not None:
+                proofs = await prover.prove(e.seq for e in batch)
+                text = "".join(
+                    _proved_lines(e, p, size) for e, p in zip(batch, proofs, strict=True)
+                )
+            else:
+                text = "".join(e.body + "\n" for e in batch)
+            yield text.encode("utf-8")
             session.expunge_all()
         note = await signed_checkpoint_at(session, size, signer=signer, origin=origin)
         if fmt == "jsonl":

@@ -15,7 +15,7 @@ from accord_client.merkle import (
     inclusion_proof,
     node_hash,
 )
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -61,17 +61,33 @@ def _recorder(needed: set[Coordinate]) -> HashRange:
     return subtree
 
 
+# Indexes per query (one bound parameter each, plus the level), well under
+# SQLite's and asyncpg's parameter limits.
+FETCH_CHUNK = 1000
+
+
 async def _fetch(session: AsyncSession, coords: Iterable[Coordinate]) -> dict[Coordinate, bytes]:
-    wanted = sorted(set(coords))
-    if not wanted:
-        return {}
-    rows = await session.execute(
-        select(AuditNode.level, AuditNode.idx, AuditNode.hash).where(
-            tuple_(AuditNode.level, AuditNode.idx).in_(wanted)
-        )
-    )
-    found = {(level, idx): bytes(h) for level, idx, h in rows}
-    if len(found) != len(wanted):
+    """The stored nodes at these coordinates, one query per level (and chunk):
+    `level = ? AND idx IN (...)` searches the primary key on both databases, where a
+    row-value `(level, idx) IN (...)` makes SQLite scan the whole table (measured:
+    0.8 s per query at 10^6 entries)."""
+    by_level: dict[int, list[int]] = {}
+    for level, idx in set(coords):
+        by_level.setdefault(level, []).append(idx)
+    found: dict[Coordinate, bytes] = {}
+    wanted = 0
+    for level, indexes in sorted(by_level.items()):
+        indexes.sort()
+        wanted += len(indexes)
+        for start in range(0, len(indexes), FETCH_CHUNK):
+            rows = await session.execute(
+                select(AuditNode.idx, AuditNode.hash).where(
+                    AuditNode.level == level,
+                    AuditNode.idx.in_(indexes[start : start + FETCH_CHUNK]),
+                )
+            )
+            found.update(((level, idx), bytes(h)) for idx, h in rows)
+    if len(found) != wanted:
         raise LookupError("audit tree nodes missing")
     return found
 
@@ -97,6 +113,39 @@ async def prove_inclusion(session: AsyncSession, index: int, size: int) -> list[
     needed: set[Coordinate] = set()
     inclusion_proof(index, size, _recorder(needed))
     return inclusion_proof(index, size, _hash_range(await _fetch(session, needed)))
+
+
+class InclusionProver:
+    """Inclusion proofs of many entries against one tree size, for exports: each call
+    proves a batch (in ascending order) with one node query per FETCH_CHUNK
+    coordinates, reusing the nodes of the previous batch (the upper levels and the
+    tree's right edge are shared by neighbouring entries). Memory is bounded by one
+    batch: nothing accumulates over the export."""
+
+    def __init__(self, session: AsyncSession, size: int) -> None:
+        self.session = session
+        self.size = size
+        self._nodes: dict[Coordinate, bytes] = {}
+
+    async def prove(self, indexes: Iterable[int]) -> list[list[bytes]]:
+        wanted = list(indexes)
+        needed: set[Coordinate] = set()
+        recorder = _recorder(needed)
+        for index in wanted:
+            inclusion_proof(index, self.size, recorder)
+        kept = {c: h for c, h in self._nodes.items() if c in needed}
+        kept.update(await _fetch(self.session, needed.difference(kept)))
+        self._nodes = kept
+        memo: dict[tuple[int, int], bytes] = {}
+        plain = _hash_range(kept)
+
+        def subtree(start: int, end: int) -> bytes:
+            found = memo.get((start, end))
+            if found is None:
+                found = memo[(start, end)] = plain(start, end)
+            return found
+
+        return [inclusion_proof(index, self.size, subtree) for index in wanted]
 
 
 async def prove_consistency(session: AsyncSession, old_size: int, new_size: int) -> list[bytes]:
