@@ -7,6 +7,7 @@ and its reference) before anything is answered."""
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,8 +24,10 @@ from service.envelopes.stored import (
 from service.errors import ConflictError, ForbiddenError
 from service.policy.engine import PolicyEngine
 from service.policy.inputs import FieldRef
+from service.records_requests import duties
 from service.records_requests import service as request_service
-from service.records_requests.models import RequestStatus
+from service.records_requests.models import LegalBasis, RequestStatus
+from service.records_requests.service import COMPELLED
 from service.release import ReleaseInputs, decide_at_release, decision_facts
 
 REQUESTERS = (Role.investigator, Role.prosecutor)
@@ -37,6 +40,7 @@ async def deliver(
     engine: PolicyEngine,
     request_id: uuid.UUID,
     clock: Clock,
+    notify_within: timedelta,
 ) -> dict[str, object]:
     request = await request_service.get_visible(
         session, principal=principal, request_id=request_id, lock=True
@@ -87,6 +91,14 @@ async def deliver(
         clock=clock,
     )
     now = decision.decided_at or clock.now()
+    first_release = bool(released) and all(r.released_at is None for r in rows)
+    if first_release and duties.notifies_survivor(
+        LegalBasis(request.legal_basis) in COMPELLED,
+        {o for f in decision.allowed for o in f.obligations},
+    ):
+        await duties.open_notification(
+            session, request=request, principal=principal, clock=clock, notify_within=notify_within
+        )
     for row in released:
         if row.released_at is None:
             row.released_at = now

@@ -1,7 +1,8 @@
 """The duties a release creates for the holder (DESIGN.md sections 3 and 6):
 
 - a compelled release (court order, subpoena) obliges the holder to tell the
-  survivor by a deadline (`ACCORD_OBLIGATION_NOTIFY_DAYS`, default 5); the
+  survivor by a deadline (`ACCORD_OBLIGATION_NOTIFY_DAYS`, default 5) counted
+  from the first delivery that releases anything (the disclosure itself); the
   obligation is listed until marked done with how and when; an overdue one is
   visible to the holder's auditors;
 - an emergency release enters the review queue: a supervisor of the holder other
@@ -40,41 +41,72 @@ FLAG_FOR_REVIEW: Final = "flag_for_review"
 HOLDER_STAFF: Final = (Role.caseworker, Role.supervisor, Role.org_admin)
 
 
-async def open_for_release(
+async def open_review(
     session: AsyncSession,
     *,
     request: RecordsRequest,
     principal: Principal,
     obligations: set[str],
-    compelled: bool,
     clock: Clock,
-    notify_within: timedelta,
     review_within: timedelta,
 ) -> None:
-    """Called in the release's transaction with the decision's obligations."""
+    """Called in the answer's transaction: the supervisor's emergency release enters
+    the review queue at once, before the requester even delivers it."""
+    if FLAG_FOR_REVIEW not in obligations:
+        return
     now = clock.now()
-    if compelled or (NOTIFY_SURVIVOR in obligations and FLAG_FOR_REVIEW not in obligations):
-        duty = Obligation(
-            id=uuid.uuid4(),
-            holder_org_id=request.holder_org_id,
-            request_id=request.id,
-            kind=NOTIFY_SURVIVOR,
-            created_at=now,
-            due_at=now + notify_within,
-        )
-        session.add(duty)
-        await _audit(session, principal, "obligation.created", request, duty.id, clock)
-    if FLAG_FOR_REVIEW in obligations:
-        review = Review(
-            id=uuid.uuid4(),
-            holder_org_id=request.holder_org_id,
-            request_id=request.id,
-            released_by=principal.label,
-            created_at=now,
-            due_at=now + review_within,
-        )
-        session.add(review)
-        await _audit(session, principal, "review.opened", request, review.id, clock)
+    review = Review(
+        id=uuid.uuid4(),
+        holder_org_id=request.holder_org_id,
+        request_id=request.id,
+        released_by=principal.label,
+        created_at=now,
+        due_at=now + review_within,
+    )
+    session.add(review)
+    await _audit(session, principal, "review.opened", request, review.id, clock)
+    await session.flush()
+
+
+def notifies_survivor(compelled: bool, obligations: set[str]) -> bool:
+    """A compelled release (court order, subpoena) obliges the holder to tell the
+    survivor; an emergency's notification is decided when its review closes."""
+    return compelled or (NOTIFY_SURVIVOR in obligations and FLAG_FOR_REVIEW not in obligations)
+
+
+async def open_notification(
+    session: AsyncSession,
+    *,
+    request: RecordsRequest,
+    principal: Principal,
+    clock: Clock,
+    notify_within: timedelta,
+) -> None:
+    """Called in the transaction of the first delivery that releases anything: the
+    disclosure has happened, so the holder's duty to tell the survivor starts now.
+    The audit entry names the delivering requester as actor and the holder as
+    counterpart, so both organizations' auditors see it."""
+    now = clock.now()
+    duty = Obligation(
+        id=uuid.uuid4(),
+        holder_org_id=request.holder_org_id,
+        request_id=request.id,
+        kind=NOTIFY_SURVIVOR,
+        created_at=now,
+        due_at=now + notify_within,
+    )
+    session.add(duty)
+    await _audit(
+        session,
+        principal,
+        "obligation.created",
+        request,
+        duty.id,
+        clock,
+        holder_org=str(request.holder_org_id),
+        kind=NOTIFY_SURVIVOR,
+        due_at=duty.due_at.isoformat(),
+    )
     await session.flush()
 
 
@@ -93,7 +125,11 @@ async def _audit(
             action,
             principal,
             subject_ref=str(request.subject_id) if request.subject_id else None,
-            counterpart_org_id=request.requester_org_id,
+            counterpart_org_id=(
+                request.holder_org_id
+                if principal.org_id == request.requester_org_id
+                else request.requester_org_id
+            ),
             details={"request_id": str(request.id), "id": str(item_id), **details},
         ),
         clock=clock,
@@ -148,6 +184,10 @@ async def mark_done(
         raise ConflictError("This obligation was already marked done")
     if data.done_at > clock.now():
         raise RuleViolationError(errors=[ProblemItem("/done_at", "must not be in the future")])
+    if data.done_at < duty.created_at:
+        raise RuleViolationError(
+            errors=[ProblemItem("/done_at", "must not be before the disclosure it reports")]
+        )
     duty.done_at = data.done_at
     duty.done_how = data.how.value
     duty.done_recorded_by = principal.label

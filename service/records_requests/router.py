@@ -23,7 +23,7 @@ from service.http_params import Pages
 from service.pagination import next_position
 from service.policy.engine import PolicyEngine
 from service.records_requests import deliver as deliver_module
-from service.records_requests import duties
+from service.records_requests import duties, suspensions
 from service.records_requests import service as request_service
 from service.records_requests.models import LegalBasis, Obligation, RecordsRequest, Review
 from service.records_requests.schemas import (
@@ -143,7 +143,6 @@ async def respond_to_records_request(
         request_id=request_id,
         data=body,
         clock=clock,
-        notify_within=timedelta(days=settings.obligation_notify_days),
         review_within=timedelta(hours=settings.review_due_hours),
     )
     return await _read(session, row)
@@ -163,7 +162,12 @@ async def deliver_records_request(
 ) -> Response:
     """As referral delivery: decided again now, audited in the same transaction."""
     body = await deliver_module.deliver(
-        session, principal=principal, engine=_engine(request), request_id=request_id, clock=clock
+        session,
+        principal=principal,
+        engine=_engine(request),
+        request_id=request_id,
+        clock=clock,
+        notify_within=timedelta(days=request.app.state.settings.obligation_notify_days),
     )
     return Response(orjson.dumps(body), media_type="application/json")
 
@@ -184,7 +188,7 @@ async def suspend_accounting(
     """The requesting agency's written request (its SHA-256) to keep this request's
     disclosures out of the survivor's accounting until `until`; audited, and it ends
     by itself."""
-    row = await request_service.suspend_accounting(
+    row = await suspensions.suspend_accounting(
         session,
         principal=principal,
         request_id=request_id,

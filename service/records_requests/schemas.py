@@ -50,7 +50,11 @@ class Decision(StrEnum):
 
 class RespondRequest(StrictInput):
     decision: Decision
-    consent_id: uuid.UUID | None = None
+    consent_id: uuid.UUID | None = Field(
+        default=None,
+        description="The survivor's consent: required when the basis is consent; on "
+        "another basis it may cover categories the basis alone does not release",
+    )
     envelope: dict[str, Any] | None = Field(
         default=None, description="The answer sealed to the requester (docs/envelope.md)"
     )

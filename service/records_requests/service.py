@@ -37,7 +37,6 @@ from service.policy.engine import PolicyEngine
 from service.policy.inputs import FieldRef
 from service.records_requests import duties
 from service.records_requests.models import (
-    AccountingSuspension,
     LegalBasis,
     RecordsRequest,
     RecordsRequestField,
@@ -48,7 +47,6 @@ from service.records_requests.schemas import (
     Decision,
     RecordsRequestCreate,
     RespondRequest,
-    SuspensionCreate,
 )
 from service.referrals.service import PolicyRefusedError, refusal
 from service.release import ReleaseInputs, decide_at_release, decision_facts
@@ -197,10 +195,11 @@ async def _check_answer(
     basis = LegalBasis(request.legal_basis)
     if data.envelope is None:
         raise RuleViolationError(errors=[ProblemItem("/envelope", "required to release")])
+    # On other bases a consent is optional: it is what turns a preliminary
+    # `needs_consent` into a release (a court order plus a consent naming
+    # substance_use, for instance); the policies still decide every field.
     if basis is LegalBasis.consent and data.consent_id is None:
         problems.append(ProblemItem("/consent_id", "required when the basis is consent"))
-    if basis is not LegalBasis.consent and data.consent_id is not None:
-        problems.append(ProblemItem("/consent_id", "only when the basis is consent"))
     parse_problems, envelope = submission.parse(data.envelope)
     problems += parse_problems
     if envelope is None:
@@ -252,7 +251,6 @@ async def respond(
     request_id: uuid.UUID,
     data: RespondRequest,
     clock: Clock,
-    notify_within: timedelta,
     review_within: timedelta,
 ) -> RecordsRequest:
     request = await get_visible(session, principal=principal, request_id=request_id, lock=True)
@@ -323,14 +321,12 @@ async def respond(
             **decision_facts(decision),
         },
     )
-    await duties.open_for_release(
+    await duties.open_review(
         session,
         request=request,
         principal=principal,
         obligations={o for f in decision.allowed for o in f.obligations},
-        compelled=basis in COMPELLED,
         clock=clock,
-        notify_within=notify_within,
         review_within=review_within,
     )
     return request
@@ -372,57 +368,6 @@ async def _close(
     return request
 
 
-async def suspend_accounting(
-    session: AsyncSession,
-    *,
-    principal: Principal,
-    request_id: uuid.UUID,
-    data: SuspensionCreate,
-    clock: Clock,
-    max_days: float,
-) -> AccountingSuspension:
-    """The requesting agency asks, in writing, that this request's disclosures stay
-    out of the survivor's accounting until `until`. Audited; ends by itself."""
-    request = await get_visible(session, principal=principal, request_id=request_id, lock=True)
-    if principal.org_id != request.requester_org_id or not principal.has_any(
-        Role.investigator, Role.prosecutor
-    ):
-        raise ForbiddenError("Only the requesting agency may ask for a suspension")
-    now = clock.now()
-    if not now < data.until <= now + timedelta(days=max_days):
-        raise RuleViolationError(
-            errors=[ProblemItem("/until", f"must be in the next {max_days:g} days")]
-        )
-    suspension = AccountingSuspension(
-        id=uuid.uuid4(),
-        request_id=request.id,
-        requester_org_id=principal.org_id,
-        document_sha256=data.document_sha256,
-        created_at=now,
-        created_by=principal.label,
-        until=data.until,
-    )
-    session.add(suspension)
-    await session.flush()
-    await append(
-        session,
-        AuditEvent(
-            "suspension.created",
-            principal,
-            subject_ref=str(request.subject_id) if request.subject_id else None,
-            counterpart_org_id=request.holder_org_id,
-            details={
-                "request_id": str(request.id),
-                "id": str(suspension.id),
-                "document_sha256": data.document_sha256,
-                "until": data.until.isoformat(),
-            },
-        ),
-        clock=clock,
-    )
-    return suspension
-
-
 __all__ = [
     "PolicyRefusedError",
     "create",
@@ -430,6 +375,5 @@ __all__ = [
     "get_visible",
     "list_visible",
     "respond",
-    "suspend_accounting",
     "visible_requests",
 ]

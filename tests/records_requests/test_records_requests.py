@@ -249,6 +249,11 @@ async def test_obligation_on_a_court_ordered_release_overdue_then_done(
     r = await kit.respond(made["id"], {"decision": "release", "envelope": envelope})
     assert r.status_code == 200, r.text
     staff = kit.staff("vsp", Role.supervisor)
+    # Nothing was disclosed yet: the duty starts with the first delivery that releases.
+    assert (await kit.client.get("/v1/obligations", headers=staff)).json()["items"] == []
+    delivered = await kit.deliver(made["id"])
+    assert delivered.status_code == 200, delivered.text
+    assert (await kit.deliver(made["id"])).status_code == 200  # no second obligation
     listed = (await kit.client.get("/v1/obligations", headers=staff)).json()["items"]
     assert len(listed) == 1
     assert listed[0]["kind"] == "notify_survivor"
@@ -266,6 +271,15 @@ async def test_obligation_on_a_court_ordered_release_overdue_then_done(
     assert [o["id"] for o in overdue] == [listed[0]["id"]]
     outsider = kit.staff("unrelated", Role.supervisor)
     assert (await kit.client.get("/v1/obligations", headers=outsider)).json()["items"] == []
+    before = db.dump()
+    too_early = (kit.world.clock.now() - timedelta(days=30)).isoformat()
+    r = await kit.client.post(
+        f"/v1/obligations/{listed[0]['id']}/done",
+        json={"how": "phone", "done_at": too_early},
+        headers=staff,
+    )
+    assert r.status_code == 422
+    assert db.dump() == before
     done = await kit.client.post(
         f"/v1/obligations/{listed[0]['id']}/done",
         json={"how": "phone", "done_at": kit.world.clock.now().isoformat()},
@@ -483,3 +497,23 @@ async def test_answers_are_shredded_on_revocation_and_by_the_retention_sweep(
     later = (await kit.deliver(ordered["id"])).json()
     assert later["released"] == []
     assert later["withheld"][0]["policies"] == ["crypto-shredded"]
+
+
+async def test_D11_concurrent_first_deliveries_open_one_obligation(kit: RequestKit) -> None:
+    made = await kit.made(
+        legal_basis="subpoena",
+        legal_reference="SUB-2026-17",
+        document_sha256=DOC,
+        categories=["contact"],
+    )
+    subject = await kit.subject()
+    consent = await kit.consent(subject, ["contact"])
+    envelope = kit.seal(made, subject, {"contact": VALUES["contact"]}, consent_id=consent)
+    body = {"decision": "release", "consent_id": consent, "envelope": envelope}
+    assert (await kit.respond(made["id"], body)).status_code == 200
+    first, second = await asyncio.gather(kit.deliver(made["id"]), kit.deliver(made["id"]))
+    assert (first.status_code, second.status_code) == (200, 200)
+    staff = kit.staff("vsp", Role.supervisor)
+    [duty] = (await kit.client.get("/v1/obligations", headers=staff)).json()["items"]
+    assert duty["request_id"] == made["id"]
+    assert duty["kind"] == "notify_survivor"
