@@ -9,7 +9,14 @@ from typing import Any, cast
 import httpx
 from tenacity import AsyncRetrying
 
-from accord_client._http import DEFAULT_TIMEOUT, BearerAuth, Id, org_page_query, retry_args
+from accord_client._http import (
+    DEFAULT_TIMEOUT,
+    BearerAuth,
+    Id,
+    afollow_cursors,
+    org_page_query,
+    retry_args,
+)
 from accord_client.api_models import (
     JSON,
     AuditPage,
@@ -122,9 +129,8 @@ class AsyncAccordClient:
         accepting: bool | None = None,
         page_size: int | None = None,
     ) -> AsyncIterator[Organization]:
-        cursor: str | None = None
-        while True:
-            page = await self.list_organizations(
+        async def fetch(cursor: str | None) -> Page[Organization]:
+            return await self.list_organizations(
                 sector=sector,
                 service=service,
                 language=language,
@@ -132,11 +138,9 @@ class AsyncAccordClient:
                 limit=page_size,
                 cursor=cursor,
             )
-            for item in page.items:
-                yield item
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
+
+        async for item in afollow_cursors(fetch):
+            yield item
 
     async def get_organization(self, org_id: Id) -> Organization:
         spec = RequestSpec("GET", f"/v1/organizations/{org_id}")
@@ -275,9 +279,14 @@ class AsyncAccordClient:
     ) -> AsyncIterator[JSON]:
         while True:
             page = await self.list_audit_entries(
-                since=since, until=until, org=org, subject=subject, action=action,
-                after_seq=after_seq, limit=page_size,
-            )  # fmt: skip
+                since=since,
+                until=until,
+                org=org,
+                subject=subject,
+                action=action,
+                after_seq=after_seq,
+                limit=page_size,
+            )
             for item in page.items:
                 yield item
             if page.next_after_seq is None:
@@ -323,14 +332,11 @@ class AsyncAccordClient:
     async def iter_referrals(
         self, *, box: Box, status: str | None = None, page_size: int | None = None
     ) -> AsyncIterator[Referral]:
-        cursor: str | None = None
-        while True:
-            page = await self.list_referrals(box=box, status=status, limit=page_size, cursor=cursor)
-            for item in page.items:
-                yield item
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
+        async def fetch(cursor: str | None) -> Page[Referral]:
+            return await self.list_referrals(box=box, status=status, limit=page_size, cursor=cursor)
+
+        async for item in afollow_cursors(fetch):
+            yield item
 
     async def get_referral(self, referral_id: Id) -> Referral:
         spec = RequestSpec("GET", f"/v1/referrals/{referral_id}")

@@ -9,7 +9,14 @@ from typing import Any, cast
 import httpx
 from tenacity import Retrying
 
-from accord_client._http import DEFAULT_TIMEOUT, BearerAuth, Id, org_page_query, retry_args
+from accord_client._http import (
+    DEFAULT_TIMEOUT,
+    BearerAuth,
+    Id,
+    follow_cursors,
+    org_page_query,
+    retry_args,
+)
 from accord_client.api_models import (
     JSON,
     AuditPage,
@@ -122,9 +129,8 @@ class AccordClient:
         accepting: bool | None = None,
         page_size: int | None = None,
     ) -> Iterator[Organization]:
-        cursor: str | None = None
-        while True:
-            page = self.list_organizations(
+        return follow_cursors(
+            lambda cursor: self.list_organizations(
                 sector=sector,
                 service=service,
                 language=language,
@@ -132,10 +138,7 @@ class AccordClient:
                 limit=page_size,
                 cursor=cursor,
             )
-            yield from page.items
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
+        )
 
     def get_organization(self, org_id: Id) -> Organization:
         return cast(Organization, self.request(RequestSpec("GET", f"/v1/organizations/{org_id}")))
@@ -269,9 +272,14 @@ class AccordClient:
     ) -> Iterator[JSON]:
         while True:
             page = self.list_audit_entries(
-                since=since, until=until, org=org, subject=subject, action=action,
-                after_seq=after_seq, limit=page_size,
-            )  # fmt: skip
+                since=since,
+                until=until,
+                org=org,
+                subject=subject,
+                action=action,
+                after_seq=after_seq,
+                limit=page_size,
+            )
             yield from page.items
             if page.next_after_seq is None:
                 return
@@ -316,13 +324,11 @@ class AccordClient:
     def iter_referrals(
         self, *, box: Box, status: str | None = None, page_size: int | None = None
     ) -> Iterator[Referral]:
-        cursor: str | None = None
-        while True:
-            page = self.list_referrals(box=box, status=status, limit=page_size, cursor=cursor)
-            yield from page.items
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
+        return follow_cursors(
+            lambda cursor: self.list_referrals(
+                box=box, status=status, limit=page_size, cursor=cursor
+            )
+        )
 
     def get_referral(self, referral_id: Id) -> Referral:
         return cast(Referral, self.request(RequestSpec("GET", f"/v1/referrals/{referral_id}")))

@@ -1,17 +1,18 @@
 """What both HTTP clients share: bearer authentication, the tenacity retry
-arguments, the default timeout."""
+arguments, the default timeout, following pagination cursors."""
 
 from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Generator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
+from typing import Any, TypeVar
 
 import httpx
 from tenacity import RetryCallState, retry_if_exception, stop_after_attempt
 
 from accord_client.api_models import (
+    Page,
     RequestSpec,
     RetryPolicy,
     backoff_seconds,
@@ -21,6 +22,7 @@ from accord_client.api_models import (
 Id = str | uuid.UUID
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 _jitter = secrets.SystemRandom()
+T = TypeVar("T")
 
 
 class BearerAuth(httpx.Auth):
@@ -58,3 +60,26 @@ def org_page_query(
     sector: str | None, service: str | None, language: str | None, accepting: bool | None
 ) -> dict[str, Any]:
     return {"sector": sector, "service": service, "language": language, "accepting": accepting}
+
+
+def follow_cursors(fetch: Callable[[str | None], Page[T]]) -> Iterator[T]:
+    """Every item of every page, following `next_cursor` until the last page."""
+    cursor: str | None = None
+    while True:
+        page = fetch(cursor)
+        yield from page.items
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
+
+
+async def afollow_cursors(fetch: Callable[[str | None], Awaitable[Page[T]]]) -> AsyncIterator[T]:
+    """The async twin of `follow_cursors`."""
+    cursor: str | None = None
+    while True:
+        page = await fetch(cursor)
+        for item in page.items:
+            yield item
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
