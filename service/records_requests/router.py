@@ -25,7 +25,13 @@ from service.policy.engine import PolicyEngine
 from service.records_requests import deliver as deliver_module
 from service.records_requests import duties, suspensions
 from service.records_requests import service as request_service
-from service.records_requests.models import LegalBasis, Obligation, RecordsRequest, Review
+from service.records_requests.models import (
+    LegalBasis,
+    Obligation,
+    RecordsRequest,
+    RecordsRequestField,
+    Review,
+)
 from service.records_requests.schemas import (
     FieldLabel,
     ObligationDone,
@@ -53,7 +59,15 @@ def _engine(request: Request) -> PolicyEngine:
 
 
 async def _read(session: DbSession, row: RecordsRequest) -> RecordsRequestRead:
-    fields = await request_service.fields_of(session, row.id)
+    return (await _read_many(session, [row]))[0]
+
+
+async def _read_many(session: DbSession, rows: list[RecordsRequest]) -> list[RecordsRequestRead]:
+    fields = await request_service.fields_by_request(session, [r.id for r in rows])
+    return [_read_one(row, fields.get(row.id, [])) for row in rows]
+
+
+def _read_one(row: RecordsRequest, fields: list[RecordsRequestField]) -> RecordsRequestRead:
     return RecordsRequestRead(
         id=row.id,
         requester_org_id=row.requester_org_id,
@@ -110,7 +124,7 @@ async def list_records_requests(
     page = pages.page(binding)
     rows = await request_service.list_visible(session, principal=principal, box=box, page=page)
     return RecordsRequestPage(
-        items=[await _read(session, r) for r in rows[: page.limit]],
+        items=await _read_many(session, rows[: page.limit]),
         next_cursor=pages.next_cursor(next_position(rows, page.limit), binding),
     )
 
