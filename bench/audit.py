@@ -9,7 +9,11 @@ Per database:
 
 1. appends per second, one transaction each, with 1 and 8 concurrent writers;
 2. append latency (median of --sample real appends) at 10^4 entries and at
-   --entries, and their ratio (target < 1.3: appends are O(log n));
+   --entries, and their ratio (target < 1.3: appends are O(log n)); the log at
+   10^4 is copied aside (a database made from it as a template, or a copy of the
+   SQLite file) before it grows, and the two are measured in alternating rounds,
+   after a vacuum, a checkpoint and a warm-up round each, so the machine's noise
+   falls on both alike;
 3. the real streaming export (service.audit.service.export_stream) of the whole
    log, in its own process, with its resident memory at 100k entries and at the
    end (target: flat, peak under 200 MB), and an own-organization (filtered)
@@ -32,6 +36,7 @@ import asyncio
 import base64
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -42,6 +47,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from accord_client.audit_verify import VerifiedLog, read_lines, verify_lines
+from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.audit_seed import ORGS, seed
@@ -124,6 +130,83 @@ async def _stored_root(url: str, size: int) -> bytes:
         await engine.dispose()
 
 
+async def _settle(url: str) -> None:
+    """After a bulk load, let the database reach the state a log grown by appends
+    is in: on PostgreSQL, vacuumed and analysed (autovacuum would have done it as
+    the log grew; right after a load it runs, with the checkpointer, during the
+    measurement) and checkpointed; on SQLite, the WAL checkpointed."""
+    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                await conn.execute(text("VACUUM (ANALYZE) audit_entries, audit_nodes"))
+                await conn.execute(text("CHECKPOINT"))
+            else:
+                await conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+    finally:
+        await engine.dispose()
+
+
+async def _copy_log(url: str) -> str:
+    """A copy of the database at `url` (the log as it is now), for measuring two log
+    sizes side by side: on PostgreSQL a database created from it as a template, on
+    SQLite a copy of the file (after a WAL checkpoint)."""
+    await _settle(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        assert parsed.database is not None
+        copy = f"{parsed.database}.small"
+        shutil.copyfile(parsed.database, copy)
+        return parsed.set(database=copy).render_as_string(hide_password=False)
+    name = f"{parsed.database}_small"
+    admin = create_async_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+            await conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{parsed.database}"'))
+    finally:
+        await admin.dispose()
+    return parsed.set(database=name).render_as_string(hide_password=False)
+
+
+def _remove_files(database: str) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(database + suffix).unlink(missing_ok=True)
+
+
+async def _drop_copy(url: str) -> None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        assert parsed.database is not None
+        _remove_files(parsed.database)
+        return
+    admin = create_async_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{parsed.database}"'))
+    finally:
+        await admin.dispose()
+
+
+async def _interleaved_latencies(
+    small_url: str, large_url: str, sample: int, rounds: int = 10
+) -> tuple[list[float], list[float]]:
+    """Append latencies on two logs, measured in alternating rounds so that the
+    machine's noise (other processes, disk flushes) falls on both alike; each log is
+    settled and warmed up by one round first (the first appends after a load read
+    cold pages)."""
+    small: list[float] = []
+    large: list[float] = []
+    per = max(1, sample // rounds)
+    for url in (small_url, large_url):
+        await _settle(url)
+        await _append_latencies(url, per, 1)
+    for _ in range(rounds):
+        small += (await _append_latencies(small_url, per, 1))[1]
+        large += (await _append_latencies(large_url, per, 1))[1]
+    return small, large
+
+
 def _median_ms(values: list[float]) -> float:
     return statistics.median(values) * 1e3
 
@@ -177,15 +260,20 @@ async def bench_engine(url: str, label: str, args: argparse.Namespace, tmp: Path
     print(f"append latency as the log grows (1 writer, median of {args.sample})")
     small_at = max(10_000, await _size(url))
     await _grow(url, small_at)
-    _, small = await _append_latencies(url, args.sample, 1)
-    await _grow(url, args.entries)
-    _, large = await _append_latencies(url, args.sample, 1)
+    small_url = await _copy_log(url)
+    try:
+        await _grow(url, args.entries)
+        small, large = await _interleaved_latencies(small_url, url, args.sample)
+    finally:
+        await _drop_copy(small_url)
     ratio = statistics.median(large) / statistics.median(small)
     print(
         f"  at {small_at:,}: {_median_ms(small):.3f} ms; at {args.entries:,}: "
         f"{_median_ms(large):.3f} ms; ratio {ratio:.2f} (target < 1.3)"
     )
 
+    if not args.export:
+        return
     size = await _size(url)
     print(f"export of the whole log ({size:,} entries) and offline verification")
     out = tmp / f"{label}.jsonl"
@@ -224,6 +312,9 @@ async def main() -> None:
     parser.add_argument("--sample", type=int, default=500, help="appends per latency sample")
     parser.add_argument("--no-filtered", dest="filtered", action="store_false")
     parser.add_argument("--no-sqlite", dest="sqlite", action="store_false")
+    parser.add_argument(
+        "--no-export", dest="export", action="store_false", help="appends and latency only"
+    )
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load {os.getloadavg()}")
     with tempfile.TemporaryDirectory() as tmp:
