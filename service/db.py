@@ -113,7 +113,16 @@ def _install_sqlite_pragmas(engine: AsyncEngine) -> None:
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+    """Sessions of one sessionmaker share one cache of release inputs (safe to lose:
+    service/release_inputs.py)."""
+    from service.release_inputs import CACHE_KEY, ReleaseInputCache
+
+    return async_sessionmaker(
+        engine,
+        expire_on_commit=False,
+        autoflush=False,
+        info={CACHE_KEY: ReleaseInputCache()},
+    )
 
 
 @asynccontextmanager

@@ -28,19 +28,15 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit.log import lock_head
 from service.clock import Clock
-from service.collaborations.service import shared_agreement_flows
 from service.consents.service import consent_in_force
-from service.organizations.models import Organization
 from service.policy.decisions import Decision, Effect, FieldDecision, PolicyRef
 from service.policy.engine import PolicyEngine
-from service.policy.inputs import Actor, DecisionRequest, FieldRef, OrgRef
-from service.policy.service import org_rules_for
-from service.sectors import Sector
+from service.policy.inputs import Actor, DecisionRequest, FieldRef
+from service.release_inputs import party_inputs
 
 # Policy id when an organization taking part is no longer active: nothing leaves.
 INACTIVE_ORGANIZATION = "organization-inactive"
@@ -75,24 +71,18 @@ async def decide_at_release(
     session: AsyncSession, engine: PolicyEngine, inputs: ReleaseInputs, *, clock: Clock
 ) -> Decision:
     """Lock the audit head, then read consent, memberships, agreements, both
-    organizations' records and rules as they are now, and decide each field.
+    organizations' records and rules as they are now, and decide each field. All but
+    the consent may come from the process's cache for the epoch read from the locked
+    head (service/release_inputs.py): exactly what a read would return.
 
     The caller must append its disclosure entry in the same transaction (the lock
     is held until it commits)."""
-    await lock_head(session)
+    head = await lock_head(session)
     now = clock.now()
-    orgs = {
-        org.id: org
-        for org in (
-            await session.scalars(
-                select(Organization)
-                .where(Organization.id.in_([inputs.sender_org_id, inputs.recipient_org_id]))
-                .execution_options(populate_existing=True)
-            )
-        ).all()
-    }
-    sender, recipient = orgs.get(inputs.sender_org_id), orgs.get(inputs.recipient_org_id)
-    if sender is None or recipient is None or not (sender.active and recipient.active):
+    parties = await party_inputs(
+        session, engine, inputs.sender_org_id, inputs.recipient_org_id, epoch=head.policy_epoch
+    )
+    if parties.sender is None or parties.recipient is None:
         return _deny_all(
             inputs.fields,
             INACTIVE_ORGANIZATION,
@@ -106,19 +96,19 @@ async def decide_at_release(
     )
     request = DecisionRequest(
         actor=Actor(org_id=inputs.actor_org_id, roles=inputs.actor_roles),
-        sender=OrgRef(id=sender.id, sector=Sector(sender.sector)),
-        recipient=OrgRef(id=recipient.id, sector=Sector(recipient.sector)),
+        sender=parties.sender,
+        recipient=parties.recipient,
         subject_owner=inputs.subject_owner,
         purpose=inputs.purpose,
         legal_basis=inputs.legal_basis,
         at=now,
         fields=tuple(inputs.fields),
         consent=consent,
-        agreements=await shared_agreement_flows(session, sender.id, recipient.id),
+        agreements=parties.agreements,
         justification_given=inputs.justification_given,
     )
-    rules = await org_rules_for(session, engine, [sender.id, recipient.id])
-    return dataclasses.replace(engine.decide(request, org_rules=rules), decided_at=now)
+    decision = engine.decide(request, org_rules=parties.rules)
+    return dataclasses.replace(decision, decided_at=now)
 
 
 def decision_facts(decision: Decision) -> dict[str, object]:

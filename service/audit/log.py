@@ -20,6 +20,7 @@ from accord_client.audit_format import entry_bytes, entry_document
 from accord_client.merkle import CompactRange, leaf_hash, node_hash
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from service.audit.models import AuditEntry, AuditHead, AuditNode
 from service.auth.principals import Principal
@@ -78,10 +79,21 @@ async def lock_head(session: AsyncSession) -> AuditHead:
         head: AuditHead = cached[1]
         return head
     head = (
-        await session.scalars(select(AuditHead).where(AuditHead.id == HEAD_ID).with_for_update())
+        await session.scalars(
+            select(AuditHead)
+            .where(AuditHead.id == HEAD_ID)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
     ).one()
     session.info[_HEAD_KEY] = (session.sync_session.get_transaction(), head)
     return head
+
+
+def forget_head(session: Session) -> None:
+    """Make the next `lock_head` in this transaction read the row again: database
+    triggers moved a column `append` does not keep in memory (the policy epoch)."""
+    session.info.pop(_HEAD_KEY, None)
 
 
 def build_entry(

@@ -48,6 +48,9 @@ class AuditHead(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     last_hash: Mapped[str] = mapped_column(String(64))
     frontier: Mapped[list[str]] = mapped_column(JSONType)
+    # Moved by database triggers on every change to a release's non-consent inputs
+    # (migration 0090); service/release_inputs.py reuses those inputs while it stands.
+    policy_epoch: Mapped[int] = mapped_column(BigInteger, server_default="0")
 
 
 class AuditCheckpoint(Base):

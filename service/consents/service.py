@@ -15,7 +15,12 @@ from service.audit.log import AuditEvent, append, lock_head
 from service.auth.principals import Principal, SurvivorPrincipal
 from service.clock import Clock
 from service.consents import followups, givers
-from service.consents.models import ConsentGiver, ConsentRevocation, ConsentVersion
+from service.consents.models import (
+    AllegedAbuser,
+    ConsentGiver,
+    ConsentRevocation,
+    ConsentVersion,
+)
 from service.consents.schemas import ConsentCreate, GivenBy, Method
 from service.errors import ConflictError, NotFoundError, ProblemItem, RuleViolationError
 from service.organizations.models import Organization
@@ -412,11 +417,27 @@ async def consent_in_force(
     Takes a shared lock on the grant until the caller's transaction ends, so a
     revocation cannot commit between this read and the caller's disclosure."""
     # One statement: every version of the consent's grant (share-locked), with the
-    # grant's revocation and each version's giver.
+    # grant's revocation, each version's giver, whether that giver is recorded as the
+    # subject's alleged abuser, and whether the subject is a minor.
     grant = select(ConsentVersion.grant_id).where(ConsentVersion.id == consent_id)
+    barred_giver = (
+        select(AllegedAbuser.id)
+        .where(
+            AllegedAbuser.subject_id == ConsentVersion.subject_id,
+            AllegedAbuser.person_ref == ConsentGiver.giver_ref,
+        )
+        .exists()
+    )
     rows = (
         await session.execute(
-            select(ConsentVersion, ConsentRevocation, ConsentGiver.giver_ref)
+            select(
+                ConsentVersion,
+                ConsentRevocation,
+                ConsentGiver.giver_ref,
+                barred_giver,
+                Subject.is_minor,
+            )
+            .join(Subject, Subject.id == ConsentVersion.subject_id)
             .outerjoin(ConsentRevocation, ConsentRevocation.grant_id == ConsentVersion.grant_id)
             .outerjoin(ConsentGiver, ConsentGiver.consent_id == ConsentVersion.id)
             .where(ConsentVersion.grant_id == grant.scalar_subquery())
@@ -427,14 +448,12 @@ async def consent_in_force(
     ).all()
     if not rows or rows[0][0].id != consent_id:
         return None  # unknown, or superseded: allows nothing
-    version, revocation, giver = rows[0]
-    barred = giver is not None and giver in await givers.abuser_refs(session, version.subject_id)
-    state = ConsentState(version, revocation, True, giver_ref=giver, giver_barred=barred)
+    version, revocation, giver, barred, subject_is_minor = rows[0]
+    state = ConsentState(
+        version, revocation, True, giver_ref=giver, giver_barred=giver is not None and barred
+    )
     # Only a survivor's own grant depends on whether the subject is a minor.
-    minor = False
-    if version.given_by == GivenBy.survivor.value:
-        subject = await session.get(Subject, version.subject_id)
-        minor = bool(subject and subject.is_minor)
+    minor = version.given_by == GivenBy.survivor.value and bool(subject_is_minor)
     consent = _in_force(state, minor=minor)
     if not consent.given_by_minor:
         return consent
