@@ -18,13 +18,15 @@ from typing import Any
 
 from accord_client.audit_format import entry_bytes, entry_document
 from accord_client.merkle import CompactRange, leaf_hash, node_hash
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from service.audit.models import AuditEntry, AuditHead, AuditNode
 from service.auth.principals import Principal
 from service.clock import Clock
+from service.db import Base
 
 HEAD_ID = 1
 
@@ -67,6 +69,19 @@ def _extend(compact: CompactRange, seq: int, leaf: bytes) -> list[AuditNode]:
 
 
 _HEAD_KEY = "accord.audit_head"
+_LOCK_HEAD = (
+    select(AuditHead)
+    .where(AuditHead.id == HEAD_ID)
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+# Core statements on the tables themselves (no ORM bulk or unit-of-work machinery).
+_ENTRIES = Base.metadata.tables[AuditEntry.__tablename__]
+_NODES = Base.metadata.tables[AuditNode.__tablename__]
+_HEAD = Base.metadata.tables[AuditHead.__tablename__]
+_INSERT_ENTRY = insert(_ENTRIES)
+_INSERT_NODES = insert(_NODES)
+_MOVE_HEAD = update(_HEAD).where(_HEAD.c.id == HEAD_ID)
 
 
 async def lock_head(session: AsyncSession) -> AuditHead:
@@ -78,14 +93,7 @@ async def lock_head(session: AsyncSession) -> AuditHead:
     if cached is not None and transaction is not None and cached[0] is transaction:
         head: AuditHead = cached[1]
         return head
-    head = (
-        await session.scalars(
-            select(AuditHead)
-            .where(AuditHead.id == HEAD_ID)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-    ).one()
+    head = (await session.scalars(_LOCK_HEAD)).one()
     session.info[_HEAD_KEY] = (session.sync_session.get_transaction(), head)
     return head
 
@@ -130,16 +138,27 @@ def build_entry(
     return entry, nodes
 
 
+def _columns(row: AuditEntry | AuditNode) -> dict[str, Any]:
+    return {column.key: getattr(row, column.key) for column in row.__table__.columns}
+
+
 async def append(session: AsyncSession, event: AuditEvent, *, clock: Clock) -> AuditEntry:
+    """Write the entry, the nodes it completes and the new head with three Core
+    statements (no unit-of-work flush: this runs in every audited request); the
+    locked head object is kept current in memory for the next append."""
     head = await lock_head(session)
     compact = CompactRange(head.size, [bytes.fromhex(h) for h in head.frontier])
     entry, nodes = build_entry(compact, head.last_hash, event, clock.now())
-    session.add(entry)
-    session.add_all(nodes)
-    head.size = compact.size
-    head.last_hash = bytes(entry.leaf_hash).hex()
-    head.frontier = [h.hex() for h in compact.hashes]
-    await session.flush()
+    await session.execute(_INSERT_ENTRY, [_columns(entry)])
+    await session.execute(_INSERT_NODES, [_columns(node) for node in nodes])
+    moved = {
+        "size": compact.size,
+        "last_hash": bytes(entry.leaf_hash).hex(),
+        "frontier": [h.hex() for h in compact.hashes],
+    }
+    await session.execute(_MOVE_HEAD, moved)
+    for key, value in moved.items():
+        set_committed_value(head, key, value)
     return entry
 
 

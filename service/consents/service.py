@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit.log import AuditEvent, append, lock_head
@@ -405,6 +405,38 @@ def _best_guardian(states: list[ConsentState], minor: ConsentVersion) -> Consent
     )
 
 
+# One statement (built once: it runs on every release): every version of the
+# consent's grant (share-locked), with the grant's revocation, each version's giver,
+# whether that giver is recorded as the subject's alleged abuser, and whether the
+# subject is a minor.
+_BARRED_GIVER = (
+    select(AllegedAbuser.id)
+    .where(
+        AllegedAbuser.subject_id == ConsentVersion.subject_id,
+        AllegedAbuser.person_ref == ConsentGiver.giver_ref,
+    )
+    .exists()
+)
+_CONSENT_IN_FORCE = (
+    select(
+        ConsentVersion, ConsentRevocation, ConsentGiver.giver_ref, _BARRED_GIVER, Subject.is_minor
+    )
+    .join(Subject, Subject.id == ConsentVersion.subject_id)
+    .outerjoin(ConsentRevocation, ConsentRevocation.grant_id == ConsentVersion.grant_id)
+    .outerjoin(ConsentGiver, ConsentGiver.consent_id == ConsentVersion.id)
+    .where(
+        ConsentVersion.grant_id
+        == select(ConsentVersion.grant_id)
+        .where(ConsentVersion.id == bindparam("consent_id"))
+        .correlate(None)
+        .scalar_subquery()
+    )
+    .order_by(ConsentVersion.version.desc())
+    .with_for_update(read=True, of=ConsentVersion)
+    .execution_options(populate_existing=True)
+)
+
+
 async def consent_in_force(
     session: AsyncSession, consent_id: uuid.UUID, at: datetime
 ) -> ConsentInForce | None:
@@ -416,36 +448,7 @@ async def consent_in_force(
 
     Takes a shared lock on the grant until the caller's transaction ends, so a
     revocation cannot commit between this read and the caller's disclosure."""
-    # One statement: every version of the consent's grant (share-locked), with the
-    # grant's revocation, each version's giver, whether that giver is recorded as the
-    # subject's alleged abuser, and whether the subject is a minor.
-    grant = select(ConsentVersion.grant_id).where(ConsentVersion.id == consent_id)
-    barred_giver = (
-        select(AllegedAbuser.id)
-        .where(
-            AllegedAbuser.subject_id == ConsentVersion.subject_id,
-            AllegedAbuser.person_ref == ConsentGiver.giver_ref,
-        )
-        .exists()
-    )
-    rows = (
-        await session.execute(
-            select(
-                ConsentVersion,
-                ConsentRevocation,
-                ConsentGiver.giver_ref,
-                barred_giver,
-                Subject.is_minor,
-            )
-            .join(Subject, Subject.id == ConsentVersion.subject_id)
-            .outerjoin(ConsentRevocation, ConsentRevocation.grant_id == ConsentVersion.grant_id)
-            .outerjoin(ConsentGiver, ConsentGiver.consent_id == ConsentVersion.id)
-            .where(ConsentVersion.grant_id == grant.scalar_subquery())
-            .order_by(ConsentVersion.version.desc())
-            .with_for_update(read=True, of=ConsentVersion)
-            .execution_options(populate_existing=True)
-        )
-    ).all()
+    rows = (await session.execute(_CONSENT_IN_FORCE, {"consent_id": consent_id})).all()
     if not rows or rows[0][0].id != consent_id:
         return None  # unknown, or superseded: allows nothing
     version, revocation, giver, barred, subject_is_minor = rows[0]

@@ -76,13 +76,14 @@ def split_fields(
 ) -> tuple[list[Row], list[WithheldField]]:
     """Released rows (allowed and still holding bytes) and withheld fields with why."""
     by_name = {f.name: f for f in decision.fields}
+    allowed = permit.field_names
     released: list[Row] = []
     withheld: list[WithheldField] = []
     for row in rows:
-        if row.name in permit.field_names and row.ciphertext is not None:
+        if row.name in allowed and row.ciphertext is not None:
             released.append(row)
             continue
-        refs = (SHREDDED,) if row.name in permit.field_names else by_name[row.name].policies
+        refs = (SHREDDED,) if row.name in allowed else by_name[row.name].policies
         withheld.append(
             WithheldField(
                 entry=manifest_entry(row),
