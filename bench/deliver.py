@@ -6,7 +6,8 @@ through the API with the client library; then, for each concurrency level, drive
 `POST /v1/referrals/{id}/deliver` with concurrent clients for a fixed time, and the
 baseline endpoint (`POST /v1/_bench/baseline`: token verification, the principal's
 organization read, one INSERT) for the same time. Prints requests per second,
-p50/p99 latency, the ratio deliver/baseline and the service's peak RSS.
+p50/p99 latency, the service's CPU time per request (user + system, from /proc),
+the ratio deliver/baseline and the service's peak RSS.
 
     .venv/bin/python bench/deliver.py [--seconds 10] [--concurrency 1 8 32]
     ACCORD_BENCH_PG_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/bench_db \
@@ -60,6 +61,12 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _rss_kib(pid: int) -> tuple[int, int]:
@@ -210,8 +217,8 @@ async def _bootstrap(
 
 async def _drive(
     base: str, path: str, headers: dict[str, str], concurrency: int, seconds: float, ok: int
-) -> tuple[float, float, float, int]:
-    """(requests per second, p50 ms, p99 ms, errors) for `seconds` of load."""
+) -> tuple[float, float, float, int, int]:
+    """(requests per second, p50 ms, p99 ms, errors, requests) for `seconds` of load."""
     latencies: list[float] = []
     errors = 0
     deadline = time.perf_counter() + seconds
@@ -236,7 +243,7 @@ async def _drive(
     def pct(q: float) -> float:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
-    return len(latencies) / elapsed, pct(0.50), pct(0.99), errors
+    return len(latencies) / elapsed, pct(0.50), pct(0.99), errors, len(latencies)
 
 
 async def _run_engine(name: str, url: str, args: argparse.Namespace) -> None:
@@ -275,16 +282,20 @@ async def _run_engine(name: str, url: str, args: argparse.Namespace) -> None:
         deliver = f"/v1/referrals/{referral_id}/deliver"
         print(f"\n== {name}: 20-field referral, {args.seconds:.0f} s per cell, one worker")
         print(
-            f"{'conc':>4} {'deliver rps':>11} {'p50 ms':>7} {'p99 ms':>7} "
-            f"{'base rps':>9} {'p50 ms':>7} {'p99 ms':>7} {'ratio':>6}"
+            f"{'conc':>4} {'deliver rps':>11} {'p50 ms':>7} {'p99 ms':>7} {'cpu ms':>6} "
+            f"{'base rps':>9} {'p50 ms':>7} {'p99 ms':>7} {'cpu ms':>6} {'ratio':>6}"
         )
         for concurrency in args.concurrency:
+            cpu = _cpu_seconds(server.pid)
             d = await _drive(base, deliver, headers, concurrency, args.seconds, 200)
+            d_cpu, cpu = (_cpu_seconds(server.pid) - cpu) / max(1, d[4]), _cpu_seconds(server.pid)
             b = await _drive(base, "/v1/_bench/baseline", headers, concurrency, args.seconds, 204)
+            b_cpu = (_cpu_seconds(server.pid) - cpu) / max(1, b[4])
             errors = f"  errors: deliver {d[3]}, baseline {b[3]}" if d[3] or b[3] else ""
             print(
-                f"{concurrency:>4} {d[0]:>11.0f} {d[1]:>7.1f} {d[2]:>7.1f} "
-                f"{b[0]:>9.0f} {b[1]:>7.1f} {b[2]:>7.1f} {d[0] / b[0]:>6.2f}{errors}"
+                f"{concurrency:>4} {d[0]:>11.0f} {d[1]:>7.1f} {d[2]:>7.1f} {d_cpu * 1e3:>6.1f} "
+                f"{b[0]:>9.0f} {b[1]:>7.1f} {b[2]:>7.1f} {b_cpu * 1e3:>6.1f} "
+                f"{d[0] / b[0]:>6.2f}{errors}"
             )
         rss, peak = _rss_kib(server.pid)
         print(f"service RSS now {rss / 1024:.0f} MiB, peak {peak / 1024:.0f} MiB")

@@ -5,6 +5,8 @@ or of a records request's answer) split into released and withheld."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol, TypeVar
 
 from service.envelopes.format import (
@@ -41,6 +43,20 @@ class SealedRow(Protocol):
 
 
 Row = TypeVar("Row", bound=SealedRow)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredField:
+    """A sealed field as a delivery reads it (plain values, not an ORM object)."""
+
+    name: str
+    category: str
+    ciphertext_sha256: bytes
+    sealed_key_sha256: bytes
+    key_commitment: bytes
+    ciphertext: bytes | None
+    sealed_key: bytes | None
+    released_at: datetime | None
 
 
 def header_from_json(raw: Mapping[str, object]) -> EnvelopeHeader:

@@ -10,15 +10,20 @@ built only after it). A second delivery decides and is audited again.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Final
 
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit.log import AuditEvent, append
 from service.auth.principals import Principal, Role
 from service.clock import Clock
+from service.db import Base
 from service.envelopes.format import EnvelopeHeader, build_delivery
 from service.envelopes.stored import (
+    StoredField,
     delivery_facts,
     header_from_json,
     released_field,
@@ -28,12 +33,54 @@ from service.errors import ConflictError, ForbiddenError
 from service.policy.engine import PolicyEngine
 from service.policy.inputs import FieldRef
 from service.referrals import service as referral_service
-from service.referrals.models import Referral, ReferralStatus
+from service.referrals.models import Referral, ReferralField, ReferralStatus
 from service.release import ReleaseInputs, decide_at_release, decision_facts
 
 DELIVERABLE: Final = frozenset(
     {ReferralStatus.sent, ReferralStatus.delivered, ReferralStatus.accepted}
 )
+
+
+FIELDS: Final = Base.metadata.tables[ReferralField.__tablename__]
+_STORED_FIELDS = (
+    select(
+        FIELDS.c.name,
+        FIELDS.c.category,
+        FIELDS.c.ciphertext_sha256,
+        FIELDS.c.sealed_key_sha256,
+        FIELDS.c.key_commitment,
+        FIELDS.c.ciphertext,
+        FIELDS.c.sealed_key,
+        FIELDS.c.released_at,
+    )
+    .where(FIELDS.c.referral_id == bindparam("referral_id"))
+    .order_by(FIELDS.c.name)
+)
+_MARK_RELEASED = (
+    update(FIELDS)
+    .where(
+        FIELDS.c.referral_id == bindparam("b_referral_id"),
+        FIELDS.c.name.in_(bindparam("names", expanding=True)),
+        FIELDS.c.released_at.is_(None),
+    )
+    .values(released_at=bindparam("at"))
+)
+
+
+async def stored_fields(session: AsyncSession, referral_id: uuid.UUID) -> list[StoredField]:
+    """One referral's sealed fields, by name, as plain values (the delivery path)."""
+    rows = await session.execute(_STORED_FIELDS, {"referral_id": referral_id})
+    return [StoredField(*row) for row in rows]
+
+
+async def mark_released(
+    session: AsyncSession, referral_id: uuid.UUID, names: Sequence[str], at: datetime
+) -> None:
+    """Record the first release of these fields (the retention clock starts)."""
+    if names:
+        await session.execute(
+            _MARK_RELEASED, {"b_referral_id": referral_id, "names": list(names), "at": at}
+        )
 
 
 def header_of(referral: Referral) -> EnvelopeHeader:
@@ -57,7 +104,7 @@ async def deliver(
         raise ForbiddenError("Only the recipient's caseworkers and supervisors may deliver")
     if ReferralStatus(referral.status) not in DELIVERABLE:
         raise ConflictError(f"A referral that is {referral.status} cannot be delivered")
-    rows = await referral_service.fields_of(session, [referral.id])
+    rows = await stored_fields(session, referral.id)
     decision = await decide_at_release(
         session,
         engine,
@@ -95,9 +142,9 @@ async def deliver(
         clock=clock,
     )
     now = decision.decided_at or clock.now()
-    for row in released:
-        if row.released_at is None:
-            row.released_at = now
+    await mark_released(
+        session, referral.id, [r.name for r in released if r.released_at is None], now
+    )
     event = "delivered" if released else "delivered_withheld"
     if referral.status == ReferralStatus.sent.value:
         # The first delivery changes the referral; a later one only adds an event.

@@ -15,13 +15,14 @@ import uuid
 from collections.abc import Sequence
 from typing import Final
 
-from sqlalchemy import Select, bindparam, or_, select
+from sqlalchemy import Select, bindparam, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit.log import AuditEvent, append, lock_head
 from service.auth.principals import Principal, Role
 from service.clock import Clock
 from service.consents.models import ConsentVersion
+from service.db import Base
 from service.envelopes import submission
 from service.envelopes.format import Envelope
 from service.envelopes.format import envelope_id as envelope_id_of
@@ -293,18 +294,23 @@ async def record_event(
     clock: Clock,
     detail: str | None = None,
 ) -> None:
-    session.add(
-        ReferralEvent(
-            referral_id=referral.id,
-            at=clock.now(),
-            event=event,
-            actor=principal.label if principal else "system",
-            actor_org_id=principal.org_id if principal else None,
-            detail=detail,
-            audit_seq=seq,
-        )
-    )
+    # A Core insert (this runs on every delivery); the flush first writes what the
+    # caller changed through the ORM, such as a referral added in this transaction.
     await session.flush()
+    await session.execute(
+        insert(_EVENTS),
+        [
+            {
+                "referral_id": referral.id,
+                "at": clock.now(),
+                "event": event,
+                "actor": principal.label if principal else "system",
+                "actor_org_id": principal.org_id if principal else None,
+                "detail": detail,
+                "audit_seq": seq,
+            }
+        ],
+    )
 
 
 async def list_visible(
@@ -330,6 +336,7 @@ async def list_visible(
     return list((await session.scalars(stmt)).all())
 
 
+_EVENTS = Base.metadata.tables[ReferralEvent.__tablename__]
 _FIELDS_OF = (
     select(ReferralField)
     .where(ReferralField.referral_id.in_(bindparam("ids", expanding=True)))
