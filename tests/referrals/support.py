@@ -35,6 +35,14 @@ PLANTED_CATEGORIES = {
 }
 
 
+# An organization's own rule: the VSP sends no contact details to shelters.
+FORBID_CONTACT = """@id("no-contact-to-shelters")
+@reason("We do not send contact details to shelters.")
+forbid (principal, action == Action::"release", resource)
+when { resource.name == "contact" && principal.recipient_sector == "shelter" };
+"""
+
+
 @dataclass
 class Kit:
     client: httpx.AsyncClient
@@ -101,6 +109,15 @@ class Kit:
         assert r.status_code == 201, r.text
         referral: dict[str, Any] = r.json()
         return referral
+
+    async def forbid_contact(self) -> None:
+        """The VSP adds FORBID_CONTACT to its own rules."""
+        r = await self.client.put(
+            f"/v1/organizations/{self.world.orgs['vsp']}/policy",
+            json={"cedar": FORBID_CONTACT},
+            headers=self.world.headers("vsp", Role.org_admin),
+        )
+        assert r.status_code == 200, r.text
 
     async def deliver(self, referral_id: str, org: str = "shelter") -> httpx.Response:
         return await self.client.post(

@@ -14,8 +14,6 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-import httpx
-import pytest
 from sqlalchemy import Executable, delete, text, update
 
 from service.auth.principals import Role
@@ -23,19 +21,8 @@ from service.collaborations.models import AgreementVersion, Membership
 from service.organizations.models import Organization, OrganizationPolicy
 from service.release import INACTIVE_ORGANIZATION
 from service.release_inputs import PartyInputs, ReleaseInputCache
-from tests.referrals.support import PLANTED, Kit, make_kit
-from tests.support.world import FLOW_CATEGORIES, World
-
-FORBID_CONTACT = """@id("no-contact-to-shelters")
-@reason("We do not send contact details to shelters.")
-forbid (principal, action == Action::"release", resource)
-when { resource.name == "contact" && principal.recipient_sector == "shelter" };
-"""
-
-
-@pytest.fixture
-async def kit(client: httpx.AsyncClient, world: World) -> Kit:
-    return await make_kit(client, world)
+from tests.referrals.support import PLANTED, Kit
+from tests.support.world import FLOW_CATEGORIES
 
 
 async def _epoch(app: Any) -> int:
@@ -77,12 +64,7 @@ async def test_C12_removal_after_a_cached_release_withholds_the_next_delivery(
 
 async def test_forbid_rule_after_a_cached_release_withholds_that_field(kit: Kit) -> None:
     referral_id = await _warm(kit)
-    r = await kit.client.put(
-        f"/v1/organizations/{kit.world.orgs['vsp']}/policy",
-        json={"cedar": FORBID_CONTACT},
-        headers=kit.world.headers("vsp", Role.org_admin),
-    )
-    assert r.status_code == 200, r.text
+    await kit.forbid_contact()
     delivery = await _deliver(kit, referral_id)
     assert [w["name"] for w in delivery["withheld"]] == ["phone"]
 
@@ -137,12 +119,7 @@ async def test_every_watched_write_moves_the_epoch_and_availability_does_not(
 ) -> None:
     vsp = kit.world.orgs["vsp"]
     before = await _epoch(app)
-    r = await kit.client.put(
-        f"/v1/organizations/{vsp}/policy",
-        json={"cedar": FORBID_CONTACT},
-        headers=kit.world.headers("vsp", Role.org_admin),
-    )
-    assert r.status_code == 200, r.text
+    await kit.forbid_contact()
     assert await _epoch(app) > before
     org = Organization.id == vsp
     statements: list[tuple[Executable, bool]] = [

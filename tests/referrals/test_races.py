@@ -15,15 +15,9 @@ import pytest
 from sqlalchemy import select
 
 from service.referrals.models import Referral, ReferralField
-from tests.referrals.support import Kit, make_kit
-from tests.support.world import World
+from tests.referrals.support import Kit
 
 pytestmark = pytest.mark.race
-
-
-@pytest.fixture
-async def kit(client: httpx.AsyncClient, world: World) -> Kit:
-    return await make_kit(client, world)
 
 
 async def _post(kit: Kit, rid: str, action: str, org: str, body: Any = None) -> httpx.Response:

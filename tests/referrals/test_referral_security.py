@@ -9,22 +9,15 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 import pytest
 from accord_client.envelope_errors import EnvelopeError
 
 from service.auth.principals import Role
-from tests.referrals.support import Kit, make_kit
+from tests.referrals.support import Kit
 from tests.support.databases import TestDatabase
 from tests.support.factories import new_consent
-from tests.support.world import World
 
 pytestmark = pytest.mark.security
-
-
-@pytest.fixture
-async def kit(client: httpx.AsyncClient, world: World) -> Kit:
-    return await make_kit(client, world)
 
 
 def _flip(b64: str) -> str:

@@ -21,20 +21,8 @@ from service.audit.models import AuditEntry
 from service.auth.principals import Role
 from service.referrals.models import ReferralField
 from service.referrals.shred import run_sweep
-from tests.referrals.support import PLANTED, Kit, make_kit
+from tests.referrals.support import PLANTED, Kit
 from tests.support.databases import TestDatabase
-from tests.support.world import World
-
-FORBID_CONTACT = """@id("no-contact-to-shelters")
-@reason("We do not send contact details to shelters.")
-forbid (principal, action == Action::"release", resource)
-when { resource.name == "contact" && principal.recipient_sector == "shelter" };
-"""
-
-
-@pytest.fixture
-async def kit(client: httpx.AsyncClient, world: World) -> Kit:
-    return await make_kit(client, world)
 
 
 async def _entry(app: Any, seq: int) -> dict[str, Any]:
@@ -94,12 +82,7 @@ async def test_C12_recipient_removed_from_the_collaboration_is_withheld(kit: Kit
 
 async def test_forbid_rule_added_after_send_withholds_that_field_only(kit: Kit, app: Any) -> None:
     referral = await kit.send()
-    r = await kit.client.put(
-        f"/v1/organizations/{kit.world.orgs['vsp']}/policy",
-        json={"cedar": FORBID_CONTACT},
-        headers=kit.world.headers("vsp", Role.org_admin),
-    )
-    assert r.status_code == 200, r.text
+    await kit.forbid_contact()
     delivery = (await kit.deliver(referral["id"])).json()
     withheld = {w["name"]: w for w in delivery["withheld"]}
     assert set(withheld) == {"phone"}
@@ -112,11 +95,7 @@ async def test_forbid_rule_added_after_send_withholds_that_field_only(kit: Kit, 
 
 async def test_F10_entry_matches_the_response_exactly(kit: Kit, app: Any) -> None:
     referral = await kit.send()
-    await kit.client.put(
-        f"/v1/organizations/{kit.world.orgs['vsp']}/policy",
-        json={"cedar": FORBID_CONTACT},
-        headers=kit.world.headers("vsp", Role.org_admin),
-    )
+    await kit.forbid_contact()
     delivery = (await kit.deliver(referral["id"])).json()
     entry = await _entry(app, delivery["disclosure_seq"])
     assert entry["action"] == "disclosure"

@@ -10,19 +10,10 @@ import base64
 import json
 from pathlib import Path
 
-import httpx
-import pytest
-
 from service.auth.principals import Role
 from service.referrals.schemas import DeliveryRead
-from tests.referrals.support import PLANTED, Kit, make_kit
+from tests.referrals.support import PLANTED, Kit
 from tests.support.databases import TestDatabase
-from tests.support.world import World
-
-
-@pytest.fixture
-async def kit(client: httpx.AsyncClient, world: World) -> Kit:
-    return await make_kit(client, world)
 
 
 def _directory_bytes(directory: Path) -> bytes:

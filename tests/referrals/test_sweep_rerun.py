@@ -8,7 +8,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
@@ -17,16 +16,10 @@ from service.audit.models import AuditEntry
 from service.referrals import shred
 from service.referrals.models import ReferralField
 from service.referrals.shred import run_sweep
-from tests.referrals.support import Kit, make_kit
+from tests.referrals.support import Kit
 from tests.support.databases import TestDatabase
-from tests.support.world import World
 
 RETENTION = timedelta(days=7)
-
-
-@pytest.fixture
-async def kit(client: httpx.AsyncClient, world: World) -> Kit:
-    return await make_kit(client, world)
 
 
 async def _state(app: Any) -> tuple[int, int]:
