@@ -41,27 +41,27 @@ DELIVERABLE: Final = frozenset(
 )
 
 
-FIELDS: Final = Base.metadata.tables[ReferralField.__tablename__]
+_FIELDS: Final = Base.metadata.tables[ReferralField.__tablename__]
 _STORED_FIELDS = (
     select(
-        FIELDS.c.name,
-        FIELDS.c.category,
-        FIELDS.c.ciphertext_sha256,
-        FIELDS.c.sealed_key_sha256,
-        FIELDS.c.key_commitment,
-        FIELDS.c.ciphertext,
-        FIELDS.c.sealed_key,
-        FIELDS.c.released_at,
+        _FIELDS.c.name,
+        _FIELDS.c.category,
+        _FIELDS.c.ciphertext_sha256,
+        _FIELDS.c.sealed_key_sha256,
+        _FIELDS.c.key_commitment,
+        _FIELDS.c.ciphertext,
+        _FIELDS.c.sealed_key,
+        _FIELDS.c.released_at,
     )
-    .where(FIELDS.c.referral_id == bindparam("referral_id"))
-    .order_by(FIELDS.c.name)
+    .where(_FIELDS.c.referral_id == bindparam("referral_id"))
+    .order_by(_FIELDS.c.name)
 )
 _MARK_RELEASED = (
-    update(FIELDS)
+    update(_FIELDS)
     .where(
-        FIELDS.c.referral_id == bindparam("b_referral_id"),
-        FIELDS.c.name.in_(bindparam("names", expanding=True)),
-        FIELDS.c.released_at.is_(None),
+        _FIELDS.c.referral_id == bindparam("b_referral_id"),
+        _FIELDS.c.name.in_(bindparam("names", expanding=True)),
+        _FIELDS.c.released_at.is_(None),
     )
     .values(released_at=bindparam("at"))
 )
