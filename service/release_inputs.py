@@ -13,8 +13,9 @@ and an entry made for an older epoch is never used for a newer one.
 The cache is per process and safe to lose (DESIGN.md section 8): on a miss, or on
 another node, the inputs are read from the database. A transaction that itself
 writes one of the watched tables forgets its locked head (the triggers moved the
-epoch in the database, not in memory), so its next release re-reads the head and
-the inputs.
+epoch in the database, not in memory), so its next release re-reads the head, and
+it neither uses nor fills the cache: what it reads includes its own uncommitted
+change, and a rolled-back epoch number is reused by the next committed change.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ from service.sectors import Sector
 
 # The key under which a sessionmaker's sessions find the process's cache (db.py).
 CACHE_KEY: Final = "accord.release_inputs"
+# The transaction (if any) in which this session wrote a watched table.
+_WROTE_KEY: Final = "accord.release_inputs.wrote"
 WATCHED_MODELS: Final = (Organization, Membership, AgreementVersion, OrganizationPolicy)
 
 
@@ -111,8 +114,15 @@ async def party_inputs(
     *,
     epoch: int,
 ) -> PartyInputs:
-    """The inputs as of `epoch`, read from the head row the caller has locked."""
+    """The inputs as of `epoch`, read from the head row the caller has locked.
+
+    A transaction that wrote a watched table reads past the cache and never fills
+    it: it sees its own uncommitted change under a moved epoch, and if it rolls
+    back, the next committed change reuses that epoch number."""
     cache: ReleaseInputCache | None = session.info.get(CACHE_KEY)
+    wrote = session.info.get(_WROTE_KEY)
+    if wrote is not None and wrote is session.sync_session.get_transaction():
+        cache = None
     key = (sender_id, recipient_id, engine.version)
     if cache is not None:
         found = cache.get(epoch, key)
@@ -131,3 +141,4 @@ def _forget_head_on_watched_writes(session: Session, _context: Any, _instances: 
         for obj in chain(session.new, session.dirty, session.deleted)
     ):
         forget_head(session)
+        session.info[_WROTE_KEY] = session.get_transaction()

@@ -14,13 +14,14 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Executable, delete, text, update
+from sqlalchemy import Executable, delete, select, text, update
 
+from service.audit.log import lock_head
 from service.auth.principals import Role
 from service.collaborations.models import AgreementVersion, Membership
 from service.organizations.models import Organization, OrganizationPolicy
 from service.release import INACTIVE_ORGANIZATION
-from service.release_inputs import PartyInputs, ReleaseInputCache
+from service.release_inputs import PartyInputs, ReleaseInputCache, party_inputs
 from tests.referrals.support import PLANTED, Kit
 from tests.support.world import FLOW_CATEGORIES
 
@@ -179,3 +180,33 @@ def test_cache_is_bounded() -> None:
         cache.put(1, key, _inputs())
     assert cache.get(1, keys[0]) is None
     assert cache.get(1, keys[2]) is not None
+
+
+async def test_inputs_read_in_a_transaction_that_changed_them_are_never_cached(
+    kit: Kit, app: Any
+) -> None:
+    """A transaction that wrote a watched table sees its own uncommitted change and a
+    moved epoch; if it rolls back, the next committed change reuses that epoch
+    number. What it read must not be served then."""
+    referral_id = await _warm(kit)
+    shelter, vsp = kit.world.orgs["shelter"], kit.world.orgs["vsp"]
+    engine = app.state.policy_engine
+    async with app.state.sessionmaker() as session:
+        membership = (
+            await session.scalars(
+                select(Membership).where(
+                    Membership.org_id == shelter, Membership.removed_at.is_(None)
+                )
+            )
+        ).one()
+        membership.removed_at = kit.world.clock.now()
+        await session.flush()
+        head = await lock_head(session)
+        seen = await party_inputs(session, engine, vsp, shelter, epoch=head.policy_epoch)
+        assert seen.agreements == ()  # its own uncommitted removal
+        await session.rollback()
+    async with app.state.sessionmaker() as session:  # another change, same epoch number
+        await session.execute(update(AgreementVersion).values(version=AgreementVersion.version))
+        await session.commit()
+    delivery = await _deliver(kit, referral_id)
+    assert {f["name"] for f in delivery["released"]} == set(PLANTED)
