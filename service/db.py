@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, MetaData, event
+from sqlalchemy import JSON, DateTime, LargeBinary, MetaData, String, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
 
@@ -139,3 +139,21 @@ async def session_scope(factory: async_sessionmaker[AsyncSession]) -> AsyncItera
         except BaseException:
             await session.rollback()
             raise
+
+
+class SealedFieldColumns:
+    """The columns of a stored sealed field (a referral's or a records request's
+    answer): its manifest entry (name, category, SHA-256 of ciphertext and of sealed
+    key, key commitment), kept for good so the field can still be listed as withheld
+    and audited; when it was first released; and the secret parts, `ciphertext` and
+    `sealed_key`, the only columns holding what the sender encrypted, set to NULL by
+    crypto-shredding."""
+
+    name: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(64))
+    ciphertext_sha256: Mapped[bytes] = mapped_column(LargeBinary)
+    sealed_key_sha256: Mapped[bytes] = mapped_column(LargeBinary)
+    key_commitment: Mapped[bytes] = mapped_column(LargeBinary)
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
+    sealed_key: Mapped[bytes | None] = mapped_column(LargeBinary)

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Protocol, TypeVar
 
 from service.envelopes.format import (
+    Envelope,
     EnvelopeContext,
     EnvelopeField,
     EnvelopeHeader,
@@ -57,6 +58,23 @@ class StoredField:
     ciphertext: bytes | None
     sealed_key: bytes | None
     released_at: datetime | None
+
+
+def sealed_columns(envelope: Envelope) -> list[dict[str, object]]:
+    """The stored columns of each field of an accepted envelope (its manifest entry
+    and its secret parts), for the field rows of a referral or a records request."""
+    return [
+        {
+            "name": f.name,
+            "category": f.category,
+            "ciphertext_sha256": entry.ciphertext_sha256,
+            "sealed_key_sha256": entry.sealed_key_sha256,
+            "key_commitment": f.key_commitment,
+            "ciphertext": f.ciphertext,
+            "sealed_key": f.sealed_key,
+        }
+        for f, entry in zip(envelope.fields, envelope.manifest(), strict=True)
+    ]
 
 
 def header_from_json(raw: Mapping[str, object]) -> EnvelopeHeader:

@@ -17,7 +17,7 @@ from enum import StrEnum
 from sqlalchemy import Boolean, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db import Base, JSONType, UTCDateTime
+from service.db import Base, JSONType, SealedFieldColumns, UTCDateTime
 
 
 class RequestStatus(StrEnum):
@@ -66,20 +66,12 @@ class RecordsRequest(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
-class RecordsRequestField(Base):
+class RecordsRequestField(SealedFieldColumns, Base):
     __tablename__ = "records_request_fields"
     __table_args__ = (UniqueConstraint("request_id", "name"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     request_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("records_requests.id"), index=True)
-    name: Mapped[str] = mapped_column(String(64))
-    category: Mapped[str] = mapped_column(String(64))
-    ciphertext_sha256: Mapped[bytes] = mapped_column(LargeBinary)
-    sealed_key_sha256: Mapped[bytes] = mapped_column(LargeBinary)
-    key_commitment: Mapped[bytes] = mapped_column(LargeBinary)
-    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
-    sealed_key: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class Obligation(Base):

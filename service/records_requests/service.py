@@ -25,6 +25,7 @@ from service.consents.models import ConsentVersion
 from service.envelopes import submission
 from service.envelopes.format import Envelope
 from service.envelopes.format import envelope_id as envelope_id_of
+from service.envelopes.stored import sealed_columns
 from service.errors import (
     ConflictError,
     ForbiddenError,
@@ -308,17 +309,7 @@ async def respond(
     request.envelope_header = envelope.header.to_json()
     request.signature = envelope.signature
     session.add_all(
-        RecordsRequestField(
-            request_id=request.id,
-            name=f.name,
-            category=f.category,
-            ciphertext_sha256=entry.ciphertext_sha256,
-            sealed_key_sha256=entry.sealed_key_sha256,
-            key_commitment=f.key_commitment,
-            ciphertext=f.ciphertext,
-            sealed_key=f.sealed_key,
-        )
-        for f, entry in zip(envelope.fields, envelope.manifest(), strict=True)
+        RecordsRequestField(request_id=request.id, **row) for row in sealed_columns(envelope)
     )
     await _close(
         session,

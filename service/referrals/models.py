@@ -17,7 +17,7 @@ from enum import StrEnum
 from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db import Base, JSONType, UTCDateTime
+from service.db import Base, JSONType, SealedFieldColumns, UTCDateTime
 
 
 class ReferralStatus(StrEnum):
@@ -76,21 +76,12 @@ class Referral(Base):
     shred_reason: Mapped[str | None] = mapped_column(String(32))
 
 
-class ReferralField(Base):
+class ReferralField(SealedFieldColumns, Base):
     __tablename__ = "referral_fields"
     __table_args__ = (UniqueConstraint("referral_id", "name"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     referral_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("referrals.id"), index=True)
-    name: Mapped[str] = mapped_column(String(64))
-    category: Mapped[str] = mapped_column(String(64))
-    ciphertext_sha256: Mapped[bytes] = mapped_column(LargeBinary)
-    sealed_key_sha256: Mapped[bytes] = mapped_column(LargeBinary)
-    key_commitment: Mapped[bytes] = mapped_column(LargeBinary)
-    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    # The secret parts; NULL once shredded.
-    ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
-    sealed_key: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class ReferralEvent(Base):

@@ -26,6 +26,7 @@ from service.db import Base
 from service.envelopes import submission
 from service.envelopes.format import Envelope
 from service.envelopes.format import envelope_id as envelope_id_of
+from service.envelopes.stored import sealed_columns
 from service.errors import (
     ConflictError,
     ForbiddenError,
@@ -251,17 +252,7 @@ async def create(
     session.add(referral)
     await session.flush()
     session.add_all(
-        ReferralField(
-            referral_id=referral.id,
-            name=f.name,
-            category=f.category,
-            ciphertext_sha256=entry.ciphertext_sha256,
-            sealed_key_sha256=entry.sealed_key_sha256,
-            key_commitment=f.key_commitment,
-            ciphertext=f.ciphertext,
-            sealed_key=f.sealed_key,
-        )
-        for f, entry in zip(envelope.fields, envelope.manifest(), strict=True)
+        ReferralField(referral_id=referral.id, **columns) for columns in sealed_columns(envelope)
     )
     entry = await append(
         session,
