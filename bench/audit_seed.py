@@ -79,10 +79,6 @@ def org_event(n: int) -> AuditEvent:
     )
 
 
-def _row(obj: Any) -> dict[str, Any]:
-    return {column.key: getattr(obj, column.key) for column in obj.__table__.columns}
-
-
 async def seed(engine: AsyncEngine, target: int, *, batch: int = BATCH) -> float:
     """Grow the log to `target` entries; returns the seconds it took."""
     started = time.perf_counter()
@@ -112,9 +108,9 @@ async def seed(engine: AsyncEngine, target: int, *, batch: int = BATCH) -> float
                 entry, completed = build_entry(
                     compact, last, org_event(n), T0 + timedelta(milliseconds=n)
                 )
-                last = bytes(entry.leaf_hash).hex()
-                entries.append(_row(entry))
-                nodes.extend(_row(node) for node in completed)
+                last = entry["leaf_hash"].hex()
+                entries.append(entry)
+                nodes.extend(completed)
             await conn.execute(insert(AuditEntry), entries)
             await conn.execute(insert(AuditNode), nodes)
             await conn.execute(

@@ -21,7 +21,6 @@ from accord_client.merkle import CompactRange, leaf_hash, node_hash
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
 from service.audit.models import AuditEntry, AuditHead, AuditNode
 from service.auth.principals import Principal
@@ -54,46 +53,65 @@ def _actor(event: AuditEvent) -> dict[str, str | None]:
     }
 
 
-def _extend(compact: CompactRange, seq: int, leaf: bytes) -> list[AuditNode]:
-    """Append one leaf; return the nodes it completes (the leaf and every perfect
-    subtree it closes), with their (level, idx) coordinates."""
-    nodes = [AuditNode(level=0, idx=seq, hash=leaf)]
+def _extend(compact: CompactRange, seq: int, leaf: bytes) -> list[dict[str, Any]]:
+    """Append one leaf; return the rows of the nodes it completes (the leaf and every
+    perfect subtree it closes), with their (level, idx) coordinates."""
+    nodes = [{"level": 0, "idx": seq, "hash": leaf}]
     node, size, level = leaf, compact.size, 0
     while size & 1:
         node = node_hash(compact.hashes[-(level + 1)], node)
         level += 1
         size >>= 1
-        nodes.append(AuditNode(level=level, idx=seq >> level, hash=node))
+        nodes.append({"level": level, "idx": seq >> level, "hash": node})
     compact.append(leaf)
     return nodes
 
 
+@dataclass
+class HeadState:
+    """The locked head row as this transaction sees it; `append` keeps it current."""
+
+    size: int
+    last_hash: str
+    frontier: list[str]
+    policy_epoch: int
+
+
+@dataclass(frozen=True)
+class Appended:
+    """What an append wrote that its caller may need: the entry's number and time."""
+
+    seq: int
+    at: datetime
+
+
 _HEAD_KEY = "accord.audit_head"
-_LOCK_HEAD = (
-    select(AuditHead)
-    .where(AuditHead.id == HEAD_ID)
-    .with_for_update()
-    .execution_options(populate_existing=True)
-)
-# Core statements on the tables themselves (no ORM bulk or unit-of-work machinery).
+# Core statements on the tables themselves (no ORM identity map, bulk or
+# unit-of-work machinery: this runs in every audited request).
 _ENTRIES = Base.metadata.tables[AuditEntry.__tablename__]
 _NODES = Base.metadata.tables[AuditNode.__tablename__]
 _HEAD = Base.metadata.tables[AuditHead.__tablename__]
+_LOCK_HEAD = (
+    select(_HEAD.c.size, _HEAD.c.last_hash, _HEAD.c.frontier, _HEAD.c.policy_epoch)
+    .where(_HEAD.c.id == HEAD_ID)
+    .with_for_update()
+)
 _INSERT_ENTRY = insert(_ENTRIES)
 _INSERT_NODES = insert(_NODES)
 _MOVE_HEAD = update(_HEAD).where(_HEAD.c.id == HEAD_ID)
 
 
-async def lock_head(session: AsyncSession) -> AuditHead:
+async def lock_head(session: AsyncSession) -> HeadState:
     """The head row, locked until the transaction ends. Read once per transaction:
-    a second call in the same transaction returns the row already locked (and kept
-    current in memory by `append`), without another round trip."""
+    a second call in the same transaction returns the state already read (and kept
+    current by `append`), without another round trip."""
     transaction = session.sync_session.get_transaction()
     cached = session.info.get(_HEAD_KEY)
     if cached is not None and transaction is not None and cached[0] is transaction:
-        head: AuditHead = cached[1]
+        head: HeadState = cached[1]
         return head
-    head = (await session.scalars(_LOCK_HEAD)).one()
+    row = (await session.execute(_LOCK_HEAD)).one()
+    head = HeadState(row.size, row.last_hash, list(row.frontier), row.policy_epoch)
     session.info[_HEAD_KEY] = (session.sync_session.get_transaction(), head)
     return head
 
@@ -106,11 +124,12 @@ def forget_head(session: Session) -> None:
 
 def build_entry(
     compact: CompactRange, last_hash: str, event: AuditEvent, now: datetime
-) -> tuple[AuditEntry, list[AuditNode]]:
-    """The next entry after a log whose right edge is `compact` and whose last leaf
-    hash (hex) is `last_hash`, and the tree nodes it completes; advances `compact`.
-    Pure: `append` writes the result, and the benchmark's bulk seeding
-    (bench/audit_seed.py) uses it too, so a seeded log is what appends would write."""
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The row of the next entry after a log whose right edge is `compact` and whose
+    last leaf hash (hex) is `last_hash`, and the rows of the tree nodes it completes;
+    advances `compact`. Pure: `append` writes the result, and the benchmark's bulk
+    seeding (bench/audit_seed.py) uses it too, so a seeded log is what appends would
+    write."""
     seq = compact.size
     document = entry_document(
         seq=seq,
@@ -125,41 +144,33 @@ def build_entry(
     body = entry_bytes(document)
     leaf = leaf_hash(body)
     nodes = _extend(compact, seq, leaf)
-    entry = AuditEntry(
-        seq=seq,
-        at=now,
-        action=event.action,
-        actor_org_id=event.actor.org_id if event.actor else None,
-        counterpart_org_id=event.counterpart_org_id,
-        subject_ref=event.subject_ref,
-        body=body.decode("utf-8"),
-        leaf_hash=leaf,
-    )
+    entry = {
+        "seq": seq,
+        "at": now,
+        "action": event.action,
+        "actor_org_id": event.actor.org_id if event.actor else None,
+        "counterpart_org_id": event.counterpart_org_id,
+        "subject_ref": event.subject_ref,
+        "body": body.decode("utf-8"),
+        "leaf_hash": leaf,
+    }
     return entry, nodes
 
 
-def _columns(row: AuditEntry | AuditNode) -> dict[str, Any]:
-    return {column.key: getattr(row, column.key) for column in row.__table__.columns}
-
-
-async def append(session: AsyncSession, event: AuditEvent, *, clock: Clock) -> AuditEntry:
+async def append(session: AsyncSession, event: AuditEvent, *, clock: Clock) -> Appended:
     """Write the entry, the nodes it completes and the new head with three Core
-    statements (no unit-of-work flush: this runs in every audited request); the
-    locked head object is kept current in memory for the next append."""
+    statements; the locked head state is kept current for the next append."""
     head = await lock_head(session)
     compact = CompactRange(head.size, [bytes.fromhex(h) for h in head.frontier])
-    entry, nodes = build_entry(compact, head.last_hash, event, clock.now())
-    await session.execute(_INSERT_ENTRY, [_columns(entry)])
-    await session.execute(_INSERT_NODES, [_columns(node) for node in nodes])
-    moved = {
-        "size": compact.size,
-        "last_hash": bytes(entry.leaf_hash).hex(),
-        "frontier": [h.hex() for h in compact.hashes],
-    }
-    await session.execute(_MOVE_HEAD, moved)
-    for key, value in moved.items():
-        set_committed_value(head, key, value)
-    return entry
+    now = clock.now()
+    entry, nodes = build_entry(compact, head.last_hash, event, now)
+    await session.execute(_INSERT_ENTRY, entry)
+    await session.execute(_INSERT_NODES, nodes)
+    size, last_hash = compact.size, entry["leaf_hash"].hex()
+    frontier = [h.hex() for h in compact.hashes]
+    await session.execute(_MOVE_HEAD, {"size": size, "last_hash": last_hash, "frontier": frontier})
+    head.size, head.last_hash, head.frontier = size, last_hash, frontier
+    return Appended(seq=entry["seq"], at=now)
 
 
 def disclosure_recipient(entry: AuditEntry) -> uuid.UUID | None:

@@ -93,8 +93,9 @@ async def _fetch(session: AsyncSession, coords: Iterable[Coordinate]) -> dict[Co
 
 
 async def tree_size(session: AsyncSession) -> int:
-    head = await session.get(AuditHead, 1)
-    return head.size if head is not None else 0
+    # A Core read: always the row as this transaction sees it, never an identity-map copy.
+    size = await session.scalar(select(AuditHead.size).where(AuditHead.id == 1))
+    return int(size) if size is not None else 0
 
 
 async def root_at(session: AsyncSession, size: int) -> bytes:

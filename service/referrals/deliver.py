@@ -21,7 +21,7 @@ from service.audit.log import AuditEvent, append
 from service.auth.principals import Principal, Role
 from service.clock import Clock
 from service.db import Base
-from service.envelopes.format import EnvelopeHeader, build_delivery
+from service.envelopes.format import build_delivery
 from service.envelopes.stored import (
     StoredField,
     delivery_facts,
@@ -33,7 +33,7 @@ from service.errors import ConflictError, ForbiddenError
 from service.policy.engine import PolicyEngine
 from service.policy.inputs import FieldRef
 from service.referrals import service as referral_service
-from service.referrals.models import Referral, ReferralField, ReferralStatus
+from service.referrals.models import ReferralField, ReferralStatus
 from service.release import ReleaseInputs, decide_at_release, decision_facts
 
 DELIVERABLE: Final = frozenset(
@@ -83,10 +83,6 @@ async def mark_released(
         )
 
 
-def header_of(referral: Referral) -> EnvelopeHeader:
-    return header_from_json(referral.envelope_header)
-
-
 async def deliver(
     session: AsyncSession,
     *,
@@ -95,8 +91,8 @@ async def deliver(
     referral_id: uuid.UUID,
     clock: Clock,
 ) -> dict[str, object]:
-    referral = await referral_service.get_visible(
-        session, principal=principal, referral_id=referral_id, lock=True
+    referral = await referral_service.lock_for_delivery(
+        session, principal=principal, referral_id=referral_id
     )
     if principal.org_id != referral.recipient_org_id or not principal.has_any(
         Role.caseworker, Role.supervisor
@@ -148,12 +144,10 @@ async def deliver(
     event = "delivered" if released else "delivered_withheld"
     if referral.status == ReferralStatus.sent.value:
         # The first delivery changes the referral; a later one only adds an event.
-        referral.status = ReferralStatus.delivered.value
-        referral.delivered_at = now
-        referral.updated_at = now
-    await referral_service.record_event(session, referral, event, principal, entry.seq, clock)
+        await referral_service.set_delivered(session, referral.id, now)
+    await referral_service.record_event(session, referral.id, event, principal, entry.seq, clock)
     return build_delivery(
-        header=header_of(referral),
+        header=header_from_json(referral.envelope_header),
         signature=referral.signature,
         released=[released_field(r) for r in released],
         withheld=withheld,

@@ -13,9 +13,10 @@ import hashlib
 import json
 import uuid
 from collections.abc import Sequence
-from typing import Final
+from datetime import datetime
+from typing import Any, Final
 
-from sqlalchemy import Select, bindparam, insert, or_, select
+from sqlalchemy import Row, Select, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit.log import AuditEvent, append, lock_head
@@ -78,40 +79,99 @@ def visible_referrals(principal: Principal) -> Select[Referral]:
 
 
 # Built once (this runs on every delivery and transition): by id, for an oversight
-# auditor, or for a party to the referral; and their locked forms.
-_BY_ID = select(Referral).where(Referral.id == bindparam("referral_id"))
-_BY_ID_FOR_PARTY = _BY_ID.where(
-    or_(
-        Referral.sender_org_id == bindparam("org_id"),
-        Referral.recipient_org_id == bindparam("org_id"),
+# auditor, or for a party to the referral; as entities, their locked forms, and the
+# locked plain rows the delivery path reads.
+_REFERRALS: Final = Base.metadata.tables[Referral.__tablename__]
+_WHERE: Final = {
+    "oversight": (_REFERRALS.c.id == bindparam("referral_id"),),
+    "party": (
+        _REFERRALS.c.id == bindparam("referral_id"),
+        or_(
+            _REFERRALS.c.sender_org_id == bindparam("org_id"),
+            _REFERRALS.c.recipient_org_id == bindparam("org_id"),
+        ),
+    ),
+}
+_ENTITY: Final = {
+    (audience, lock): (
+        select(Referral).where(*where).with_for_update().execution_options(populate_existing=True)
+        if lock
+        else select(Referral).where(*where)
+    )
+    for audience, where in _WHERE.items()
+    for lock in (False, True)
+}
+DELIVERY_COLUMNS: Final = (
+    "id",
+    "sender_org_id",
+    "recipient_org_id",
+    "subject_id",
+    "consent_id",
+    "purpose",
+    "status",
+    "envelope_header",
+    "signature",
+    "sender_roles",
+)
+_ROW_LOCKED: Final = {
+    audience: select(*(_REFERRALS.c[name] for name in DELIVERY_COLUMNS))
+    .where(*where)
+    .with_for_update()
+    for audience, where in _WHERE.items()
+}
+_SET_DELIVERED: Final = (
+    update(_REFERRALS)
+    .where(_REFERRALS.c.id == bindparam("b_id"))
+    .values(
+        status=ReferralStatus.delivered.value,
+        delivered_at=bindparam("at"),
+        updated_at=bindparam("at"),
     )
 )
-_LOCKED = {
-    stmt: stmt.with_for_update().execution_options(populate_existing=True)
-    for stmt in (_BY_ID, _BY_ID_FOR_PARTY)
-}
+
+
+def _audience(principal: Principal) -> str:
+    """Which rule of `visible_referrals` applies to `principal`; 404 if none."""
+    if principal.has_any(Role.auditor) and principal.sector.value == "oversight":
+        return "oversight"
+    if principal.has_any(*STAFF):
+        return "party"
+    raise NotFoundError()
 
 
 async def get_visible(
     session: AsyncSession, *, principal: Principal, referral_id: uuid.UUID, lock: bool = False
 ) -> Referral:
     """The referral if `principal` may see it (the rule of `visible_referrals`), else 404."""
-    if principal.has_any(Role.auditor) and principal.sector.value == "oversight":
-        stmt = _BY_ID
-    elif principal.has_any(*STAFF):
-        stmt = _BY_ID_FOR_PARTY
-    else:
-        raise NotFoundError()
+    audience = _audience(principal)
     if lock:
         # Lock order everywhere: the audit head, a consent grant's rows, referral rows
         # (a revocation shreds referrals of its grant while holding the first two).
         await lock_head(session)
-        stmt = _LOCKED[stmt]
     params = {"referral_id": referral_id, "org_id": principal.org_id}
-    referral = (await session.scalars(stmt, params)).first()
+    referral = (await session.scalars(_ENTITY[audience, lock], params)).first()
     if referral is None:
         raise NotFoundError()
     return referral
+
+
+async def lock_for_delivery(
+    session: AsyncSession, *, principal: Principal, referral_id: uuid.UUID
+) -> Row[Any]:
+    """`get_visible(lock=True)` as a plain row of DELIVERY_COLUMNS (the delivery
+    path: no entity, identity map or flush; `set_delivered` writes its one change)."""
+    audience = _audience(principal)
+    await lock_head(session)  # the lock order of get_visible
+    params = {"referral_id": referral_id, "org_id": principal.org_id}
+    row = (await session.execute(_ROW_LOCKED[audience], params)).first()
+    if row is None:
+        raise NotFoundError()
+    return row
+
+
+async def set_delivered(session: AsyncSession, referral_id: uuid.UUID, at: datetime) -> None:
+    """The first delivery's change to a referral locked by `lock_for_delivery`."""
+    await session.execute(_SET_DELIVERED, {"b_id": referral_id, "at": at})
 
 
 def request_fingerprint(data: ReferralCreate) -> str:
@@ -272,13 +332,13 @@ async def create(
         ),
         clock=clock,
     )
-    await record_event(session, referral, "sent", principal, entry.seq, clock)
+    await record_event(session, referral.id, "sent", principal, entry.seq, clock)
     return referral, True
 
 
 async def record_event(
     session: AsyncSession,
-    referral: Referral,
+    referral_id: uuid.UUID,
     event: str,
     principal: Principal | None,
     seq: int | None,
@@ -292,7 +352,7 @@ async def record_event(
         insert(_EVENTS),
         [
             {
-                "referral_id": referral.id,
+                "referral_id": referral_id,
                 "at": clock.now(),
                 "event": event,
                 "actor": principal.label if principal else "system",
@@ -407,5 +467,5 @@ async def transition(
         ),
         clock=clock,
     )
-    await record_event(session, referral, target.value, principal, entry.seq, clock)
+    await record_event(session, referral.id, target.value, principal, entry.seq, clock)
     return referral
