@@ -3,7 +3,8 @@
 SQLite (embedded default): WAL, foreign keys on every connection, secure_delete
 (crypto-shredding must really remove bytes), one connection so that writes are
 serialized in the process rather than by SQLite's busy handler (DESIGN.md
-section 10), and every transaction opened with BEGIN IMMEDIATE.
+section 10), and every transaction opened with BEGIN IMMEDIATE; statements run on
+the event loop's thread, lock waits and commits on aiosqlite's (sqlite_inline.py).
 PostgreSQL (production): asyncpg with a bounded pool.
 """
 
@@ -16,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import JSON, DateTime, LargeBinary, MetaData, String, event
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -27,6 +28,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
 
+from service import sqlite_inline
 from service.settings import Settings
 
 NAMING_CONVENTION = {
@@ -76,7 +78,10 @@ def make_engine(settings: Settings) -> AsyncEngine:
             pool_size=1,
             max_overflow=0,
             pool_timeout=settings.database_pool_timeout,
-            connect_args={"timeout": 5.0},
+            # Statements on the event loop's thread, waits on aiosqlite's (sqlite_inline.py).
+            async_creator=sqlite_inline.connector(
+                make_url(settings.database_url).database or ":memory:", timeout=5.0
+            ),
         )
         _install_sqlite_pragmas(engine)
         return engine
