@@ -14,7 +14,7 @@ LIMIT_DESCRIPTION = (
 )
 
 
-def paginator(
+async def paginator(  # async: a plain def would run in the thread pool
     request: Request,
     limit: Annotated[int | None, Query(ge=1, le=1000, description=LIMIT_DESCRIPTION)] = None,
     cursor: Annotated[

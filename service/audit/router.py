@@ -62,7 +62,7 @@ def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode("ascii")
 
 
-def _filters(
+async def _filters(  # async: a plain def would run in the thread pool
     since: datetime | None = None,
     until: datetime | None = None,
     org: uuid.UUID | None = None,

@@ -59,7 +59,9 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
 DbSession = Annotated[AsyncSession, Depends(_session, scope="function")]
 
 
-def get_clock(request: Request) -> Clock:
+# Async, as every dependency here: FastAPI runs a plain `def` dependency in its
+# thread pool, a hand-off to another thread on every request.
+async def get_clock(request: Request) -> Clock:
     clock: Clock = request.app.state.clock
     return clock
 
