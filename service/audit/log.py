@@ -2,8 +2,9 @@
 
 If the caller's transaction rolls back, the entry never existed; if the append
 fails, the caller's transaction fails with it. Appends are serialized by the head
-row (PostgreSQL: SELECT ... FOR UPDATE; SQLite: the write lock that BEGIN
-IMMEDIATE takes), so sequence numbers are gap-free, and each append writes the
+row (PostgreSQL: `accord_lock_head()`, an advisory lock granted in arrival order and
+then SELECT ... FOR UPDATE; SQLite: the write lock that BEGIN IMMEDIATE takes), so
+sequence numbers are gap-free, and each append writes the
 leaf, the O(log n) subtree nodes it completes, and the new right edge.
 """
 
@@ -18,7 +19,7 @@ from typing import Any
 
 from accord_client.audit_format import entry_bytes, entry_document
 from accord_client.merkle import CompactRange, leaf_hash, node_hash
-from sqlalchemy import insert, select, update
+from sqlalchemy import Executable, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -91,11 +92,16 @@ _HEAD_KEY = "accord.audit_head"
 _ENTRIES = Base.metadata.tables[AuditEntry.__tablename__]
 _NODES = Base.metadata.tables[AuditNode.__tablename__]
 _HEAD = Base.metadata.tables[AuditHead.__tablename__]
-_LOCK_HEAD = (
-    select(_HEAD.c.size, _HEAD.c.last_hash, _HEAD.c.frontier, _HEAD.c.policy_epoch)
-    .where(_HEAD.c.id == HEAD_ID)
-    .with_for_update()
-)
+_HEAD_STATE = (_HEAD.c.size, _HEAD.c.last_hash, _HEAD.c.frontier, _HEAD.c.policy_epoch)
+_LOCK_HEAD: dict[str, Executable] = {
+    # SQLite: the transaction's BEGIN IMMEDIATE already holds the one write lock.
+    "sqlite": select(*_HEAD_STATE).where(_HEAD.c.id == HEAD_ID),
+    # PostgreSQL: a fair queue (an advisory lock granted in arrival order), then the
+    # row itself (migration 0100).
+    "postgresql": text(
+        "SELECT size, last_hash, frontier, policy_epoch FROM accord_lock_head()"
+    ).columns(*_HEAD_STATE),
+}
 _INSERT_ENTRY = insert(_ENTRIES)
 _INSERT_NODES = insert(_NODES)
 _MOVE_HEAD = update(_HEAD).where(_HEAD.c.id == HEAD_ID)
@@ -110,7 +116,8 @@ async def lock_head(session: AsyncSession) -> HeadState:
     if cached is not None and transaction is not None and cached[0] is transaction:
         head: HeadState = cached[1]
         return head
-    row = (await session.execute(_LOCK_HEAD)).one()
+    dialect = session.sync_session.get_bind().dialect.name
+    row = (await session.execute(_LOCK_HEAD[dialect])).one()
     head = HeadState(row.size, row.last_hash, list(row.frontier), row.policy_epoch)
     session.info[_HEAD_KEY] = (session.sync_session.get_transaction(), head)
     return head
