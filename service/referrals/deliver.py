@@ -3,15 +3,17 @@
 Each delivery re-decides every field at this moment (service/release.py), releases
 the ciphertext and sealed key of the allowed fields only, lists the others as
 withheld with their reasons and policies, and writes the disclosure's audit entry
-in the same transaction: if the append fails, nothing is released (the response is
-built only after it). A second delivery decides and is audited again.
+in the same transaction: if the append fails, nothing is released. The response
+body, the only place ciphertext leaves, is built only after that transaction has
+committed (service/responses.py). A second delivery decides and is audited again.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Final
 
 from sqlalchemy import bindparam, select, update
@@ -90,7 +92,9 @@ async def deliver(
     engine: PolicyEngine,
     referral_id: uuid.UUID,
     clock: Clock,
-) -> dict[str, object]:
+) -> Callable[[], dict[str, object]]:
+    """Decide, audit and record the delivery; return what builds its body. The
+    caller builds it only after the transaction commits (service/responses.py)."""
     referral = await referral_service.lock_for_delivery(
         session, principal=principal, referral_id=referral_id
     )
@@ -146,7 +150,8 @@ async def deliver(
         # The first delivery changes the referral; a later one only adds an event.
         await referral_service.set_delivered(session, referral.id, now)
     await referral_service.record_event(session, referral.id, event, principal, entry.seq, clock)
-    return build_delivery(
+    return partial(
+        build_delivery,
         header=header_from_json(referral.envelope_header),
         signature=referral.signature,
         released=[released_field(r) for r in released],

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-import orjson
 from fastapi import APIRouter, Query, Request, Response, status
 
 from service.auth.dependencies import AppClock, CaseStaff, CurrentPrincipal, DbSession
@@ -34,6 +33,7 @@ from service.referrals.schemas import (
     ReferralRead,
     TimelineEvent,
 )
+from service.responses import DeferredJSONResponse
 
 router = APIRouter(prefix="/v1/referrals", tags=["referrals"])
 
@@ -159,12 +159,12 @@ async def deliver_referral(
 ) -> Response:
     """Decide every field now; release the allowed ones, list the withheld ones with
     reasons; the disclosure's audit entry is written in the same transaction."""
-    body = await deliver_module.deliver(
+    build = await deliver_module.deliver(
         session, principal=principal, engine=_engine(request), referral_id=referral_id, clock=clock
     )
-    # build_delivery's dict is already the wire shape (tests check it against
-    # DeliveryRead); serializing it directly skips a second validation pass.
-    return Response(orjson.dumps(body), media_type="application/json")
+    # Built after the commit; build_delivery's dict is already the wire shape (tests
+    # check it against DeliveryRead), serialized directly without a second validation.
+    return DeferredJSONResponse(build)
 
 
 async def _transition(

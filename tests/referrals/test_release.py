@@ -145,6 +145,41 @@ async def test_F09_audit_append_failure_releases_nothing(
     assert (await kit.deliver(referral["id"])).status_code == 200  # the retry succeeds
 
 
+async def test_F09_commit_failure_builds_no_body(
+    kit: Kit, db: TestDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disclosure is decided and audited, then the commit fails: the response
+    body, where ciphertext would leave, is never built (it is built after the
+    commit, service/responses.py), and the database is unchanged."""
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from service.referrals import deliver as deliver_module
+
+    referral = await kit.send()
+    built: list[object] = []
+    original_build = deliver_module.build_delivery
+
+    def recording_build(*args: Any, **kwargs: Any) -> dict[str, object]:
+        built.append(kwargs["disclosure_seq"])
+        return original_build(*args, **kwargs)
+
+    async def failing_commit(_self: AsyncSession) -> None:
+        raise OperationalError("COMMIT", {}, Exception("injected fault"))
+
+    before = db.dump()
+    monkeypatch.setattr(deliver_module, "build_delivery", recording_build)
+    monkeypatch.setattr(AsyncSession, "commit", failing_commit)
+    r = await kit.deliver(referral["id"])
+    monkeypatch.undo()
+    assert r.status_code == 503, r.text
+    assert "ciphertext" not in r.text
+    assert built == []
+    assert db.dump() == before
+    monkeypatch.setattr(deliver_module, "build_delivery", recording_build)
+    assert (await kit.deliver(referral["id"])).status_code == 200  # the retry succeeds
+    assert len(built) == 1
+
+
 async def test_sweep_shreds_after_retention_and_keeps_metadata(
     kit: Kit, app: Any, db: TestDatabase
 ) -> None:
