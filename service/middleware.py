@@ -119,6 +119,7 @@ class RequestGuard:
         self.metrics = metrics
         self.root = root
         self._routes: list[tuple[BaseRoute, str, frozenset[str]]] | None = None
+        self._templates: dict[int, str] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -133,7 +134,7 @@ class RequestGuard:
         status_holder = {"status": 500}
         if self._routes is None:
             self._routes = app_routes(self.root)
-        route = route_template(self._routes, scope)
+            self._templates = {id(r): path for r, path, _methods in self._routes}
         method = scope["method"]
 
         async def send_wrapper(message: Message) -> None:
@@ -156,6 +157,11 @@ class RequestGuard:
         finally:
             duration = time.perf_counter() - started
             status = status_holder["status"]
+            # The route the router chose (no second match); unrouted: match here.
+            matched = scope.get("route")
+            route = self._templates.get(id(matched)) if matched is not None else None
+            if route is None:
+                route = route_template(self._routes, scope)
             self.metrics.requests.labels(route, method, str(status)).inc()
             self.metrics.latency.labels(route, method).observe(duration)
             log.info(

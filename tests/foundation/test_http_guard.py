@@ -265,6 +265,31 @@ async def test_G14_every_route_is_documented_and_no_store(
     assert "access-control-allow-origin" not in response.headers
 
 
+async def test_G14_routed_requests_take_the_template_of_the_chosen_route(
+    client: httpx.AsyncClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A routed request is labelled with the route the router chose (no second scan
+    of every route); only an unrouted one is matched by the middleware itself."""
+    from service import middleware
+
+    scans: list[str] = []
+    original = middleware.route_template
+
+    def counting(routes: Any, scope: Any) -> str:
+        scans.append(scope["path"])
+        return original(routes, scope)
+
+    monkeypatch.setattr(middleware, "route_template", counting)
+    org_id = str(world.orgs["vsp"])
+    await client.get(f"/v1/organizations/{org_id}", headers=world.headers("vsp", Role.caseworker))
+    assert scans == []
+    assert (await client.get("/v1/no-such-thing")).status_code == 404
+    assert scans == ["/v1/no-such-thing"]
+    metrics = (await client.get("/metrics")).text
+    assert 'route="/v1/organizations/{org_id}"' in metrics
+    assert 'route="unmatched"' in metrics
+
+
 async def test_G14_metrics_use_route_templates(client: httpx.AsyncClient, world: World) -> None:
     org_id = str(world.orgs["vsp"])
     await client.get(f"/v1/organizations/{org_id}", headers=world.headers("vsp", Role.caseworker))
