@@ -5,20 +5,23 @@ guarantee 2: the decision is made when the data leaves, not when it was sent).
 
 Ordering (API.md "Ordering"): the decision and the disclosure's commit are ordered
 against consent revocations, membership removals and organization rule changes by
-one mechanism, the audit log's head row. Every one of those changes appends its
-audit entry in its own transaction, and a release takes the head lock *before* it
-reads any input. So a change whose entry precedes the disclosure's committed
-before the release read its inputs (and the release saw it), and a change whose
-entry follows it was not committed when the release decided. An export of the log
-alone proves it: no disclosure under a consent follows that consent's revocation.
-On PostgreSQL the lock is `SELECT ... FOR UPDATE` on the head row; on SQLite the
-write lock that `BEGIN IMMEDIATE` takes serializes every writer anyway.
+one mechanism, the policy lock (service/audit/log.py, migration 0100). A release
+holds it shared from before it reads any input until it commits; every transaction
+that locks the audit head for anything else (every consent change, every other
+audited write) and every write to organizations, memberships, agreements or rules
+(the policy-epoch trigger) holds it exclusively. So a change whose entry precedes
+the disclosure's committed before the release read its inputs (and the release saw
+it), and a change whose entry follows it was not committed when the release
+decided. An export of the log alone proves it: no disclosure under a consent
+follows that consent's revocation. Releases decide side by side and meet only at
+the append (the append queue, then the head row, each held to the commit). On
+SQLite the write lock that `BEGIN IMMEDIATE` takes serializes every writer anyway.
 
-Lock order, everywhere: the audit head, then a consent grant's rows, then referral
-rows. A revocation or amendment takes the head first as well
-(service/consents/service.py), and so do a delivery and every referral transition
-before they lock their referral (service/referrals/service.py), so no two of them
-can wait on each other in a cycle.
+Lock order, everywhere: the policy lock, then a consent grant's rows and referral
+rows, then the append queue and the head row. A revocation or amendment, and every
+referral transition, takes the policy lock exclusively first (`lock_head`), so it
+never runs beside a release; two releases take row locks before the append queue
+and the head row last, so no two transactions can wait on each other in a cycle.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.audit.log import lock_head
+from service.audit.log import share_policy
 from service.clock import Clock
 from service.consents.service import consent_in_force
 from service.policy.decisions import Decision, Effect, FieldDecision, PolicyRef
@@ -70,17 +73,19 @@ def _deny_all(fields: Sequence[FieldRef], policy: str, reason: str, version: str
 async def decide_at_release(
     session: AsyncSession, engine: PolicyEngine, inputs: ReleaseInputs, *, clock: Clock
 ) -> Decision:
-    """Lock the audit head, then read consent, memberships, agreements, both
-    organizations' records and rules as they are now, and decide each field. All but
-    the consent may come from the process's cache for the epoch read from the locked
-    head (service/release_inputs.py): exactly what a read would return.
+    """Hold the policy lock shared (service/audit/log.py `share_policy`), then read
+    consent, memberships, agreements, both organizations' records and rules as they
+    are now, and decide each field. All but the consent may come from the process's
+    cache for the epoch read under that lock (service/release_inputs.py): exactly
+    what a read would return.
 
     The caller must append its disclosure entry in the same transaction (the lock
-    is held until it commits)."""
-    head = await lock_head(session)
+    is held until it commits, so no change to these inputs falls between the
+    decision and the entry)."""
+    epoch = await share_policy(session)
     now = clock.now()
     parties = await party_inputs(
-        session, engine, inputs.sender_org_id, inputs.recipient_org_id, epoch=head.policy_epoch
+        session, engine, inputs.sender_org_id, inputs.recipient_org_id, epoch=epoch
     )
     if parties.sender is None or parties.recipient is None:
         return _deny_all(

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from accord_client.audit_format import entry_bytes, entry_document
 from accord_client.merkle import CompactRange, leaf_hash, node_hash
-from sqlalchemy import Executable, insert, select, text, update
+from sqlalchemy import Executable, Insert, Update, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -87,46 +87,93 @@ class Appended:
 
 
 _HEAD_KEY = "accord.audit_head"
+_SHARED_KEY = "accord.policy_shared"
 # Core statements on the tables themselves (no ORM identity map, bulk or
 # unit-of-work machinery: this runs in every audited request).
 _ENTRIES = Base.metadata.tables[AuditEntry.__tablename__]
 _NODES = Base.metadata.tables[AuditNode.__tablename__]
 _HEAD = Base.metadata.tables[AuditHead.__tablename__]
 _HEAD_STATE = (_HEAD.c.size, _HEAD.c.last_hash, _HEAD.c.frontier, _HEAD.c.policy_epoch)
-_LOCK_HEAD: dict[str, Executable] = {
-    # SQLite: the transaction's BEGIN IMMEDIATE already holds the one write lock.
-    "sqlite": select(*_HEAD_STATE).where(_HEAD.c.id == HEAD_ID),
-    # PostgreSQL: a fair queue (an advisory lock granted in arrival order), then the
-    # row itself (migration 0100).
-    "postgresql": text(
-        "SELECT size, last_hash, frontier, policy_epoch FROM accord_lock_head()"
-    ).columns(*_HEAD_STATE),
+_SQLITE_HEAD = select(*_HEAD_STATE).where(_HEAD.c.id == HEAD_ID)
+
+
+def _pg_head(function: str) -> Executable:
+    return text(
+        f"SELECT size, last_hash, frontier, policy_epoch FROM {function}()"  # noqa: S608 - a constant
+    ).columns(*_HEAD_STATE)
+
+
+# (dialect, holds the policy lock shared) -> the statement that locks the head. On
+# SQLite the transaction's BEGIN IMMEDIATE already holds the one write lock. On
+# PostgreSQL (migration 0100): the policy lock exclusively, the append queue, then
+# the row; or, in a transaction holding the policy lock shared, the last two.
+_LOCK_HEAD: dict[tuple[str, bool], Executable] = {
+    ("sqlite", False): _SQLITE_HEAD,
+    ("sqlite", True): _SQLITE_HEAD,
+    ("postgresql", False): _pg_head("accord_lock_head"),
+    ("postgresql", True): _pg_head("accord_lock_head_to_append"),
+}
+_SHARE_POLICY: dict[str, Executable] = {
+    "sqlite": select(_HEAD.c.policy_epoch).where(_HEAD.c.id == HEAD_ID),
+    "postgresql": text("SELECT accord_share_policy()"),
 }
 _INSERT_ENTRY = insert(_ENTRIES)
 _INSERT_NODES = insert(_NODES)
 _MOVE_HEAD = update(_HEAD).where(_HEAD.c.id == HEAD_ID)
 
 
-async def lock_head(session: AsyncSession) -> HeadState:
-    """The head row, locked until the transaction ends. Read once per transaction:
-    a second call in the same transaction returns the state already read (and kept
-    current by `append`), without another round trip."""
+def _in_this_transaction(session: AsyncSession, key: str) -> Any:
+    """What `key` holds for the session's current transaction, else None."""
+    cached = session.info.get(key)
     transaction = session.sync_session.get_transaction()
-    cached = session.info.get(_HEAD_KEY)
     if cached is not None and transaction is not None and cached[0] is transaction:
-        head: HeadState = cached[1]
+        return cached[1]
+    return None
+
+
+async def lock_head(session: AsyncSession) -> HeadState:
+    """The head row, locked until the transaction ends. On PostgreSQL this also
+    holds the policy lock exclusively (no release decision runs meanwhile), unless
+    the transaction holds it shared (`share_policy`: a release about to append its
+    entry). Read once per transaction: a second call returns the state already read
+    (and kept current by `append`), without another round trip."""
+    head: HeadState | None = _in_this_transaction(session, _HEAD_KEY)
+    if head is not None:
         return head
+    shared = _in_this_transaction(session, _SHARED_KEY) is not None
     dialect = session.sync_session.get_bind().dialect.name
-    row = (await session.execute(_LOCK_HEAD[dialect])).one()
+    row = (await session.execute(_LOCK_HEAD[dialect, shared])).one()
     head = HeadState(row.size, row.last_hash, list(row.frontier), row.policy_epoch)
     session.info[_HEAD_KEY] = (session.sync_session.get_transaction(), head)
     return head
 
 
+async def share_policy(session: AsyncSession) -> int:
+    """Hold the policy lock shared until the transaction ends and return the policy
+    epoch (service/release_inputs.py) as it stands under it. Release decisions run
+    side by side under the shared lock; every change to what they read (consents,
+    organizations, memberships, agreements, rules) holds it exclusively, so each
+    decision falls wholly before or wholly after each change (API.md "Ordering").
+    The caller appends its entry with `lock_head`, which then waits only for the
+    append queue and the head row. On SQLite, BEGIN IMMEDIATE already serializes."""
+    epoch: int | None = _in_this_transaction(session, _SHARED_KEY)
+    if epoch is not None:
+        return epoch
+    head: HeadState | None = _in_this_transaction(session, _HEAD_KEY)
+    if head is not None:
+        return head.policy_epoch  # the head, and so the policy lock, held exclusively
+    dialect = session.sync_session.get_bind().dialect.name
+    epoch = int((await session.execute(_SHARE_POLICY[dialect])).scalar_one())
+    session.info[_SHARED_KEY] = (session.sync_session.get_transaction(), epoch)
+    return epoch
+
+
 def forget_head(session: Session) -> None:
-    """Make the next `lock_head` in this transaction read the row again: database
-    triggers moved a column `append` does not keep in memory (the policy epoch)."""
+    """Make the next `lock_head` or `share_policy` in this transaction read the row
+    again: database triggers moved a column `append` does not keep in memory (the
+    policy epoch)."""
     session.info.pop(_HEAD_KEY, None)
+    session.info.pop(_SHARED_KEY, None)
 
 
 def build_entry(
@@ -164,20 +211,39 @@ def build_entry(
     return entry, nodes
 
 
-async def append(session: AsyncSession, event: AuditEvent, *, clock: Clock) -> Appended:
-    """Write the entry, the nodes it completes and the new head with three Core
-    statements; the locked head state is kept current for the next append."""
+# Writes that belong with an entry (a referral's timeline event that cites it, say),
+# made from what the append wrote: they go to the database with the entry.
+WritesWith = Callable[[Appended], Sequence[Insert | Update]]
+
+
+async def append(
+    session: AsyncSession, event: AuditEvent, *, clock: Clock, then: WritesWith | None = None
+) -> Appended:
+    """Write the entry, the nodes it completes, the new head, and the caller's writes
+    that go with it (`then`); the locked head state is kept current for the next
+    append. On PostgreSQL all of it is one statement (the inserts as data-modifying
+    CTEs of the head's UPDATE): the head is held from its lock to the commit, and
+    every round trip in between is one the next append waits for. On SQLite, one
+    statement each (no round trips)."""
     head = await lock_head(session)
     compact = CompactRange(head.size, [bytes.fromhex(h) for h in head.frontier])
     now = clock.now()
     entry, nodes = build_entry(compact, head.last_hash, event, now)
-    await session.execute(_INSERT_ENTRY, entry)
-    await session.execute(_INSERT_NODES, nodes)
+    appended = Appended(seq=entry["seq"], at=now)
+    writes: list[Insert | Update] = [_INSERT_ENTRY.values(entry), _INSERT_NODES.values(nodes)]
+    if then is not None:
+        writes.extend(then(appended))
     size, last_hash = compact.size, entry["leaf_hash"].hex()
     frontier = [h.hex() for h in compact.hashes]
-    await session.execute(_MOVE_HEAD, {"size": size, "last_hash": last_hash, "frontier": frontier})
+    move = _MOVE_HEAD.values(size=size, last_hash=last_hash, frontier=frontier)
+    if session.sync_session.get_bind().dialect.name == "postgresql":
+        await session.execute(move.add_cte(*(w.cte(f"w{i}") for i, w in enumerate(writes))))
+    else:
+        for write in writes:
+            await session.execute(write)
+        await session.execute(move)
     head.size, head.last_hash, head.frontier = size, last_hash, frontier
-    return Appended(seq=entry["seq"], at=now)
+    return appended
 
 
 def disclosure_recipient(entry: AuditEntry) -> uuid.UUID | None:

@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import Row, Select, bindparam, insert, or_, select, update
+from sqlalchemy import Insert, Row, Select, Update, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.audit.log import AuditEvent, append, lock_head
+from service.audit.log import AuditEvent, append, lock_head, share_policy
 from service.auth.principals import Principal, Role
 from service.clock import Clock
 from service.consents.models import ConsentVersion
@@ -113,21 +113,10 @@ DELIVERY_COLUMNS: Final = (
     "signature",
     "sender_roles",
 )
-_ROW_LOCKED: Final = {
-    audience: select(*(_REFERRALS.c[name] for name in DELIVERY_COLUMNS))
-    .where(*where)
-    .with_for_update()
+_ROW: Final = {
+    audience: select(*(_REFERRALS.c[name] for name in DELIVERY_COLUMNS)).where(*where)
     for audience, where in _WHERE.items()
 }
-_SET_DELIVERED: Final = (
-    update(_REFERRALS)
-    .where(_REFERRALS.c.id == bindparam("b_id"))
-    .values(
-        status=ReferralStatus.delivered.value,
-        delivered_at=bindparam("at"),
-        updated_at=bindparam("at"),
-    )
-)
 
 
 def _audience(principal: Principal) -> str:
@@ -155,23 +144,34 @@ async def get_visible(
     return referral
 
 
-async def lock_for_delivery(
+async def read_for_delivery(
     session: AsyncSession, *, principal: Principal, referral_id: uuid.UUID
 ) -> Row[Any]:
-    """`get_visible(lock=True)` as a plain row of DELIVERY_COLUMNS (the delivery
-    path: no entity, identity map or flush; `set_delivered` writes its one change)."""
+    """The referral, if `principal` may see it, as a plain row of DELIVERY_COLUMNS
+    (the delivery path: no entity, identity map or flush), read under the policy lock
+    held shared. No row lock: every other writer of a referral (transitions, the
+    sweep, a revocation's shredding) holds the policy lock exclusively (`lock_head`),
+    so none runs beside a delivery; deliveries of the same referral run side by side
+    and meet only at the append, and the first delivery's change is guarded by the
+    state it changes (`set_delivered`)."""
     audience = _audience(principal)
-    await lock_head(session)  # the lock order of get_visible
+    await share_policy(session)
     params = {"referral_id": referral_id, "org_id": principal.org_id}
-    row = (await session.execute(_ROW_LOCKED[audience], params)).first()
+    row = (await session.execute(_ROW[audience], params)).first()
     if row is None:
         raise NotFoundError()
     return row
 
 
-async def set_delivered(session: AsyncSession, referral_id: uuid.UUID, at: datetime) -> None:
-    """The first delivery's change to a referral locked by `lock_for_delivery`."""
-    await session.execute(_SET_DELIVERED, {"b_id": referral_id, "at": at})
+def set_delivered(referral_id: uuid.UUID, at: datetime) -> Update:
+    """The first delivery's change to a referral: only while it is still `sent`, so
+    of two first deliveries at once the later one changes nothing (the row lock the
+    first one's UPDATE takes makes the second re-check the state after its commit)."""
+    return (
+        update(_REFERRALS)
+        .where(_REFERRALS.c.id == referral_id, _REFERRALS.c.status == ReferralStatus.sent.value)
+        .values(status=ReferralStatus.delivered.value, delivered_at=at, updated_at=at)
+    )
 
 
 def request_fingerprint(data: ReferralCreate) -> str:
@@ -336,6 +336,26 @@ async def create(
     return referral, True
 
 
+def event_insert(
+    referral_id: uuid.UUID,
+    event: str,
+    principal: Principal | None,
+    seq: int | None,
+    at: datetime,
+    detail: str | None = None,
+) -> Insert:
+    """One timeline event, as an INSERT with its values (for `append(..., then=)`)."""
+    return insert(_EVENTS).values(
+        referral_id=referral_id,
+        at=at,
+        event=event,
+        actor=principal.label if principal else "system",
+        actor_org_id=principal.org_id if principal else None,
+        detail=detail,
+        audit_seq=seq,
+    )
+
+
 async def record_event(
     session: AsyncSession,
     referral_id: uuid.UUID,
@@ -345,23 +365,10 @@ async def record_event(
     clock: Clock,
     detail: str | None = None,
 ) -> None:
-    # A Core insert (this runs on every delivery); the flush first writes what the
-    # caller changed through the ORM, such as a referral added in this transaction.
+    # A Core insert; the flush first writes what the caller changed through the ORM,
+    # such as a referral added in this transaction.
     await session.flush()
-    await session.execute(
-        insert(_EVENTS),
-        [
-            {
-                "referral_id": referral_id,
-                "at": clock.now(),
-                "event": event,
-                "actor": principal.label if principal else "system",
-                "actor_org_id": principal.org_id if principal else None,
-                "detail": detail,
-                "audit_seq": seq,
-            }
-        ],
-    )
+    await session.execute(event_insert(referral_id, event, principal, seq, clock.now(), detail))
 
 
 async def list_visible(

@@ -25,7 +25,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from service.audit.log import AuditEvent, append
+from service.audit.log import AuditEvent, append, lock_head
 from service.clock import Clock
 from service.records_requests import shred as request_shred
 from service.referrals.models import Referral, ReferralField, ReferralStatus
@@ -95,7 +95,12 @@ async def shred_for_revoked_grant(
 
 async def sweep(session: AsyncSession, *, retention: timedelta, clock: Clock) -> list[uuid.UUID]:
     """Shred every referral delivered more than `retention` ago and every withdrawn
-    or declined one still holding bytes. Each shredding is audited. Idempotent."""
+    or declined one still holding bytes. Each shredding is audited. Idempotent.
+
+    Locks the audit head (and so the policy lock) before touching any row, as every
+    writer of referrals does: no delivery runs beside the sweep, and the lock order
+    is the same everywhere (service/release.py)."""
+    await lock_head(session)
     now = clock.now()
     due = list(
         (

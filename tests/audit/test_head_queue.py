@@ -1,7 +1,9 @@
-"""The fair queue in front of the audit head on PostgreSQL (migration 0100): every
-path that locks the head row takes a transaction-scoped advisory lock first, which
+"""The policy lock and the append queue in front of the audit head on PostgreSQL
+(migration 0100). Release decisions hold the policy lock shared and run side by
+side; every other transaction that locks the head, and every write the policy-epoch
+trigger watches, holds it exclusively; appends wait in an advisory lock that
 PostgreSQL grants in arrival order (a row lock lets a newcomer overtake waiters).
-SQLite has a single writer (BEGIN IMMEDIATE) and no such queue."""
+SQLite has a single writer (BEGIN IMMEDIATE) and none of this."""
 
 from __future__ import annotations
 
@@ -10,82 +12,139 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.audit.log import AuditEvent, append, lock_head
+from service.audit.log import AuditEvent, append, lock_head, share_policy
 from tests.support.databases import TestDatabase
 
-QUEUE_HELD = text(
-    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
-    "AND pid = pg_backend_pid() AND classid = 'audit_head'::regclass::oid AND objid = 1"
+POLICY, QUEUE = 0, 1
+HELD = text(
+    "SELECT mode FROM pg_locks WHERE locktype = 'advisory' AND granted "
+    "AND pid = pg_backend_pid() AND classid = 'audit_head'::regclass::oid AND objid = :key"
 )
-TRY_QUEUE = text("SELECT pg_try_advisory_xact_lock(('audit_head'::regclass)::oid::int, 1)")
+WAITING = text(
+    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+    "AND classid = 'audit_head'::regclass::oid"
+)
 
 
 def _postgresql_only(db: TestDatabase) -> None:
     if db.engine != "postgresql":
-        pytest.skip("SQLite has one writer (BEGIN IMMEDIATE): no queue in front of the head")
+        pytest.skip("SQLite has one writer (BEGIN IMMEDIATE): no policy lock or queue")
 
 
-async def _waiting_on_queue(app: Any, count: int) -> None:
-    """Until `count` backends wait for the head queue (advisory lock not granted)."""
+async def _held(session: AsyncSession, key: int) -> set[str]:
+    return set((await session.scalars(HELD, {"key": key})).all())
+
+
+async def _waiters(app: Any, count: int) -> None:
+    """Until `count` transactions wait for the policy lock or the append queue."""
     for _ in range(500):
         async with app.state.sessionmaker() as probe:
-            waiting = await probe.scalar(
-                text(
-                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
-                    "AND NOT granted AND classid = 'audit_head'::regclass::oid AND objid = 1"
-                )
-            )
-        if waiting == count:
-            return
+            if await probe.scalar(WAITING) == count:
+                return
         await asyncio.sleep(0.01)
-    raise AssertionError(f"expected {count} waiters on the head queue")
+    raise AssertionError(f"expected {count} waiters")
 
 
-async def test_lock_head_takes_the_queue_then_the_row(app: Any, db: TestDatabase) -> None:
+async def _would_wait(session: AsyncSession, call: Any) -> bool:
+    """Whether `call` in `session` waits for a lock (200 ms), then roll it back."""
+    await session.execute(text("SET LOCAL lock_timeout = '200ms'"))
+    failure: DBAPIError | None = None
+    try:
+        await call(session)
+    except DBAPIError as exc:
+        failure = exc
+    await session.rollback()
+    if failure is not None and "lock timeout" not in str(failure):
+        raise failure
+    return failure is not None
+
+
+def _event(name: str) -> AuditEvent:
+    return AuditEvent(action="test.event", actor=None, actor_label=name)
+
+
+async def test_lock_head_holds_the_policy_lock_the_queue_and_the_row(
+    app: Any, db: TestDatabase
+) -> None:
     _postgresql_only(db)
     async with app.state.sessionmaker() as holder, app.state.sessionmaker() as other:
         head = await lock_head(holder)
         assert head.size == 0
-        assert await holder.scalar(QUEUE_HELD) == 1
-        assert await other.scalar(TRY_QUEUE) is False  # held until the holder ends
+        assert await _held(holder, POLICY) == {"ExclusiveLock"}
+        assert await _held(holder, QUEUE) == {"ExclusiveLock"}
+        assert await _would_wait(other, share_policy)  # no release decides meanwhile
         await holder.commit()
-        assert await other.scalar(TRY_QUEUE) is True
-        await other.rollback()
+        assert not await _would_wait(other, share_policy)
 
 
-async def test_policy_epoch_trigger_takes_the_queue_first(app: Any, db: TestDatabase) -> None:
+async def test_releases_decide_side_by_side_and_exclude_changes(app: Any, db: TestDatabase) -> None:
     _postgresql_only(db)
-    async with app.state.sessionmaker() as session:
-        await session.execute(text("UPDATE organizations SET active = active"))
-        assert await session.scalar(QUEUE_HELD) == 1
-        await session.rollback()
+    factory = app.state.sessionmaker
+    async with factory() as first, factory() as second, factory() as change:
+        assert await share_policy(first) == await share_policy(second) == 0
+        assert await _held(first, POLICY) == {"ShareLock"}
+        assert await _held(first, QUEUE) == set()  # the head is not held while deciding
+        assert await _would_wait(change, lock_head)  # a change waits for both releases
+        await first.commit()
+        assert await _would_wait(change, lock_head)
+        await second.commit()
+        assert not await _would_wait(change, lock_head)
 
 
-async def test_waiters_are_served_in_arrival_order(app: Any, db: TestDatabase) -> None:
+async def test_a_waiting_change_is_not_overtaken_by_new_releases(
+    app: Any, db: TestDatabase
+) -> None:
+    """A change waits for the releases in flight, and releases arriving after it
+    wait behind it: a stream of deliveries cannot starve a revocation."""
+    _postgresql_only(db)
+    factory = app.state.sessionmaker
+    async with factory() as release, factory() as change, factory() as later:
+        await share_policy(release)
+        waiting = asyncio.create_task(lock_head(change))
+        await _waiters(app, 1)
+        assert await _would_wait(later, share_policy)
+        await release.commit()
+        await asyncio.wait_for(waiting, timeout=10)
+        await change.rollback()
+
+
+async def test_appends_of_releases_are_served_in_arrival_order(app: Any, db: TestDatabase) -> None:
     _postgresql_only(db)
     order: list[str] = []
 
-    async def append_as(name: str, session: AsyncSession) -> None:
-        await append(
-            session,
-            AuditEvent(action="test.event", actor=None, actor_label=name),
-            clock=app.state.clock,
-        )
+    async def release(name: str, session: AsyncSession) -> None:
+        await share_policy(session)
+        await append(session, _event(name), clock=app.state.clock)
         order.append(name)
         await session.commit()
 
     factory = app.state.sessionmaker
     async with factory() as first, factory() as second, factory() as third:
-        await lock_head(first)
-        b = asyncio.create_task(append_as("second", second))
-        await _waiting_on_queue(app, 1)
-        c = asyncio.create_task(append_as("third", third))
-        await _waiting_on_queue(app, 2)
-        await append_as("first", first)
+        await share_policy(first)
+        await lock_head(first)  # to append: the queue and the row, not the policy lock
+        assert await _held(first, POLICY) == {"ShareLock"}
+        assert await _held(first, QUEUE) == {"ExclusiveLock"}
+        b = asyncio.create_task(release("second", second))
+        await _waiters(app, 1)
+        c = asyncio.create_task(release("third", third))
+        await _waiters(app, 2)
+        await append(first, _event("first"), clock=app.state.clock)
+        order.append("first")
+        await first.commit()
         await asyncio.wait_for(asyncio.gather(b, c), timeout=10)
     assert order == ["first", "second", "third"]
+
+
+async def test_policy_epoch_trigger_holds_the_policy_lock(app: Any, db: TestDatabase) -> None:
+    _postgresql_only(db)
+    async with app.state.sessionmaker() as session:
+        await session.execute(text("UPDATE organizations SET active = active"))
+        assert await _held(session, POLICY) == {"ExclusiveLock"}
+        assert await _held(session, QUEUE) == {"ExclusiveLock"}
+        await session.rollback()
 
 
 async def test_a_watched_write_and_an_append_queue_without_deadlock(
@@ -93,24 +152,14 @@ async def test_a_watched_write_and_an_append_queue_without_deadlock(
 ) -> None:
     """A transaction that moved the epoch (head row locked by the trigger) and then
     appends, while another append waits: one lock order, so both finish. Without the
-    queue in the trigger, PostgreSQL would find a deadlock here and abort one."""
+    locks in the trigger, PostgreSQL would find a deadlock here and abort one."""
     _postgresql_only(db)
     factory = app.state.sessionmaker
     async with factory() as writer, factory() as appender:
         await writer.execute(text("UPDATE organizations SET active = active"))
-        waiting = asyncio.create_task(
-            append(
-                appender,
-                AuditEvent(action="test.event", actor=None, actor_label="waiting"),
-                clock=app.state.clock,
-            )
-        )
-        await _waiting_on_queue(app, 1)
-        await append(
-            writer,
-            AuditEvent(action="test.event", actor=None, actor_label="writer"),
-            clock=app.state.clock,
-        )
+        waiting = asyncio.create_task(append(appender, _event("waiting"), clock=app.state.clock))
+        await _waiters(app, 1)
+        await append(writer, _event("writer"), clock=app.state.clock)
         await writer.commit()
         entry = await asyncio.wait_for(waiting, timeout=10)
         await appender.commit()

@@ -14,13 +14,14 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Insert, column, insert, select, table
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from service.audit.models import AuditEntry
-from service.auth.principals import Role
+from service.auth.principals import Principal, Role
 from service.referrals.models import ReferralField
 from service.referrals.shred import run_sweep
+from service.sectors import Sector
 from tests.referrals.support import PLANTED, Kit
 from tests.support.databases import TestDatabase
 
@@ -241,21 +242,24 @@ async def test_D03_revocation_and_delivery_are_ordered_in_the_log(
 async def test_F08_a_delivery_failing_after_its_append_consumes_no_sequence_number(
     kit: Kit, db: TestDatabase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The fault strikes after the audit append, in the timeline insert: the whole
-    transaction rolls back, the number the append took is not consumed, and the next
-    entry is the previous one plus one (no database sequence that could skip)."""
+    """The fault strikes in the database after the audit entry is written, in the
+    timeline insert that goes with it (on PostgreSQL the same statement, on SQLite the
+    next one): the whole transaction rolls back, the number the append took is not
+    consumed, and the next entry is the previous one plus one (no database sequence
+    that could skip)."""
     from service.referrals import service as referral_service
 
     referral = await kit.send()
     first = (await kit.deliver(referral["id"])).json()["disclosure_seq"]
 
-    async def failing_event(*_args: Any, **_kwargs: Any) -> None:
-        raise OperationalError("INSERT INTO referral_events", {}, Exception("injected fault"))
+    def failing_event(*_args: Any, **_kwargs: Any) -> Insert:
+        return insert(table("no_such_table", column("x"))).values(x=1)
 
     before = db.dump()
-    monkeypatch.setattr(referral_service, "record_event", failing_event)
+    monkeypatch.setattr(referral_service, "event_insert", failing_event)
     r = await kit.deliver(referral["id"])
-    assert r.status_code == 503, r.text
+    # SQLite: "no such table" (503); PostgreSQL: undefined table (500).
+    assert r.status_code in (500, 503), r.text
     assert db.dump() == before
     monkeypatch.undo()
     again = (await kit.deliver(referral["id"])).json()["disclosure_seq"]
@@ -298,3 +302,43 @@ async def test_D13_expiry_during_a_slow_delivery_decision_time_is_one_instant(
     monkeypatch.undo()
     later = (await kit.deliver(referral["id"])).json()
     assert later["released"] == []
+
+
+async def test_deliveries_of_one_referral_decide_side_by_side(
+    kit: Kit, app: Any, db: TestDatabase
+) -> None:
+    """PostgreSQL: a delivery holds the policy lock shared and no row lock on the
+    referral, so a second delivery of the same referral reads and decides while the
+    first is still open (they meet only at the append); a transition, which holds
+    the policy lock exclusively, waits for both."""
+    if db.engine != "postgresql":
+        pytest.skip("SQLite has one writer (BEGIN IMMEDIATE): deliveries never overlap")
+    from sqlalchemy import text
+
+    from service.audit.log import lock_head
+    from service.referrals import service as referral_service
+
+    referral = await kit.send()
+    shelter = Principal(
+        subject="bob",
+        org_id=kit.world.orgs["shelter"],
+        sector=Sector.shelter,
+        roles=frozenset({Role.caseworker}),
+    )
+    referral_id = uuid.UUID(referral["id"])
+    factory = app.state.sessionmaker
+    async with factory() as first, factory() as second, factory() as transition:
+        row = await referral_service.read_for_delivery(
+            first, principal=shelter, referral_id=referral_id
+        )
+        await second.execute(text("SET LOCAL lock_timeout = '200ms'"))
+        again = await referral_service.read_for_delivery(
+            second, principal=shelter, referral_id=referral_id
+        )
+        assert again.id == row.id == referral_id
+        await transition.execute(text("SET LOCAL lock_timeout = '200ms'"))
+        with pytest.raises(DBAPIError, match="lock timeout"):
+            await lock_head(transition)
+        await transition.rollback()
+        await first.rollback()
+        await second.rollback()
