@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from accord_client.audit_format import entry_bytes, entry_document
 from accord_client.merkle import CompactRange, leaf_hash, node_hash
-from sqlalchemy import Executable, Insert, Update, insert, select, text, update
+from sqlalchemy import Executable, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -211,39 +211,20 @@ def build_entry(
     return entry, nodes
 
 
-# Writes that belong with an entry (a referral's timeline event that cites it, say),
-# made from what the append wrote: they go to the database with the entry.
-WritesWith = Callable[[Appended], Sequence[Insert | Update]]
-
-
-async def append(
-    session: AsyncSession, event: AuditEvent, *, clock: Clock, then: WritesWith | None = None
-) -> Appended:
-    """Write the entry, the nodes it completes, the new head, and the caller's writes
-    that go with it (`then`); the locked head state is kept current for the next
-    append. On PostgreSQL all of it is one statement (the inserts as data-modifying
-    CTEs of the head's UPDATE): the head is held from its lock to the commit, and
-    every round trip in between is one the next append waits for. On SQLite, one
-    statement each (no round trips)."""
+async def append(session: AsyncSession, event: AuditEvent, *, clock: Clock) -> Appended:
+    """Write the entry, the nodes it completes and the new head with three Core
+    statements; the locked head state is kept current for the next append."""
     head = await lock_head(session)
     compact = CompactRange(head.size, [bytes.fromhex(h) for h in head.frontier])
     now = clock.now()
     entry, nodes = build_entry(compact, head.last_hash, event, now)
-    appended = Appended(seq=entry["seq"], at=now)
-    writes: list[Insert | Update] = [_INSERT_ENTRY.values(entry), _INSERT_NODES.values(nodes)]
-    if then is not None:
-        writes.extend(then(appended))
+    await session.execute(_INSERT_ENTRY, entry)
+    await session.execute(_INSERT_NODES, nodes)
     size, last_hash = compact.size, entry["leaf_hash"].hex()
     frontier = [h.hex() for h in compact.hashes]
-    move = _MOVE_HEAD.values(size=size, last_hash=last_hash, frontier=frontier)
-    if session.sync_session.get_bind().dialect.name == "postgresql":
-        await session.execute(move.add_cte(*(w.cte(f"w{i}") for i, w in enumerate(writes))))
-    else:
-        for write in writes:
-            await session.execute(write)
-        await session.execute(move)
+    await session.execute(_MOVE_HEAD, {"size": size, "last_hash": last_hash, "frontier": frontier})
     head.size, head.last_hash, head.frontier = size, last_hash, frontier
-    return appended
+    return Appended(seq=entry["seq"], at=now)
 
 
 def disclosure_recipient(entry: AuditEntry) -> uuid.UUID | None:

@@ -16,10 +16,10 @@ from datetime import datetime
 from functools import partial
 from typing import Final
 
-from sqlalchemy import Insert, Update, bindparam, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.audit.log import Appended, AuditEvent, append
+from service.audit.log import AuditEvent, append
 from service.auth.principals import Principal, Role
 from service.clock import Clock
 from service.db import Base
@@ -58,6 +58,15 @@ _STORED_FIELDS = (
     .where(_FIELDS.c.referral_id == bindparam("referral_id"))
     .order_by(_FIELDS.c.name)
 )
+_MARK_RELEASED = (
+    update(_FIELDS)
+    .where(
+        _FIELDS.c.referral_id == bindparam("b_referral_id"),
+        _FIELDS.c.name.in_(bindparam("names", expanding=True)),
+        _FIELDS.c.released_at.is_(None),
+    )
+    .values(released_at=bindparam("at"))
+)
 
 
 async def stored_fields(session: AsyncSession, referral_id: uuid.UUID) -> list[StoredField]:
@@ -66,19 +75,14 @@ async def stored_fields(session: AsyncSession, referral_id: uuid.UUID) -> list[S
     return [StoredField(*row) for row in rows]
 
 
-def mark_released(referral_id: uuid.UUID, names: Sequence[str], at: datetime) -> list[Update]:
+async def mark_released(
+    session: AsyncSession, referral_id: uuid.UUID, names: Sequence[str], at: datetime
+) -> None:
     """Record the first release of these fields (the retention clock starts)."""
-    if not names:
-        return []
-    return [
-        update(_FIELDS)
-        .where(
-            _FIELDS.c.referral_id == referral_id,
-            _FIELDS.c.name.in_(list(names)),
-            _FIELDS.c.released_at.is_(None),
+    if names:
+        await session.execute(
+            _MARK_RELEASED, {"b_referral_id": referral_id, "names": list(names), "at": at}
         )
-        .values(released_at=at)
-    ]
 
 
 async def deliver(
@@ -118,21 +122,6 @@ async def deliver(
         clock=clock,
     )
     released, withheld = split_fields(rows, decision, decision.permit())
-    now = decision.decided_at or clock.now()
-    first_releases = [r.name for r in released if r.released_at is None]
-
-    def writes_with_entry(entry: Appended) -> list[Insert | Update]:
-        # The first releases (the retention clock starts), the first delivery's
-        # change of state, and the timeline event citing the entry: written with it.
-        writes: list[Insert | Update] = [*mark_released(referral.id, first_releases, now)]
-        if referral.status == ReferralStatus.sent.value:
-            writes.append(referral_service.set_delivered(referral.id, now))
-        event = "delivered" if released else "delivered_withheld"
-        writes.append(
-            referral_service.event_insert(referral.id, event, principal, entry.seq, entry.at)
-        )
-        return writes
-
     entry = await append(
         session,
         AuditEvent(
@@ -151,8 +140,16 @@ async def deliver(
             },
         ),
         clock=clock,
-        then=writes_with_entry,
     )
+    now = decision.decided_at or clock.now()
+    await mark_released(
+        session, referral.id, [r.name for r in released if r.released_at is None], now
+    )
+    event = "delivered" if released else "delivered_withheld"
+    if referral.status == ReferralStatus.sent.value:
+        # The first delivery changes the referral; a later one only adds an event.
+        await referral_service.set_delivered(session, referral.id, now)
+    await referral_service.record_event(session, referral.id, event, principal, entry.seq, clock)
     return partial(
         build_delivery,
         header=header_from_json(referral.envelope_header),

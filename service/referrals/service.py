@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import Insert, Row, Select, Update, bindparam, insert, or_, select, update
+from sqlalchemy import Row, Select, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit.log import AuditEvent, append, lock_head, share_policy
@@ -163,15 +163,25 @@ async def read_for_delivery(
     return row
 
 
-def set_delivered(referral_id: uuid.UUID, at: datetime) -> Update:
+_SET_DELIVERED: Final = (
+    update(_REFERRALS)
+    .where(
+        _REFERRALS.c.id == bindparam("b_id"),
+        _REFERRALS.c.status == ReferralStatus.sent.value,
+    )
+    .values(
+        status=ReferralStatus.delivered.value,
+        delivered_at=bindparam("at"),
+        updated_at=bindparam("at"),
+    )
+)
+
+
+async def set_delivered(session: AsyncSession, referral_id: uuid.UUID, at: datetime) -> None:
     """The first delivery's change to a referral: only while it is still `sent`, so
     of two first deliveries at once the later one changes nothing (the row lock the
     first one's UPDATE takes makes the second re-check the state after its commit)."""
-    return (
-        update(_REFERRALS)
-        .where(_REFERRALS.c.id == referral_id, _REFERRALS.c.status == ReferralStatus.sent.value)
-        .values(status=ReferralStatus.delivered.value, delivered_at=at, updated_at=at)
-    )
+    await session.execute(_SET_DELIVERED, {"b_id": referral_id, "at": at})
 
 
 def request_fingerprint(data: ReferralCreate) -> str:
@@ -336,26 +346,6 @@ async def create(
     return referral, True
 
 
-def event_insert(
-    referral_id: uuid.UUID,
-    event: str,
-    principal: Principal | None,
-    seq: int | None,
-    at: datetime,
-    detail: str | None = None,
-) -> Insert:
-    """One timeline event, as an INSERT with its values (for `append(..., then=)`)."""
-    return insert(_EVENTS).values(
-        referral_id=referral_id,
-        at=at,
-        event=event,
-        actor=principal.label if principal else "system",
-        actor_org_id=principal.org_id if principal else None,
-        detail=detail,
-        audit_seq=seq,
-    )
-
-
 async def record_event(
     session: AsyncSession,
     referral_id: uuid.UUID,
@@ -365,10 +355,23 @@ async def record_event(
     clock: Clock,
     detail: str | None = None,
 ) -> None:
-    # A Core insert; the flush first writes what the caller changed through the ORM,
-    # such as a referral added in this transaction.
+    # A Core insert (this runs on every delivery); the flush first writes what the
+    # caller changed through the ORM, such as a referral added in this transaction.
     await session.flush()
-    await session.execute(event_insert(referral_id, event, principal, seq, clock.now(), detail))
+    await session.execute(
+        insert(_EVENTS),
+        [
+            {
+                "referral_id": referral_id,
+                "at": clock.now(),
+                "event": event,
+                "actor": principal.label if principal else "system",
+                "actor_org_id": principal.org_id if principal else None,
+                "detail": detail,
+                "audit_seq": seq,
+            }
+        ],
+    )
 
 
 async def list_visible(

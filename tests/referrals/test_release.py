@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Insert, column, insert, select, table
+from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from service.audit.models import AuditEntry
@@ -242,24 +242,21 @@ async def test_D03_revocation_and_delivery_are_ordered_in_the_log(
 async def test_F08_a_delivery_failing_after_its_append_consumes_no_sequence_number(
     kit: Kit, db: TestDatabase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The fault strikes in the database after the audit entry is written, in the
-    timeline insert that goes with it (on PostgreSQL the same statement, on SQLite the
-    next one): the whole transaction rolls back, the number the append took is not
-    consumed, and the next entry is the previous one plus one (no database sequence
-    that could skip)."""
+    """The fault strikes after the audit append, in the timeline insert: the whole
+    transaction rolls back, the number the append took is not consumed, and the next
+    entry is the previous one plus one (no database sequence that could skip)."""
     from service.referrals import service as referral_service
 
     referral = await kit.send()
     first = (await kit.deliver(referral["id"])).json()["disclosure_seq"]
 
-    def failing_event(*_args: Any, **_kwargs: Any) -> Insert:
-        return insert(table("no_such_table", column("x"))).values(x=1)
+    async def failing_event(*_args: Any, **_kwargs: Any) -> None:
+        raise OperationalError("INSERT INTO referral_events", {}, Exception("injected fault"))
 
     before = db.dump()
-    monkeypatch.setattr(referral_service, "event_insert", failing_event)
+    monkeypatch.setattr(referral_service, "record_event", failing_event)
     r = await kit.deliver(referral["id"])
-    # SQLite: "no such table" (503); PostgreSQL: undefined table (500).
-    assert r.status_code in (500, 503), r.text
+    assert r.status_code == 503, r.text
     assert db.dump() == before
     monkeypatch.undo()
     again = (await kit.deliver(referral["id"])).json()["disclosure_seq"]
