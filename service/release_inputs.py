@@ -6,14 +6,15 @@ change moves the policy epoch, a counter in the audit head row that database
 triggers advance on any write to `organizations` (status, sector), memberships,
 agreement versions or organizations' rules (migration 0090): no code path, and no
 operator's SQL, can change an input without moving it. A release reads the epoch
-from the head row it has locked (service/release.py), so the inputs it reuses are
-exactly those it would read: while the head is locked nobody can move the epoch,
-and an entry made for an older epoch is never used for a newer one.
+under the policy lock it holds shared (service/release.py; the triggers take that
+lock exclusively, migration 0100), so the inputs it reuses are exactly those it
+would read: while the release holds the lock nobody can move the epoch, and an
+entry made for an older epoch is never used for a newer one.
 
 The cache is per process and safe to lose (DESIGN.md section 8): on a miss, or on
 another node, the inputs are read from the database. A transaction that itself
-writes one of the watched tables forgets its locked head (the triggers moved the
-epoch in the database, not in memory), so its next release re-reads the head, and
+writes one of the watched tables forgets the epoch and head it read (the triggers
+moved the epoch in the database, not in memory), so its next release re-reads it, and
 it neither uses nor fills the cache: what it reads includes its own uncommitted
 change, and a rolled-back epoch number is reused by the next committed change.
 """
@@ -114,7 +115,7 @@ async def party_inputs(
     *,
     epoch: int,
 ) -> PartyInputs:
-    """The inputs as of `epoch`, read from the head row the caller has locked.
+    """The inputs as of `epoch`, read under the policy lock the caller holds.
 
     A transaction that wrote a watched table reads past the cache and never fills
     it: it sees its own uncommitted change under a moved epoch, and if it rolls

@@ -2,10 +2,12 @@
 
 If the caller's transaction rolls back, the entry never existed; if the append
 fails, the caller's transaction fails with it. Appends are serialized by the head
-row (PostgreSQL: `accord_lock_head()`, an advisory lock granted in arrival order and
-then SELECT ... FOR UPDATE; SQLite: the write lock that BEGIN IMMEDIATE takes), so
-sequence numbers are gap-free, and each append writes the
-leaf, the O(log n) subtree nodes it completes, and the new right edge.
+row (PostgreSQL: the append queue, an advisory lock granted in arrival order, then
+SELECT ... FOR UPDATE, both held to the commit; SQLite: the write lock that BEGIN
+IMMEDIATE takes), so sequence numbers are gap-free, and each append writes the
+leaf, the O(log n) subtree nodes it completes, and the new right edge. On
+PostgreSQL `lock_head` also holds the policy lock exclusively, unless the
+transaction holds it shared to release (`share_policy`; service/release.py).
 """
 
 from __future__ import annotations

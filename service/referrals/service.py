@@ -80,7 +80,7 @@ def visible_referrals(principal: Principal) -> Select[Referral]:
 
 # Built once (this runs on every delivery and transition): by id, for an oversight
 # auditor, or for a party to the referral; as entities, their locked forms, and the
-# locked plain rows the delivery path reads.
+# plain rows the delivery path reads.
 _REFERRALS: Final = Base.metadata.tables[Referral.__tablename__]
 _WHERE: Final = {
     "oversight": (_REFERRALS.c.id == bindparam("referral_id"),),
