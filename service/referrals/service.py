@@ -359,18 +359,16 @@ async def record_event(
     # caller changed through the ORM, such as a referral added in this transaction.
     await session.flush()
     await session.execute(
-        insert(_EVENTS),
-        [
-            {
-                "referral_id": referral_id,
-                "at": clock.now(),
-                "event": event,
-                "actor": principal.label if principal else "system",
-                "actor_org_id": principal.org_id if principal else None,
-                "detail": detail,
-                "audit_seq": seq,
-            }
-        ],
+        _INSERT_EVENT,
+        {
+            "referral_id": referral_id,
+            "at": clock.now(),
+            "event": event,
+            "actor": principal.label if principal else "system",
+            "actor_org_id": principal.org_id if principal else None,
+            "detail": detail,
+            "audit_seq": seq,
+        },
     )
 
 
@@ -398,6 +396,7 @@ async def list_visible(
 
 
 _EVENTS = Base.metadata.tables[ReferralEvent.__tablename__]
+_INSERT_EVENT = insert(_EVENTS)  # built once: one per delivery and transition
 _FIELDS_OF = (
     select(ReferralField)
     .where(ReferralField.referral_id.in_(bindparam("ids", expanding=True)))

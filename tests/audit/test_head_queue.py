@@ -147,6 +147,24 @@ async def test_policy_epoch_trigger_holds_the_policy_lock(app: Any, db: TestData
         await session.rollback()
 
 
+async def test_a_watched_write_waits_for_a_release_in_flight(app: Any, db: TestDatabase) -> None:
+    """API.md "Ordering": a change to a release's inputs (here an organization's
+    status, through the policy-epoch trigger; memberships, agreements and rules have
+    the same trigger) cannot commit while a release that has started reading holds
+    the policy lock; once the release ends, it goes through."""
+    _postgresql_only(db)
+    factory = app.state.sessionmaker
+
+    async def deactivate(session: AsyncSession) -> None:
+        await session.execute(text("UPDATE organizations SET active = active"))
+
+    async with factory() as release, factory() as change:
+        await share_policy(release)
+        assert await _would_wait(change, deactivate)
+        await release.commit()
+        assert not await _would_wait(change, deactivate)
+
+
 async def test_a_watched_write_and_an_append_queue_without_deadlock(
     app: Any, db: TestDatabase
 ) -> None:
