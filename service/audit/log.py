@@ -25,10 +25,12 @@ from sqlalchemy import Executable, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from service import direct
 from service.audit.models import AuditEntry, AuditHead, AuditNode
 from service.auth.principals import Principal
 from service.clock import Clock
 from service.db import Base
+from service.direct import DirectStatement
 
 HEAD_ID = 1
 
@@ -109,19 +111,34 @@ def _pg_head(function: str) -> Executable:
 # SQLite the transaction's BEGIN IMMEDIATE already holds the one write lock. On
 # PostgreSQL (migration 0100): the policy lock exclusively, the append queue, then
 # the row; or, in a transaction holding the policy lock shared, the last two.
-_LOCK_HEAD: dict[tuple[str, bool], Executable] = {
-    ("sqlite", False): _SQLITE_HEAD,
-    ("sqlite", True): _SQLITE_HEAD,
-    ("postgresql", False): _pg_head("accord_lock_head"),
-    ("postgresql", True): _pg_head("accord_lock_head_to_append"),
+# Run on the driver (service/direct.py): every audited request runs these.
+_LOCK_HEAD: dict[tuple[str, bool], DirectStatement] = {
+    ("sqlite", False): DirectStatement(_SQLITE_HEAD),
+    ("sqlite", True): DirectStatement(_SQLITE_HEAD),
+    ("postgresql", False): DirectStatement(_pg_head("accord_lock_head")),
+    ("postgresql", True): DirectStatement(_pg_head("accord_lock_head_to_append")),
 }
-_SHARE_POLICY: dict[str, Executable] = {
-    "sqlite": select(_HEAD.c.policy_epoch).where(_HEAD.c.id == HEAD_ID),
-    "postgresql": text("SELECT accord_share_policy()"),
+_SHARE_POLICY: dict[str, DirectStatement] = {
+    "sqlite": DirectStatement(select(_HEAD.c.policy_epoch).where(_HEAD.c.id == HEAD_ID)),
+    "postgresql": DirectStatement(
+        text("SELECT accord_share_policy() AS policy_epoch").columns(_HEAD.c.policy_epoch)
+    ),
 }
-_INSERT_ENTRY = insert(_ENTRIES)
-_INSERT_NODES = insert(_NODES)
-_MOVE_HEAD = update(_HEAD).where(_HEAD.c.id == HEAD_ID)
+_ENTRY_KEYS = (
+    "seq",
+    "at",
+    "action",
+    "actor_org_id",
+    "counterpart_org_id",
+    "subject_ref",
+    "body",
+    "leaf_hash",
+)
+_INSERT_ENTRY = DirectStatement(insert(_ENTRIES), keys=_ENTRY_KEYS)
+_INSERT_NODE = DirectStatement(insert(_NODES), keys=("level", "idx", "hash"))
+_MOVE_HEAD = DirectStatement(
+    update(_HEAD).where(_HEAD.c.id == HEAD_ID), keys=("size", "last_hash", "frontier")
+)
 
 
 def _in_this_transaction(session: AsyncSession, key: str) -> Any:
@@ -144,8 +161,10 @@ async def lock_head(session: AsyncSession) -> HeadState:
         return head
     shared = _in_this_transaction(session, _SHARED_KEY) is not None
     dialect = session.sync_session.get_bind().dialect.name
-    row = (await session.execute(_LOCK_HEAD[dialect, shared])).one()
-    head = HeadState(row.size, row.last_hash, list(row.frontier), row.policy_epoch)
+    ((size, last_hash, frontier, epoch),) = await direct.fetch(
+        session, _LOCK_HEAD[dialect, shared], {}
+    )
+    head = HeadState(size, last_hash, list(frontier), epoch)
     session.info[_HEAD_KEY] = (session.sync_session.get_transaction(), head)
     return head
 
@@ -165,7 +184,8 @@ async def share_policy(session: AsyncSession) -> int:
     if head is not None:
         return head.policy_epoch  # the head, and so the policy lock, held exclusively
     dialect = session.sync_session.get_bind().dialect.name
-    epoch = int((await session.execute(_SHARE_POLICY[dialect])).scalar_one())
+    ((value,),) = await direct.fetch(session, _SHARE_POLICY[dialect], {})
+    epoch = int(value)
     session.info[_SHARED_KEY] = (session.sync_session.get_transaction(), epoch)
     return epoch
 
@@ -220,11 +240,13 @@ async def append(session: AsyncSession, event: AuditEvent, *, clock: Clock) -> A
     compact = CompactRange(head.size, [bytes.fromhex(h) for h in head.frontier])
     now = clock.now()
     entry, nodes = build_entry(compact, head.last_hash, event, now)
-    await session.execute(_INSERT_ENTRY, entry)
-    await session.execute(_INSERT_NODES, nodes)
+    await direct.execute(session, _INSERT_ENTRY, entry)
+    await direct.execute_many(session, _INSERT_NODE, nodes)
     size, last_hash = compact.size, entry["leaf_hash"].hex()
     frontier = [h.hex() for h in compact.hashes]
-    await session.execute(_MOVE_HEAD, {"size": size, "last_hash": last_hash, "frontier": frontier})
+    await direct.execute(
+        session, _MOVE_HEAD, {"size": size, "last_hash": last_hash, "frontier": frontier}
+    )
     head.size, head.last_hash, head.frontier = size, last_hash, frontier
     return Appended(seq=entry["seq"], at=now)
 

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service import direct
 from service.audit.log import AuditEvent, append, lock_head
 from service.auth.principals import Principal, SurvivorPrincipal
 from service.clock import Clock
@@ -22,6 +23,7 @@ from service.consents.models import (
     ConsentVersion,
 )
 from service.consents.schemas import ConsentCreate, GivenBy, Method
+from service.direct import DirectStatement
 from service.errors import ConflictError, NotFoundError, ProblemItem, RuleViolationError
 from service.organizations.models import Organization
 from service.policy.inputs import WILDCARD, ConsentInForce
@@ -405,10 +407,13 @@ def _best_guardian(states: list[ConsentState], minor: ConsentVersion) -> Consent
     )
 
 
-# One statement (built once: it runs on every release): every version of the
-# consent's grant (share-locked), with the grant's revocation, each version's giver,
-# whether that giver is recorded as the subject's alleged abuser, and whether the
-# subject is a minor.
+# One statement, run on the driver (service/direct.py: it runs on every release):
+# the latest version of the consent's grant, with the grant's revocation time, the
+# version's giver, whether that giver is recorded as the subject's alleged abuser,
+# and whether the subject is a minor. No row lock: every change to what it reads
+# (a new version, a revocation, a giver or an alleged abuser recorded, the subject's
+# minority) is audited, and so holds the policy lock exclusively (`lock_head`),
+# while the release reading it holds that lock shared (service/release.py).
 _BARRED_GIVER = (
     select(AllegedAbuser.id)
     .where(
@@ -417,9 +422,29 @@ _BARRED_GIVER = (
     )
     .exists()
 )
-_CONSENT_IN_FORCE = (
+_TERMS = (
+    "id",
+    "grant_id",
+    "version",
+    "subject_id",
+    "owner_org_id",
+    "recipients",
+    "purposes",
+    "categories",
+    "fields",
+    "valid_from",
+    "expires_at",
+    "given_by",
+    "recorded_at",
+)
+_VERSIONS = ConsentVersion.__table__.c
+_CONSENT_IN_FORCE = DirectStatement(
     select(
-        ConsentVersion, ConsentRevocation, ConsentGiver.giver_ref, _BARRED_GIVER, Subject.is_minor
+        *(_VERSIONS[name] for name in _TERMS),
+        ConsentRevocation.revoked_at,
+        ConsentGiver.giver_ref,
+        _BARRED_GIVER,
+        Subject.is_minor,
     )
     .join(Subject, Subject.id == ConsentVersion.subject_id)
     .outerjoin(ConsentRevocation, ConsentRevocation.grant_id == ConsentVersion.grant_id)
@@ -432,8 +457,7 @@ _CONSENT_IN_FORCE = (
         .scalar_subquery()
     )
     .order_by(ConsentVersion.version.desc())
-    .with_for_update(read=True, of=ConsentVersion)
-    .execution_options(populate_existing=True)
+    .limit(1)
 )
 
 
@@ -446,12 +470,15 @@ async def consent_in_force(
     policy denies); a minor's grant comes with the live parent-or-guardian grant for
     the same subject that matches it best.
 
-    Takes a shared lock on the grant until the caller's transaction ends, so a
-    revocation cannot commit between this read and the caller's disclosure."""
-    rows = (await session.execute(_CONSENT_IN_FORCE, {"consent_id": consent_id})).all()
-    if not rows or rows[0][0].id != consent_id:
+    The caller holds the policy lock shared (service/release.py), so no change to
+    the grant can commit between this read and the caller's disclosure."""
+    rows = await direct.fetch(session, _CONSENT_IN_FORCE, {"consent_id": consent_id})
+    if not rows or rows[0][0] != consent_id:
         return None  # unknown, or superseded: allows nothing
-    version, revocation, giver, barred, subject_is_minor = rows[0]
+    *terms, revoked_at, giver, barred, subject_is_minor = rows[0]
+    # Unsaved entities holding the columns read (never added to the session).
+    version = ConsentVersion(**dict(zip(_TERMS, terms, strict=True)))
+    revocation = None if revoked_at is None else ConsentRevocation(revoked_at=revoked_at)
     state = ConsentState(
         version, revocation, True, giver_ref=giver, giver_barred=giver is not None and barred
     )

@@ -19,10 +19,12 @@ from typing import Final
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service import direct
 from service.audit.log import AuditEvent, append
 from service.auth.principals import Principal, Role
 from service.clock import Clock
 from service.db import Base
+from service.direct import DirectStatement
 from service.envelopes.format import build_delivery
 from service.envelopes.stored import (
     StoredField,
@@ -44,7 +46,9 @@ DELIVERABLE: Final = frozenset(
 
 
 _FIELDS: Final = Base.metadata.tables[ReferralField.__tablename__]
-_STORED_FIELDS = (
+# On the driver (service/direct.py): every delivery reads the fields, and the first
+# release of each field records its time.
+_STORED_FIELDS = DirectStatement(
     select(
         _FIELDS.c.name,
         _FIELDS.c.category,
@@ -58,11 +62,11 @@ _STORED_FIELDS = (
     .where(_FIELDS.c.referral_id == bindparam("referral_id"))
     .order_by(_FIELDS.c.name)
 )
-_MARK_RELEASED = (
+_MARK_RELEASED = DirectStatement(
     update(_FIELDS)
     .where(
         _FIELDS.c.referral_id == bindparam("b_referral_id"),
-        _FIELDS.c.name.in_(bindparam("names", expanding=True)),
+        _FIELDS.c.name == bindparam("b_name"),
         _FIELDS.c.released_at.is_(None),
     )
     .values(released_at=bindparam("at"))
@@ -71,7 +75,7 @@ _MARK_RELEASED = (
 
 async def stored_fields(session: AsyncSession, referral_id: uuid.UUID) -> list[StoredField]:
     """One referral's sealed fields, by name, as plain values (the delivery path)."""
-    rows = await session.execute(_STORED_FIELDS, {"referral_id": referral_id})
+    rows = await direct.fetch(session, _STORED_FIELDS, {"referral_id": referral_id})
     return [StoredField(*row) for row in rows]
 
 
@@ -80,8 +84,10 @@ async def mark_released(
 ) -> None:
     """Record the first release of these fields (the retention clock starts)."""
     if names:
-        await session.execute(
-            _MARK_RELEASED, {"b_referral_id": referral_id, "names": list(names), "at": at}
+        await direct.execute_many(
+            session,
+            _MARK_RELEASED,
+            [{"b_referral_id": referral_id, "b_name": name, "at": at} for name in names],
         )
 
 

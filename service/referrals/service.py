@@ -14,16 +14,18 @@ import json
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Final
+from typing import Final, NamedTuple
 
-from sqlalchemy import Row, Select, bindparam, insert, or_, select, update
+from sqlalchemy import Select, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service import direct
 from service.audit.log import AuditEvent, append, lock_head, share_policy
 from service.auth.principals import Principal, Role
 from service.clock import Clock
 from service.consents.models import ConsentVersion
 from service.db import Base
+from service.direct import DirectStatement
 from service.envelopes import submission
 from service.envelopes.format import Envelope
 from service.envelopes.format import envelope_id as envelope_id_of
@@ -101,20 +103,27 @@ _ENTITY: Final = {
     for audience, where in _WHERE.items()
     for lock in (False, True)
 }
-DELIVERY_COLUMNS: Final = (
-    "id",
-    "sender_org_id",
-    "recipient_org_id",
-    "subject_id",
-    "consent_id",
-    "purpose",
-    "status",
-    "envelope_header",
-    "signature",
-    "sender_roles",
-)
+
+
+class DeliveryRow(NamedTuple):
+    """What a delivery reads of its referral: plain values, no entity."""
+
+    id: uuid.UUID
+    sender_org_id: uuid.UUID
+    recipient_org_id: uuid.UUID
+    subject_id: uuid.UUID
+    consent_id: uuid.UUID
+    purpose: str
+    status: str
+    envelope_header: dict[str, object]
+    signature: bytes
+    sender_roles: list[str]
+
+
 _ROW: Final = {
-    audience: select(*(_REFERRALS.c[name] for name in DELIVERY_COLUMNS)).where(*where)
+    audience: DirectStatement(
+        select(*(_REFERRALS.c[name] for name in DeliveryRow._fields)).where(*where)
+    )
     for audience, where in _WHERE.items()
 }
 
@@ -146,8 +155,8 @@ async def get_visible(
 
 async def read_for_delivery(
     session: AsyncSession, *, principal: Principal, referral_id: uuid.UUID
-) -> Row[Any]:
-    """The referral, if `principal` may see it, as a plain row of DELIVERY_COLUMNS
+) -> DeliveryRow:
+    """The referral, if `principal` may see it, as a plain DeliveryRow
     (the delivery path: no entity, identity map or flush), read under the policy lock
     held shared. No row lock: every other writer of a referral (transitions, the
     sweep, a revocation's shredding) holds the policy lock exclusively (`lock_head`),
@@ -157,13 +166,13 @@ async def read_for_delivery(
     audience = _audience(principal)
     await share_policy(session)
     params = {"referral_id": referral_id, "org_id": principal.org_id}
-    row = (await session.execute(_ROW[audience], params)).first()
-    if row is None:
+    rows = await direct.fetch(session, _ROW[audience], params)
+    if not rows:
         raise NotFoundError()
-    return row
+    return DeliveryRow(*rows[0])
 
 
-_SET_DELIVERED: Final = (
+_SET_DELIVERED: Final = DirectStatement(
     update(_REFERRALS)
     .where(
         _REFERRALS.c.id == bindparam("b_id"),
@@ -181,7 +190,7 @@ async def set_delivered(session: AsyncSession, referral_id: uuid.UUID, at: datet
     """The first delivery's change to a referral: only while it is still `sent`, so
     of two first deliveries at once the later one changes nothing (the row lock the
     first one's UPDATE takes makes the second re-check the state after its commit)."""
-    await session.execute(_SET_DELIVERED, {"b_id": referral_id, "at": at})
+    await direct.execute(session, _SET_DELIVERED, {"b_id": referral_id, "at": at})
 
 
 def request_fingerprint(data: ReferralCreate) -> str:
@@ -358,7 +367,8 @@ async def record_event(
     # A Core insert (this runs on every delivery); the flush first writes what the
     # caller changed through the ORM, such as a referral added in this transaction.
     await session.flush()
-    await session.execute(
+    await direct.execute(
+        session,
         _INSERT_EVENT,
         {
             "referral_id": referral_id,
@@ -396,7 +406,11 @@ async def list_visible(
 
 
 _EVENTS = Base.metadata.tables[ReferralEvent.__tablename__]
-_INSERT_EVENT = insert(_EVENTS)  # built once: one per delivery and transition
+# On the driver (service/direct.py): one per delivery and transition.
+_INSERT_EVENT = DirectStatement(
+    insert(_EVENTS),
+    keys=("referral_id", "at", "event", "actor", "actor_org_id", "detail", "audit_seq"),
+)
 _FIELDS_OF = (
     select(ReferralField)
     .where(ReferralField.referral_id.in_(bindparam("ids", expanding=True)))

@@ -27,6 +27,7 @@ from service.collaborations.service import shared_agreement_flows
 from service.consents import service as consent_service
 from service.consents.service import consent_in_force
 from service.policy.inputs import Actor, ConsentInForce, DecisionRequest, FieldRef, OrgRef
+from service.release import ReleaseInputs, decide_at_release
 from service.sectors import Sector
 from tests.support.databases import TestDatabase
 from tests.support.factories import new_consent
@@ -103,8 +104,24 @@ async def test_D03_a_revocation_waits_for_a_decision_in_flight(
     consent_id = await _grant(client, world)
     principal = _caseworker(world)
     async with app.state.sessionmaker() as decider:
-        consent = await consent_in_force(decider, consent_id, world.clock.now())
-        assert await _decide(app, decider, world, consent)
+        # The release path itself: the policy lock held shared, then the inputs read.
+        decision = await decide_at_release(
+            decider,
+            app.state.policy_engine,
+            ReleaseInputs(
+                actor_org_id=world.orgs["vsp"],
+                actor_roles=frozenset({"caseworker"}),
+                sender_org_id=world.orgs["vsp"],
+                recipient_org_id=world.orgs["shelter"],
+                subject_owner=world.orgs["vsp"],
+                purpose="services_referral",
+                legal_basis="consent",
+                consent_id=consent_id,
+                fields=[FieldRef("phone", "contact")],
+            ),
+            clock=world.clock,
+        )
+        assert decision.all_allowed
         async with app.state.sessionmaker() as revoker:
             # While the decision holds its shared lock, the revocation cannot proceed.
             await revoker.execute(text("SET LOCAL lock_timeout = '200ms'"))
