@@ -21,7 +21,7 @@ from typing import Any
 
 from accord_client.audit_format import entry_bytes, entry_document
 from accord_client.merkle import CompactRange, leaf_hash, node_hash
-from sqlalchemy import Executable, insert, select, text, update
+from sqlalchemy import Executable, bindparam, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -139,6 +139,30 @@ _INSERT_NODE = DirectStatement(insert(_NODES), keys=("level", "idx", "hash"))
 _MOVE_HEAD = DirectStatement(
     update(_HEAD).where(_HEAD.c.id == HEAD_ID), keys=("size", "last_hash", "frontier")
 )
+# PostgreSQL: the same three writes in one statement (one round trip while the
+# head is held); the nodes as three parallel arrays.
+_PG_APPEND = DirectStatement(
+    text(
+        """
+WITH entry AS (
+    INSERT INTO audit_entries
+        (seq, at, action, actor_org_id, counterpart_org_id, subject_ref, body, leaf_hash)
+    VALUES
+        (:seq, :at, :action, :actor_org_id, :counterpart_org_id, :subject_ref, :body, :leaf_hash)
+), nodes AS (
+    INSERT INTO audit_nodes (level, idx, hash)
+    SELECT * FROM unnest(
+        CAST(:levels AS integer[]), CAST(:idxs AS bigint[]), CAST(:hashes AS bytea[])
+    )
+)
+UPDATE audit_head SET size = :size, last_hash = :last_hash, frontier = :frontier
+WHERE id = 1
+"""
+    ).bindparams(
+        bindparam("at", type_=_ENTRIES.c.at.type),
+        bindparam("frontier", type_=_HEAD.c.frontier.type),
+    )
+)
 
 
 def _in_this_transaction(session: AsyncSession, key: str) -> Any:
@@ -240,14 +264,20 @@ async def append(session: AsyncSession, event: AuditEvent, *, clock: Clock) -> A
     compact = CompactRange(head.size, [bytes.fromhex(h) for h in head.frontier])
     now = clock.now()
     entry, nodes = build_entry(compact, head.last_hash, event, now)
-    await direct.execute(session, _INSERT_ENTRY, entry)
-    await direct.execute_many(session, _INSERT_NODE, nodes)
     size, last_hash = compact.size, entry["leaf_hash"].hex()
-    frontier = [h.hex() for h in compact.hashes]
-    await direct.execute(
-        session, _MOVE_HEAD, {"size": size, "last_hash": last_hash, "frontier": frontier}
-    )
-    head.size, head.last_hash, head.frontier = size, last_hash, frontier
+    moved = {"size": size, "last_hash": last_hash, "frontier": [h.hex() for h in compact.hashes]}
+    if session.sync_session.get_bind().dialect.name == "postgresql":
+        nodes_arrays = {
+            "levels": [n["level"] for n in nodes],
+            "idxs": [n["idx"] for n in nodes],
+            "hashes": [n["hash"] for n in nodes],
+        }
+        await direct.execute(session, _PG_APPEND, {**entry, **nodes_arrays, **moved})
+    else:
+        await direct.execute(session, _INSERT_ENTRY, entry)
+        await direct.execute_many(session, _INSERT_NODE, nodes)
+        await direct.execute(session, _MOVE_HEAD, moved)
+    head.size, head.last_hash, head.frontier = size, last_hash, moved["frontier"]
     return Appended(seq=entry["seq"], at=now)
 
 
