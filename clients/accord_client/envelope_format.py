@@ -74,14 +74,15 @@ def _check_canonical(value: object, *, depth: int) -> None:
         if abs(value) > _MAX_SAFE_INTEGER:
             raise ValueError("integer outside the exact IEEE 754 range")
         return
-    if isinstance(value, Mapping):
+    # Concrete types before the Mapping ABC, whose check costs several times more.
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            _check_canonical(item, depth=depth + 1)
+        return
+    if isinstance(value, dict) or isinstance(value, Mapping):  # noqa: SIM101 - dict is the fast path
         for key, item in value.items():
             if not isinstance(key, str) or not key.isascii():
                 raise ValueError("canonical JSON object keys must be ASCII strings")
-            _check_canonical(item, depth=depth + 1)
-        return
-    if isinstance(value, (list, tuple)):
-        for item in value:
             _check_canonical(item, depth=depth + 1)
         return
     raise ValueError(f"type {type(value).__name__} is not allowed in canonical JSON")

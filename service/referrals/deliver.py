@@ -128,6 +128,16 @@ async def deliver(
         clock=clock,
     )
     released, withheld = split_fields(rows, decision, decision.permit())
+    now = decision.decided_at or clock.now()
+    # The first delivery's own changes come before the append: their row locks are
+    # taken before the append queue (the lock order, service/release.py), and the
+    # audit head is then held for the fewest statements.
+    await mark_released(
+        session, referral.id, [r.name for r in released if r.released_at is None], now
+    )
+    if referral.status == ReferralStatus.sent.value:
+        # The first delivery changes the referral; a later one only adds an event.
+        await referral_service.set_delivered(session, referral.id, now)
     entry = await append(
         session,
         AuditEvent(
@@ -147,14 +157,7 @@ async def deliver(
         ),
         clock=clock,
     )
-    now = decision.decided_at or clock.now()
-    await mark_released(
-        session, referral.id, [r.name for r in released if r.released_at is None], now
-    )
     event = "delivered" if released else "delivered_withheld"
-    if referral.status == ReferralStatus.sent.value:
-        # The first delivery changes the referral; a later one only adds an event.
-        await referral_service.set_delivered(session, referral.id, now)
     await referral_service.record_event(session, referral.id, event, principal, entry.seq, clock)
     return partial(
         build_delivery,
