@@ -21,7 +21,7 @@ from typing import Any
 
 from accord_client.audit_format import entry_bytes, entry_document
 from accord_client.merkle import CompactRange, leaf_hash, node_hash
-from sqlalchemy import Executable, bindparam, insert, select, text, update
+from sqlalchemy import Executable, Table, bindparam, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -139,11 +139,20 @@ _INSERT_NODE = DirectStatement(insert(_NODES), keys=("level", "idx", "hash"))
 _MOVE_HEAD = DirectStatement(
     update(_HEAD).where(_HEAD.c.id == HEAD_ID), keys=("size", "last_hash", "frontier")
 )
-# PostgreSQL: the same three writes in one statement (one round trip while the
-# head is held); the nodes as three parallel arrays.
-_PG_APPEND = DirectStatement(
-    text(
-        """
+
+
+@dataclass(frozen=True)
+class CitingRow:
+    """A row of another table that cites the entry it is appended with: its
+    `audit_seq` column is set to the entry's number (a referral's timeline event).
+    On PostgreSQL it is written in the append's one statement, so the head is held
+    for one round trip fewer."""
+
+    table: Table
+    values: Mapping[str, Any]
+
+
+_PG_APPEND_SQL = """
 WITH entry AS (
     INSERT INTO audit_entries
         (seq, at, action, actor_org_id, counterpart_org_id, subject_ref, body, leaf_hash)
@@ -154,15 +163,46 @@ WITH entry AS (
     SELECT * FROM unnest(
         CAST(:levels AS integer[]), CAST(:idxs AS bigint[]), CAST(:hashes AS bytea[])
     )
-)
+){citing}
 UPDATE audit_head SET size = :size, last_hash = :last_hash, frontier = :frontier
 WHERE id = 1
 """
-    ).bindparams(
-        bindparam("at", type_=_ENTRIES.c.at.type),
-        bindparam("frontier", type_=_HEAD.c.frontier.type),
-    )
-)
+# (dialect, citing table, its columns) -> the statement, built once each.
+_APPEND_STATEMENTS: dict[tuple[str, str, tuple[str, ...]], DirectStatement] = {}
+
+
+def _append_statement(
+    dialect: str, table: Table | None, columns: tuple[str, ...]
+) -> DirectStatement:
+    """PostgreSQL: the entry, its nodes (three parallel arrays), the citing row if any
+    and the head, in one statement. SQLite: the citing row's INSERT (the entry, nodes
+    and head are the three statements above)."""
+    key = (dialect, table.name if table is not None else "", columns)
+    statement = _APPEND_STATEMENTS.get(key)
+    if statement is not None:
+        return statement
+    if dialect != "postgresql":
+        if table is None:
+            raise ValueError("SQLite appends without a citing row use the fixed statements")
+        statement = DirectStatement(insert(table), keys=(*columns, "audit_seq"))
+    else:
+        binds = [
+            bindparam("at", type_=_ENTRIES.c.at.type),
+            bindparam("frontier", type_=_HEAD.c.frontier.type),
+        ]
+        citing = ""
+        if table is not None:
+            names = ", ".join(table.c[c].name for c in columns)
+            values = ", ".join(f":c_{i}" for i in range(len(columns)))
+            citing = (
+                # Names from the schema (the Table), never from a request.
+                f", citing AS (\n    INSERT INTO {table.name} ({names}, audit_seq)"  # noqa: S608
+                f"\n    VALUES ({values}, :seq)\n)"
+            )
+            binds += [bindparam(f"c_{i}", type_=table.c[c].type) for i, c in enumerate(columns)]
+        statement = DirectStatement(text(_PG_APPEND_SQL.format(citing=citing)).bindparams(*binds))
+    _APPEND_STATEMENTS[key] = statement
+    return statement
 
 
 def _in_this_transaction(session: AsyncSession, key: str) -> Any:
@@ -257,26 +297,41 @@ def build_entry(
     return entry, nodes
 
 
-async def append(session: AsyncSession, event: AuditEvent, *, clock: Clock) -> Appended:
-    """Write the entry, the nodes it completes and the new head with three Core
-    statements; the locked head state is kept current for the next append."""
+async def append(
+    session: AsyncSession, event: AuditEvent, *, clock: Clock, citing: CitingRow | None = None
+) -> Appended:
+    """Write the entry, the nodes it completes, the new head and the citing row if
+    any: one statement on PostgreSQL, three or four on SQLite. The locked head state
+    is kept current for the next append."""
     head = await lock_head(session)
     compact = CompactRange(head.size, [bytes.fromhex(h) for h in head.frontier])
     now = clock.now()
     entry, nodes = build_entry(compact, head.last_hash, event, now)
     size, last_hash = compact.size, entry["leaf_hash"].hex()
     moved = {"size": size, "last_hash": last_hash, "frontier": [h.hex() for h in compact.hashes]}
-    if session.sync_session.get_bind().dialect.name == "postgresql":
-        nodes_arrays = {
+    dialect = session.sync_session.get_bind().dialect.name
+    table, columns = (citing.table, tuple(citing.values)) if citing else (None, ())
+    if dialect == "postgresql":
+        params = {
+            **entry,
             "levels": [n["level"] for n in nodes],
             "idxs": [n["idx"] for n in nodes],
             "hashes": [n["hash"] for n in nodes],
+            **moved,
         }
-        await direct.execute(session, _PG_APPEND, {**entry, **nodes_arrays, **moved})
+        if citing is not None:
+            params |= {f"c_{i}": v for i, v in enumerate(citing.values.values())}
+        await direct.execute(session, _append_statement(dialect, table, columns), params)
     else:
         await direct.execute(session, _INSERT_ENTRY, entry)
         await direct.execute_many(session, _INSERT_NODE, nodes)
         await direct.execute(session, _MOVE_HEAD, moved)
+        if citing is not None:
+            await direct.execute(
+                session,
+                _append_statement(dialect, table, columns),
+                {**citing.values, "audit_seq": entry["seq"]},
+            )
     head.size, head.last_hash, head.frontier = size, last_hash, moved["frontier"]
     return Appended(seq=entry["seq"], at=now)
 

@@ -138,6 +138,7 @@ async def deliver(
     if referral.status == ReferralStatus.sent.value:
         # The first delivery changes the referral; a later one only adds an event.
         await referral_service.set_delivered(session, referral.id, now)
+    event = "delivered" if released else "delivered_withheld"
     entry = await append(
         session,
         AuditEvent(
@@ -156,9 +157,9 @@ async def deliver(
             },
         ),
         clock=clock,
+        # The timeline event cites the entry, and is written with it.
+        citing=referral_service.timeline_row(referral.id, event, principal, clock),
     )
-    event = "delivered" if released else "delivered_withheld"
-    await referral_service.record_event(session, referral.id, event, principal, entry.seq, clock)
     return partial(
         build_delivery,
         header=header_from_json(referral.envelope_header),

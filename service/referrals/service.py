@@ -20,7 +20,7 @@ from sqlalchemy import Select, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service import direct
-from service.audit.log import AuditEvent, append, lock_head, share_policy
+from service.audit.log import AuditEvent, CitingRow, append, lock_head, share_policy
 from service.auth.principals import Principal, Role
 from service.clock import Clock
 from service.consents.models import ConsentVersion
@@ -355,6 +355,27 @@ async def create(
     return referral, True
 
 
+def timeline_row(
+    referral_id: uuid.UUID,
+    event: str,
+    principal: Principal | None,
+    clock: Clock,
+    detail: str | None = None,
+) -> CitingRow:
+    """A timeline event, to be written with the audit entry it cites (`append`)."""
+    return CitingRow(
+        _EVENTS,
+        {
+            "referral_id": referral_id,
+            "at": clock.now(),
+            "event": event,
+            "actor": principal.label if principal else "system",
+            "actor_org_id": principal.org_id if principal else None,
+            "detail": detail,
+        },
+    )
+
+
 async def record_event(
     session: AsyncSession,
     referral_id: uuid.UUID,
@@ -364,22 +385,11 @@ async def record_event(
     clock: Clock,
     detail: str | None = None,
 ) -> None:
-    # A Core insert (this runs on every delivery); the flush first writes what the
-    # caller changed through the ORM, such as a referral added in this transaction.
+    # A driver insert (service/direct.py); the flush first writes what the caller
+    # changed through the ORM, such as a referral added in this transaction.
     await session.flush()
-    await direct.execute(
-        session,
-        _INSERT_EVENT,
-        {
-            "referral_id": referral_id,
-            "at": clock.now(),
-            "event": event,
-            "actor": principal.label if principal else "system",
-            "actor_org_id": principal.org_id if principal else None,
-            "detail": detail,
-            "audit_seq": seq,
-        },
-    )
+    row = timeline_row(referral_id, event, principal, clock, detail)
+    await direct.execute(session, _INSERT_EVENT, {**row.values, "audit_seq": seq})
 
 
 async def list_visible(

@@ -242,23 +242,35 @@ async def test_D03_revocation_and_delivery_are_ordered_in_the_log(
 async def test_F08_a_delivery_failing_after_its_append_consumes_no_sequence_number(
     kit: Kit, db: TestDatabase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The fault strikes after the audit append, in the timeline insert: the whole
-    transaction rolls back, the number the append took is not consumed, and the next
-    entry is the previous one plus one (no database sequence that could skip)."""
-    from service.referrals import service as referral_service
+    """The fault strikes after the audit append, at the commit (the delivery's last
+    write, the timeline event, goes with the entry itself): the whole transaction
+    rolls back, the number the append took is not consumed, and the next entry is
+    the previous one plus one (no database sequence that could skip)."""
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from service.referrals import deliver as deliver_module
 
     referral = await kit.send()
     first = (await kit.deliver(referral["id"])).json()["disclosure_seq"]
+    appended: list[int] = []
+    original_append = deliver_module.append
 
-    async def failing_event(*_args: Any, **_kwargs: Any) -> None:
-        raise OperationalError("INSERT INTO referral_events", {}, Exception("injected fault"))
+    async def recording_append(*args: Any, **kwargs: Any) -> Any:
+        entry = await original_append(*args, **kwargs)
+        appended.append(entry.seq)
+        return entry
+
+    async def failing_commit(_self: AsyncSession) -> None:
+        raise OperationalError("COMMIT", {}, Exception("injected fault"))
 
     before = db.dump()
-    monkeypatch.setattr(referral_service, "record_event", failing_event)
+    monkeypatch.setattr(deliver_module, "append", recording_append)
+    monkeypatch.setattr(AsyncSession, "commit", failing_commit)
     r = await kit.deliver(referral["id"])
-    assert r.status_code == 503, r.text
-    assert db.dump() == before
     monkeypatch.undo()
+    assert r.status_code == 503, r.text
+    assert appended == [first + 1]  # the append ran and took the next number
+    assert db.dump() == before
     again = (await kit.deliver(referral["id"])).json()["disclosure_seq"]
     assert again == first + 1
 
