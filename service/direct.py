@@ -13,10 +13,12 @@ statement). Same SQL, same conversions, same transaction; errors are raised as
 SQLAlchemy's `DBAPIError` family, as `session.execute` raises them, so the error
 handlers and every caller see no difference.
 
-Only hot paths use it (the delivery), and only for statements whose rows are
+Only hot paths use it: the audit log's head lock and append (every audited
+request) and a delivery's reads and writes; and only for statements whose rows are
 plain values: no ORM entity, no expanding IN (`compile` must render every
-parameter), no flush. The session must not hold unflushed changes the statement
-depends on (`autoflush` is off service-wide, service/db.py).
+parameter), no flush. Like a Core statement through the session (`autoflush` is
+off service-wide, service/db.py), it does not write the session's pending ORM
+changes first: a caller that needs them written flushes (as `record_event` does).
 """
 
 from __future__ import annotations

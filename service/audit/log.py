@@ -165,7 +165,7 @@ WITH entry AS (
     )
 ){citing}
 UPDATE audit_head SET size = :size, last_hash = :last_hash, frontier = :frontier
-WHERE id = 1
+WHERE id = :head_id
 """
 # (dialect, citing table, its columns) -> the statement, built once each.
 _APPEND_STATEMENTS: dict[tuple[str, str, tuple[str, ...]], DirectStatement] = {}
@@ -187,6 +187,7 @@ def _append_statement(
         statement = DirectStatement(insert(table), keys=(*columns, "audit_seq"))
     else:
         binds = [
+            bindparam("head_id", HEAD_ID),
             bindparam("at", type_=_ENTRIES.c.at.type),
             bindparam("frontier", type_=_HEAD.c.frontier.type),
         ]
