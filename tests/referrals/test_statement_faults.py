@@ -1,4 +1,6 @@
-"""SECURITY-TESTS H03: every-statement fault injection, on both engines.
+"""SECURITY-TESTS H03: every-statement fault injection, on both engines; and a
+connection the database ends in the middle of a delivery (H06's fault, in one
+request).
 
 For the deliver, revoke, consent-create, withdraw and sweep transactions, the
 driver's OperationalError is raised at SQL statement n for n = 1, 2, ... until a
@@ -134,3 +136,40 @@ async def test_H03_sweep(kit: Kit, app: Any, db: TestDatabase, faults: Statement
         assert faults.on_driver >= 2, faults.on_driver
         return
     pytest.fail(f"the sweep still faulted after {LIMIT} statements")
+
+
+async def test_H06_connection_lost_mid_delivery(
+    kit: Kit, app: Any, db: TestDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database ends the delivery's connection between two statements run on
+    the driver (after the referral read, before the fields): 503 problem, nothing
+    changed, and the next delivery succeeds on a fresh connection, without a
+    restart. PostgreSQL only (a backend to terminate)."""
+    if db.engine != "postgresql":
+        pytest.skip("SQLite has no server connection to lose")
+    from sqlalchemy import text
+
+    from service.referrals import deliver as deliver_module
+
+    referral = await kit.send()
+    original = deliver_module.referral_service.read_for_delivery
+
+    async def read_then_lose_connection(session: Any, **kwargs: Any) -> Any:
+        row = await original(session, **kwargs)
+        raw = await (await session.connection()).get_raw_connection()
+        pid = raw.driver_connection.get_server_pid()
+        async with app.state.engine.connect() as other:
+            await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        return row
+
+    before = db.dump()
+    monkeypatch.setattr(
+        deliver_module.referral_service, "read_for_delivery", read_then_lose_connection
+    )
+    r = await kit.deliver(referral["id"])
+    monkeypatch.undo()
+    assert r.status_code == 503, r.text
+    assert "ciphertext" not in r.text
+    assert db.dump() == before
+    again = await kit.deliver(referral["id"])
+    assert again.status_code == 200, again.text
