@@ -416,7 +416,8 @@ async def list_visible(
 
 
 _EVENTS = Base.metadata.tables[ReferralEvent.__tablename__]
-# On the driver (service/direct.py): one per delivery and transition.
+# On the driver (service/direct.py): one per transition and sent referral (a
+# delivery's event goes with its audit entry, `timeline_row`).
 _INSERT_EVENT = DirectStatement(
     insert(_EVENTS),
     keys=("referral_id", "at", "event", "actor", "actor_org_id", "detail", "audit_seq"),

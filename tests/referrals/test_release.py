@@ -16,6 +16,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit.models import AuditEntry
 from service.auth.principals import Principal, Role
@@ -146,14 +147,17 @@ async def test_F09_audit_append_failure_releases_nothing(
     assert (await kit.deliver(referral["id"])).status_code == 200  # the retry succeeds
 
 
+async def _failing_commit(_self: AsyncSession) -> None:
+    """Stands in for `AsyncSession.commit`: the commit fails after everything ran."""
+    raise OperationalError("COMMIT", {}, Exception("injected fault"))
+
+
 async def test_F09_commit_failure_builds_no_body(
     kit: Kit, db: TestDatabase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The disclosure is decided and audited, then the commit fails: the response
     body, where ciphertext would leave, is never built (it is built after the
     commit, service/responses.py), and the database is unchanged."""
-    from sqlalchemy.ext.asyncio import AsyncSession
-
     from service.referrals import deliver as deliver_module
 
     referral = await kit.send()
@@ -164,12 +168,9 @@ async def test_F09_commit_failure_builds_no_body(
         built.append(kwargs["disclosure_seq"])
         return original_build(*args, **kwargs)
 
-    async def failing_commit(_self: AsyncSession) -> None:
-        raise OperationalError("COMMIT", {}, Exception("injected fault"))
-
     before = db.dump()
     monkeypatch.setattr(deliver_module, "build_delivery", recording_build)
-    monkeypatch.setattr(AsyncSession, "commit", failing_commit)
+    monkeypatch.setattr(AsyncSession, "commit", _failing_commit)
     r = await kit.deliver(referral["id"])
     monkeypatch.undo()
     assert r.status_code == 503, r.text
@@ -246,8 +247,6 @@ async def test_F08_a_delivery_failing_after_its_append_consumes_no_sequence_numb
     write, the timeline event, goes with the entry itself): the whole transaction
     rolls back, the number the append took is not consumed, and the next entry is
     the previous one plus one (no database sequence that could skip)."""
-    from sqlalchemy.ext.asyncio import AsyncSession
-
     from service.referrals import deliver as deliver_module
 
     referral = await kit.send()
@@ -260,12 +259,9 @@ async def test_F08_a_delivery_failing_after_its_append_consumes_no_sequence_numb
         appended.append(entry.seq)
         return entry
 
-    async def failing_commit(_self: AsyncSession) -> None:
-        raise OperationalError("COMMIT", {}, Exception("injected fault"))
-
     before = db.dump()
     monkeypatch.setattr(deliver_module, "append", recording_append)
-    monkeypatch.setattr(AsyncSession, "commit", failing_commit)
+    monkeypatch.setattr(AsyncSession, "commit", _failing_commit)
     r = await kit.deliver(referral["id"])
     monkeypatch.undo()
     assert r.status_code == 503, r.text
