@@ -10,6 +10,7 @@ PostgreSQL (production): asyncpg with a bounded pool.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, LargeBinary, MetaData, String, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -29,6 +31,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
 
 from service import sqlite_inline
+from service.errors import ServiceUnavailableError
 from service.settings import Settings
 
 NAMING_CONVENTION = {
@@ -85,13 +88,18 @@ def make_engine(settings: Settings) -> AsyncEngine:
         )
         _install_sqlite_pragmas(engine)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         settings.database_url,
         pool_size=settings.database_pool_size,
         max_overflow=0,
         pool_timeout=settings.database_pool_timeout,
         pool_pre_ping=True,
     )
+    # Imported here: the audit package's models import this module's Base.
+    from service.audit import at_commit
+
+    at_commit.install(engine)  # releases learn their entry's number at COMMIT
+    return engine
 
 
 def _install_sqlite_pragmas(engine: AsyncEngine) -> None:
@@ -130,6 +138,9 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     )
 
 
+log = logging.getLogger(__name__)
+
+
 @asynccontextmanager
 async def session_scope(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     """One transaction per request: commit once at the end or roll back (STYLE.md rule 4).
@@ -140,10 +151,29 @@ async def session_scope(factory: async_sessionmaker[AsyncSession]) -> AsyncItera
     async with factory() as session:
         try:
             yield session
-            await session.commit()
+            await _commit(session)
         except BaseException:
             await session.rollback()
             raise
+
+
+async def _commit(session: AsyncSession) -> None:
+    """Commit; a commit the database refuses for any reason but a broken constraint
+    (a conflict the caller reports) is a transient fault: nothing was changed, the
+    client may retry (API.md: 503 when an audit write is impossible; on PostgreSQL a
+    delivery's entry is appended inside the COMMIT, service/audit/at_commit.py)."""
+    try:
+        await session.commit()
+    except (IntegrityError, OperationalError):
+        raise  # a 409/422 for the caller, or already a 503 (service/error_handlers.py)
+    except DBAPIError as error:
+        if error.connection_invalidated:
+            raise
+        # The class only: a database message can quote parameters.
+        log.warning("commit refused", extra={"error_type": type(error.orig).__name__})
+        raise ServiceUnavailableError(
+            "The change could not be committed; nothing was changed. Retry later"
+        ) from error
 
 
 class SealedFieldColumns:

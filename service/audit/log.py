@@ -48,7 +48,7 @@ class AuditEvent:
     actor_label: str | None = None
 
 
-def _actor(event: AuditEvent) -> dict[str, str | None]:
+def actor_of(event: AuditEvent) -> dict[str, str | None]:
     if event.actor is None:
         return {"principal": event.actor_label or "system", "org": None, "sector": None}
     return {
@@ -276,7 +276,7 @@ def build_entry(
         seq=seq,
         at=now,
         action=event.action,
-        actor=_actor(event),
+        actor=actor_of(event),
         subject=event.subject_ref,
         counterpart=str(event.counterpart_org_id) if event.counterpart_org_id else None,
         details=event.details,

@@ -63,3 +63,30 @@ class AuditCheckpoint(Base):
     root_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     note: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AuditPending(Base):
+    """An entry to append when its transaction commits (PostgreSQL; migration 0110).
+
+    A release stages its entry here, as the canonical bytes around the two values
+    only the head knows (`prev` and `seq`); a deferred trigger appends it at COMMIT
+    (service/audit/at_commit.py) and deletes this row, so the table is empty outside
+    open transactions. Optionally carries the referral timeline event that cites the
+    entry, written by the same trigger with the entry's number."""
+
+    __tablename__ = "audit_pending"
+
+    token: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    action: Mapped[str] = mapped_column(String(64))
+    actor_org_id: Mapped[uuid.UUID | None]
+    counterpart_org_id: Mapped[uuid.UUID | None]
+    subject_ref: Mapped[str | None] = mapped_column(String(64))
+    body_head: Mapped[bytes] = mapped_column(LargeBinary)
+    body_tail: Mapped[bytes] = mapped_column(LargeBinary)
+    event_referral_id: Mapped[uuid.UUID | None]
+    event_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    event: Mapped[str | None] = mapped_column(String(32))
+    event_actor: Mapped[str | None] = mapped_column(String(200))
+    event_actor_org_id: Mapped[uuid.UUID | None]
+    event_detail: Mapped[str | None] = mapped_column(Text)

@@ -13,14 +13,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from functools import partial
 from typing import Final
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service import direct
-from service.audit.log import AuditEvent, append
+from service.audit.at_commit import stage
+from service.audit.log import AuditEvent
 from service.auth.principals import Principal, Role
 from service.clock import Clock
 from service.db import Base
@@ -139,7 +139,10 @@ async def deliver(
         # The first delivery changes the referral; a later one only adds an event.
         await referral_service.set_delivered(session, referral.id, now)
     event = "delivered" if released else "delivered_withheld"
-    entry = await append(
+    # The entry is appended when this transaction commits (service/audit/at_commit.py):
+    # the audit head, which every audited transaction waits for, is held only while
+    # the database runs the commit, not across this process's round trips.
+    entry = await stage(
         session,
         AuditEvent(
             "disclosure" if released else "withheld",
@@ -160,11 +163,16 @@ async def deliver(
         # The timeline event cites the entry, and is written with it.
         citing=referral_service.timeline_row(referral.id, event, principal, clock),
     )
-    return partial(
-        build_delivery,
-        header=header_from_json(referral.envelope_header),
-        signature=referral.signature,
-        released=[released_field(r) for r in released],
-        withheld=withheld,
-        disclosure_seq=entry.seq,
-    )
+    header = header_from_json(referral.envelope_header)
+    fields = [released_field(r) for r in released]
+
+    def build() -> dict[str, object]:
+        return build_delivery(
+            header=header,
+            signature=referral.signature,
+            released=fields,
+            withheld=withheld,
+            disclosure_seq=entry.committed_seq(),
+        )
+
+    return build

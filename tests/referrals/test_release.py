@@ -12,9 +12,10 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import make_url, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -130,11 +131,11 @@ async def test_F09_audit_append_failure_releases_nothing(
 
     referral = await kit.send()
 
-    async def failing_append(*_args: Any, **_kwargs: Any) -> None:
-        raise OperationalError("INSERT INTO audit_entries", {}, Exception("injected fault"))
+    async def failing_stage(*_args: Any, **_kwargs: Any) -> None:
+        raise OperationalError("INSERT INTO audit_pending", {}, Exception("injected fault"))
 
     before = db.dump()
-    monkeypatch.setattr(deliver_module, "append", failing_append)
+    monkeypatch.setattr(deliver_module, "stage", failing_stage)
     r = await kit.deliver(referral["id"])
     assert r.status_code == 503, r.text
     assert "Retry-After" in r.headers
@@ -145,6 +146,49 @@ async def test_F09_audit_append_failure_releases_nothing(
     state = await kit.client.get(f"/v1/referrals/{referral['id']}", headers=kit.staff("vsp"))
     assert state.json()["status"] == "sent"
     assert (await kit.deliver(referral["id"])).status_code == 200  # the retry succeeds
+
+
+async def _pg_execute(db: TestDatabase, *statements: str) -> None:
+    """DDL on the test's own database, outside the service (an operator's fault)."""
+    connection = await asyncpg.connect(
+        make_url(db.url).set(drivername="postgresql").render_as_string(hide_password=False)
+    )
+    try:
+        for statement in statements:
+            await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+async def test_F09_append_failing_inside_the_commit_releases_nothing(
+    kit: Kit, db: TestDatabase
+) -> None:
+    """PostgreSQL appends a release's entry in its COMMIT (migration 0110). A fault
+    inside that append (here the entry's INSERT refused by a trigger) fails the
+    commit: a 503 problem without ciphertext, the database unchanged, and the next
+    delivery takes the next number."""
+    if db.engine != "postgresql":
+        pytest.skip("SQLite appends at once, under BEGIN IMMEDIATE (the test above)")
+    referral = await kit.send()
+    first = (await kit.deliver(referral["id"])).json()["disclosure_seq"]
+    await _pg_execute(
+        db,
+        "CREATE FUNCTION f09_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "RAISE EXCEPTION 'injected fault' USING ERRCODE = 'disk_full'; END $$",
+        "CREATE TRIGGER f09_refuse BEFORE INSERT ON audit_entries "
+        "FOR EACH ROW EXECUTE FUNCTION f09_refuse()",
+    )
+    before = db.dump()
+    r = await kit.deliver(referral["id"])
+    assert r.status_code == 503, r.text
+    assert "Retry-After" in r.headers
+    assert r.headers["content-type"] == "application/problem+json"
+    assert "ciphertext" not in r.text
+    assert "released" not in r.text
+    assert db.dump() == before
+    await _pg_execute(db, "DROP TRIGGER f09_refuse ON audit_entries")
+    again = (await kit.deliver(referral["id"])).json()["disclosure_seq"]
+    assert again == first + 1
 
 
 async def _failing_commit(_self: AsyncSession) -> None:
@@ -243,32 +287,104 @@ async def test_D03_revocation_and_delivery_are_ordered_in_the_log(
 async def test_F08_a_delivery_failing_after_its_append_consumes_no_sequence_number(
     kit: Kit, db: TestDatabase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The fault strikes after the audit append, at the commit (the delivery's last
-    write, the timeline event, goes with the entry itself): the whole transaction
+    """The fault strikes after the audit append, in the commit: the whole transaction
     rolls back, the number the append took is not consumed, and the next entry is
-    the previous one plus one (no database sequence that could skip)."""
+    the previous one plus one (no database sequence that could skip). On PostgreSQL
+    the append runs inside the COMMIT (migration 0110) and a second deferred trigger,
+    which fires after it, fails; on SQLite the append runs at once and the commit
+    itself fails."""
     from service.referrals import deliver as deliver_module
 
     referral = await kit.send()
     first = (await kit.deliver(referral["id"])).json()["disclosure_seq"]
-    appended: list[int] = []
-    original_append = deliver_module.append
+    staged: list[Any] = []
+    original_stage = deliver_module.stage
 
-    async def recording_append(*args: Any, **kwargs: Any) -> Any:
-        entry = await original_append(*args, **kwargs)
-        appended.append(entry.seq)
+    async def recording_stage(*args: Any, **kwargs: Any) -> Any:
+        entry = await original_stage(*args, **kwargs)
+        staged.append(entry)
         return entry
 
+    monkeypatch.setattr(deliver_module, "stage", recording_stage)
+    if db.engine == "postgresql":
+        await _pg_execute(
+            db,
+            "CREATE FUNCTION f08_fail() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "RAISE EXCEPTION 'injected fault after the append'; END $$",
+            # Deferred triggers on one event fire in name order: after the append's.
+            "CREATE CONSTRAINT TRIGGER zz_f08_fail AFTER INSERT ON audit_pending "
+            "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION f08_fail()",
+        )
+    else:
+        monkeypatch.setattr(AsyncSession, "commit", _failing_commit)
     before = db.dump()
-    monkeypatch.setattr(deliver_module, "append", recording_append)
-    monkeypatch.setattr(AsyncSession, "commit", _failing_commit)
     r = await kit.deliver(referral["id"])
     monkeypatch.undo()
+    if db.engine == "postgresql":
+        await _pg_execute(db, "DROP TRIGGER zz_f08_fail ON audit_pending")
     assert r.status_code == 503, r.text
-    assert appended == [first + 1]  # the append ran and took the next number
+    assert "ciphertext" not in r.text
+    # The append ran and took the next number (PostgreSQL: its NOTICE came first).
+    assert [e.seq for e in staged] == [first + 1]
     assert db.dump() == before
     again = (await kit.deliver(referral["id"])).json()["disclosure_seq"]
     assert again == first + 1
+
+
+async def test_a_delivery_waits_for_the_append_queue_only_in_its_commit(
+    kit: Kit, db: TestDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL (migration 0110): while another transaction holds the append queue,
+    a delivery decides, stages its entry and reaches its COMMIT, and only there waits
+    for the queue; once the queue is free it commits with the next number. The head
+    is never held across this process's round trips."""
+    if db.engine != "postgresql":
+        pytest.skip("SQLite has one writer (BEGIN IMMEDIATE): no append queue")
+    from service.referrals import deliver as deliver_module
+
+    referral = await kit.send()
+    first = (await kit.deliver(referral["id"])).json()["disclosure_seq"]
+    steps: list[str] = []
+    original_stage, original_commit = deliver_module.stage, AsyncSession.commit
+
+    async def recording_stage(*args: Any, **kwargs: Any) -> Any:
+        entry = await original_stage(*args, **kwargs)
+        steps.append("staged")
+        return entry
+
+    async def recording_commit(session: AsyncSession) -> None:
+        steps.append("commit")
+        await original_commit(session)
+        steps.append("committed")
+
+    monkeypatch.setattr(deliver_module, "stage", recording_stage)
+    monkeypatch.setattr(AsyncSession, "commit", recording_commit)
+    holder = await asyncpg.connect(
+        make_url(db.url).set(drivername="postgresql").render_as_string(hide_password=False)
+    )
+    try:
+        transaction = holder.transaction()
+        await transaction.start()
+        await holder.execute("SELECT pg_advisory_xact_lock(('audit_head'::regclass)::oid::int, 1)")
+        delivery = asyncio.create_task(kit.deliver(referral["id"]))
+        waiters = 0
+        for _ in range(500):
+            waiters = await holder.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+                "AND classid = 'audit_head'::regclass::oid AND objid = 1"
+            )
+            if waiters:
+                break
+            await asyncio.sleep(0.01)
+        assert waiters == 1, "the delivery never waited for the append queue"
+        assert steps == ["staged", "commit"]  # it waits in its COMMIT, nowhere before
+        await transaction.commit()
+        r = await delivery
+    finally:
+        await holder.close()
+    assert steps == ["staged", "commit", "committed"]
+    assert r.status_code == 200, r.text
+    assert r.json()["disclosure_seq"] == first + 1
 
 
 async def test_D13_expiry_during_a_slow_delivery_decision_time_is_one_instant(

@@ -63,8 +63,9 @@ async def test_H03_first_delivery(kit: Kit, db: TestDatabase, faults: StatementF
         faults, db, lambda: kit.deliver(referral["id"]), 200
     )
     # The policy lock, the referral, its fields, the consent, the release marks, the
-    # state change, the head and the append at least went through the driver.
-    assert on_driver >= 8, (statements, on_driver)
+    # state change and the staged entry at least went through the driver (PostgreSQL
+    # appends it in the COMMIT, migration 0110; SQLite at once: four more).
+    assert on_driver >= 7, (statements, on_driver)
 
 
 async def test_H03_withdraw(kit: Kit, db: TestDatabase, faults: StatementFaults) -> None:

@@ -1,0 +1,119 @@
+"""Deliveries stage their audit entry; PostgreSQL appends it in the COMMIT with a
+trigger that completes, hashes and links it (migration 0110), while every other
+audited change appends in Python (service/audit/log.py). Both must write the one
+log the offline verifier accepts: the same canonical bytes, chain, tree nodes and
+right edge (O-verify), on both engines."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from accord_client.audit_format import entry_bytes
+from accord_client.audit_verify import verify_lines
+from accord_client.merkle import verify_inclusion
+from hypothesis import given
+from hypothesis import strategies as st
+
+from service.audit.at_commit import EntryNotReportedError, StagedEntry, _on_notice, body_parts
+from service.auth.principals import Role
+from tests.referrals.support import Kit
+
+_TEXT = st.text(max_size=12)
+# Canonical JSON keys are ASCII (accord_client.envelope_format).
+_KEY = st.sampled_from(["prev", "seq", "subject", "v"]) | st.text(
+    st.characters(codec="ascii"), max_size=8
+)
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | _TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_KEY, inner, max_size=3),
+    max_leaves=12,
+)
+
+
+@given(
+    details=st.dictionaries(_KEY, _JSON, max_size=4),
+    subject=st.none() | _TEXT,
+    prev=st.binary(min_size=32, max_size=32).map(bytes.hex),
+    seq=st.integers(0, 2**53 - 1),
+)
+def test_body_parts_rebuild_the_canonical_bytes_for_any_prev_and_seq(
+    details: dict[str, Any], subject: str | None, prev: str, seq: int
+) -> None:
+    """What the trigger concatenates equals what Python would have hashed, whatever
+    the details hold (look-alike "prev" and "seq" keys nested in them included)."""
+    document = {
+        "v": 1,
+        "seq": 0,
+        "at": "2026-12-02T03:00:00.000000Z",
+        "action": "disclosure",
+        "actor": {"principal": "alice", "org": str(uuid.UUID(int=1)), "sector": "shelter"},
+        "subject": subject,
+        "counterpart": None,
+        "details": details,
+        "prev": "0" * 64,
+    }
+    head, tail = body_parts(document)
+    rebuilt = head + prev.encode() + b'","seq":' + str(seq).encode() + tail
+    assert rebuilt == entry_bytes({**document, "prev": prev, "seq": seq})
+
+
+def test_the_number_comes_only_from_the_commits_notice() -> None:
+    staged = StagedEntry(token=uuid.uuid4(), at=datetime.now(UTC))
+    with pytest.raises(EntryNotReportedError) as raised:
+        staged.committed_seq()
+    assert raised.value.status == 503
+    from service.audit import at_commit
+
+    at_commit._WAITING[staged.token.hex] = staged
+    _on_notice(None, type("Message", (), {"message": "something else"})())
+    assert staged.seq is None
+    _on_notice(None, type("Message", (), {"message": f"accord-audit-append {staged.token} 41"})())
+    assert staged.committed_seq() == 41
+    assert staged.token.hex not in at_commit._WAITING
+
+
+async def test_commit_time_and_python_appends_make_one_verifiable_log(kit: Kit, app: Any) -> None:
+    """Deliveries (staged) interleaved with other audited changes (appended at once),
+    over enough sizes that the trigger merges subtrees up to several levels: the
+    export verifies against the signed checkpoint (chain, leaves, the root from the
+    right edge both paths keep) and every delivery's inclusion proof, from the tree
+    nodes the trigger wrote, verifies too."""
+    referral = await kit.send()
+    delivered: list[int] = []
+    for i in range(19):
+        r = await kit.deliver(referral["id"])
+        assert r.status_code == 200, r.text
+        delivered.append(r.json()["disclosure_seq"])
+        if i % 3 == 0:  # a Python-path append between two staged ones
+            created = await kit.client.post("/v1/subjects", json={}, headers=kit.staff("vsp"))
+            assert created.status_code == 201, created.text
+    assert delivered == sorted(set(delivered))
+    auditor = kit.world.headers("oversight", Role.auditor)
+    checkpoint = (await kit.client.get("/v1/audit/checkpoint", headers=auditor)).json()
+    exported = await kit.client.get("/v1/audit/export", headers=auditor)
+    assert exported.status_code == 200, exported.text
+    lines = [line for line in exported.content.split(b"\n") if line]
+    result = verify_lines(
+        lines,
+        public_key=app.state.keyring.checkpoint.public_key,
+        origin=app.state.settings.audit_origin,
+    )
+    actions = {json.loads(line)["seq"]: json.loads(line)["action"] for line in lines[:-1]}
+    assert all(actions[seq] == "disclosure" for seq in delivered)
+    assert result.size >= delivered[-1] + 1
+    size, root = checkpoint["tree_size"], base64.b64decode(checkpoint["root_hash"])
+    for seq in delivered:
+        if seq >= size:
+            continue
+        proof = (
+            await kit.client.get(
+                f"/v1/audit/proof/inclusion?seq={seq}&tree_size={size}", headers=auditor
+            )
+        ).json()
+        path = [base64.b64decode(p) for p in proof["proof"]]
+        assert verify_inclusion(base64.b64decode(proof["leaf_hash"]), seq, size, path, root)
