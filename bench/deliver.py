@@ -1,16 +1,18 @@
 """Delivery speed against a baseline of the same stack. Figures only, not a test.
 
-Starts the service (uvicorn, one worker) on SQLite and, when ACCORD_BENCH_PG_URL
-names an empty database, on PostgreSQL; creates a realistic referral (20 fields)
+Starts the service (uvicorn; one worker unless --workers) on SQLite and, when
+ACCORD_BENCH_PG_URL names an empty database, on PostgreSQL; creates a realistic
+referral (20 fields)
 through the API with the client library; then, for each concurrency level, drives
 `POST /v1/referrals/{id}/deliver` with concurrent clients for a fixed time, and the
 baseline endpoint (`POST /v1/_bench/baseline`: token verification, the principal's
 organization read, one INSERT) for the same time. Prints requests per second,
 p50/p99 latency, the service's CPU time per request (user + system, from /proc),
 the ratio deliver/baseline, the load generator's own CPU time per request and the
-service's peak RSS.
+service's peak RSS (with several workers, CPU and RSS add up all their processes).
 
     .venv/bin/python bench/deliver.py [--seconds 10] [--concurrency 1 8 32] [--client raw]
+                                      [--workers 1]
     ACCORD_BENCH_PG_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/bench_db \
         .venv/bin/python bench/deliver.py
 
@@ -67,10 +69,34 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the command name."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def _service_pids(pid: int) -> list[int]:
+    """The service process and its worker processes (`--workers N` forks them)."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int(_stat(int(entry.name))[1]) == pid:
+                    children.append(int(entry.name))
+            except (OSError, IndexError):
+                continue  # a process that ended meanwhile
+    return [pid, *children]
+
+
 def _cpu_seconds(pid: int) -> float:
-    """User plus system CPU time a process has used, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User plus system CPU time the service (with its workers) has used, from /proc."""
+    total = 0
+    for each in _service_pids(pid):
+        try:
+            fields = _stat(each)
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _own_cpu_seconds() -> float:
@@ -80,13 +106,14 @@ def _own_cpu_seconds() -> float:
 
 
 def _rss_kib(pid: int) -> tuple[int, int]:
-    """(current, peak) resident set size of a process, from /proc."""
-    values = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(("VmRSS:", "VmHWM:")):
-            key, value = line.split(":", 1)
-            values[key] = int(value.split()[0])
-    return values.get("VmRSS", 0), values.get("VmHWM", 0)
+    """(current, peak) resident set size of the service's processes, added up, from /proc."""
+    values = {"VmRSS": 0, "VmHWM": 0}
+    for each in _service_pids(pid):
+        for line in Path(f"/proc/{each}/status").read_text().splitlines():
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                key, value = line.split(":", 1)
+                values[key] += int(value.split()[0])
+    return values["VmRSS"], values["VmHWM"]
 
 
 async def _platform_org(url: str) -> uuid.UUID:
@@ -341,7 +368,14 @@ async def _run_engine(name: str, url: str, args: argparse.Namespace) -> None:
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(  # noqa: ASYNC220 - started once, before any load
-        [str(Path(sys.executable).parent / "accord"), "serve", "--port", str(port)],
+        [
+            str(Path(sys.executable).parent / "accord"),
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(args.workers),
+        ],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -360,7 +394,8 @@ async def _run_engine(name: str, url: str, args: argparse.Namespace) -> None:
                 raise SystemExit(f"{name}: the service did not become ready")
         referral_id, headers = await _bootstrap(base, settings, platform)
         deliver = f"/v1/referrals/{referral_id}/deliver"
-        print(f"\n== {name}: 20-field referral, {args.seconds:.0f} s per cell, one worker")
+        workers = "one worker" if args.workers == 1 else f"{args.workers} workers"
+        print(f"\n== {name}: 20-field referral, {args.seconds:.0f} s per cell, {workers}")
         print(
             f"{'conc':>4} {'deliver rps':>11} {'p50 ms':>7} {'p99 ms':>7} {'cpu ms':>6} "
             f"{'base rps':>9} {'p50 ms':>7} {'p99 ms':>7} {'cpu ms':>6} {'ratio':>6} "
@@ -391,6 +426,12 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="uvicorn worker processes (2 use both cores of this machine; docs/referrals.md)",
+    )
     parser.add_argument(
         "--client",
         choices=sorted(_CLIENTS),
