@@ -7,6 +7,7 @@ import dataclasses
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple, Protocol
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -366,8 +367,31 @@ async def revoke(
     return dataclasses.replace(state, revocation=revocation)
 
 
-def _in_force(state: ConsentState, *, minor: bool) -> ConsentInForce:
-    v = state.version
+class GrantTerms(Protocol):
+    """The terms of one consent version that decide a release: a stored version, or
+    the plain row a release reads (`_Terms`)."""
+
+    @property
+    def owner_org_id(self) -> uuid.UUID: ...
+    @property
+    def recipients(self) -> list[str]: ...
+    @property
+    def purposes(self) -> list[str]: ...
+    @property
+    def categories(self) -> list[str]: ...
+    @property
+    def fields(self) -> list[str] | None: ...
+    @property
+    def valid_from(self) -> datetime: ...
+    @property
+    def expires_at(self) -> datetime: ...
+    @property
+    def given_by(self) -> str: ...
+
+
+def _terms_in_force(
+    v: GrantTerms, *, revoked_at: datetime | None, barred: bool, minor: bool
+) -> ConsentInForce:
     return ConsentInForce(
         owner_org=v.owner_org_id,
         recipients=frozenset(uuid.UUID(r) for r in v.recipients),
@@ -376,13 +400,22 @@ def _in_force(state: ConsentState, *, minor: bool) -> ConsentInForce:
         valid_from=v.valid_from,
         expires_at=v.expires_at,
         fields=frozenset(v.fields) if v.fields is not None else None,
-        revoked_at=state.revocation.revoked_at if state.revocation else None,
+        revoked_at=revoked_at,
         given_by_minor=minor and v.given_by == GivenBy.survivor.value,
-        given_by_named_abuser=state.giver_barred,
+        given_by_named_abuser=barred,
     )
 
 
-def _coverage(guardian: ConsentVersion, minor: ConsentVersion) -> int:
+def _in_force(state: ConsentState, *, minor: bool) -> ConsentInForce:
+    return _terms_in_force(
+        state.version,
+        revoked_at=state.revocation.revoked_at if state.revocation else None,
+        barred=state.giver_barred,
+        minor=minor,
+    )
+
+
+def _coverage(guardian: GrantTerms, minor: GrantTerms) -> int:
     """How many (recipient, purpose, category) triples of the minor's grant the
     guardian's grant also names (a wildcard counts as naming every category; the
     engine still applies the explicit-category rule field by field)."""
@@ -396,7 +429,7 @@ def _coverage(guardian: ConsentVersion, minor: ConsentVersion) -> int:
     return recipients * purposes * categories
 
 
-def _best_guardian(states: list[ConsentState], minor: ConsentVersion) -> ConsentState | None:
+def _best_guardian(states: list[ConsentState], minor: GrantTerms) -> ConsentState | None:
     """The guardian grant that matches the minor's best: most coverage, then the most
     recently recorded, then the id (deterministic)."""
     if not states:
@@ -422,21 +455,28 @@ _BARRED_GIVER = (
     )
     .exists()
 )
-_TERMS = (
-    "id",
-    "grant_id",
-    "version",
-    "subject_id",
-    "owner_org_id",
-    "recipients",
-    "purposes",
-    "categories",
-    "fields",
-    "valid_from",
-    "expires_at",
-    "given_by",
-    "recorded_at",
-)
+
+
+class _Terms(NamedTuple):
+    """A consent version's columns as the release reads them (no ORM entity: this
+    runs on every release)."""
+
+    id: uuid.UUID
+    grant_id: uuid.UUID
+    version: int
+    subject_id: uuid.UUID
+    owner_org_id: uuid.UUID
+    recipients: list[str]
+    purposes: list[str]
+    categories: list[str]
+    fields: list[str] | None
+    valid_from: datetime
+    expires_at: datetime
+    given_by: str
+    recorded_at: datetime
+
+
+_TERMS = _Terms._fields
 _VERSIONS = ConsentVersion.__table__.c
 _CONSENT_IN_FORCE = DirectStatement(
     select(
@@ -475,24 +515,21 @@ async def consent_in_force(
     rows = await direct.fetch(session, _CONSENT_IN_FORCE, {"consent_id": consent_id})
     if not rows or rows[0][0] != consent_id:
         return None  # unknown, or superseded: allows nothing
-    *terms, revoked_at, giver, barred, subject_is_minor = rows[0]
-    # Unsaved entities holding the columns read (never added to the session).
-    version = ConsentVersion(**dict(zip(_TERMS, terms, strict=True)))
-    revocation = None if revoked_at is None else ConsentRevocation(revoked_at=revoked_at)
-    state = ConsentState(
-        version, revocation, True, giver_ref=giver, giver_barred=giver is not None and barred
-    )
+    *values, revoked_at, giver, barred, subject_is_minor = rows[0]
+    terms = _Terms(*values)
     # Only a survivor's own grant depends on whether the subject is a minor.
-    minor = version.given_by == GivenBy.survivor.value and bool(subject_is_minor)
-    consent = _in_force(state, minor=minor)
+    minor = terms.given_by == GivenBy.survivor.value and bool(subject_is_minor)
+    consent = _terms_in_force(
+        terms, revoked_at=revoked_at, barred=giver is not None and bool(barred), minor=minor
+    )
     if not consent.given_by_minor:
         return consent
     guardians = [
         s
-        for s in await _subject_states(session, version.subject_id)
+        for s in await _subject_states(session, terms.subject_id)
         if s.version.given_by == GivenBy.parent_or_guardian.value and s.live(at)
     ]
-    best = _best_guardian(guardians, version)
+    best = _best_guardian(guardians, terms)
     if best is None:
         return consent
     return dataclasses.replace(consent, guardian=_in_force(best, minor=False))
