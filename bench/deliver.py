@@ -353,7 +353,7 @@ async def _drive_raw(
 _CLIENTS = {"raw": _drive_raw, "httpx": _drive_httpx}
 
 
-async def _run_engine(name: str, url: str, args: argparse.Namespace) -> None:
+async def _run_engine(name: str, url: str, args: argparse.Namespace, workers: int) -> None:
     workdir = Path(tempfile.mkdtemp(prefix=f"accord-bench-{name}-"))
     env = {
         **os.environ,
@@ -374,7 +374,7 @@ async def _run_engine(name: str, url: str, args: argparse.Namespace) -> None:
             "--port",
             str(port),
             "--workers",
-            str(args.workers),
+            str(workers),
         ],
         cwd=ROOT,
         env=env,
@@ -394,8 +394,8 @@ async def _run_engine(name: str, url: str, args: argparse.Namespace) -> None:
                 raise SystemExit(f"{name}: the service did not become ready")
         referral_id, headers = await _bootstrap(base, settings, platform)
         deliver = f"/v1/referrals/{referral_id}/deliver"
-        workers = "one worker" if args.workers == 1 else f"{args.workers} workers"
-        print(f"\n== {name}: 20-field referral, {args.seconds:.0f} s per cell, {workers}")
+        processes = "one worker" if workers == 1 else f"{workers} workers"
+        print(f"\n== {name}: 20-field referral, {args.seconds:.0f} s per cell, {processes}")
         print(
             f"{'conc':>4} {'deliver rps':>11} {'p50 ms':>7} {'p99 ms':>7} {'cpu ms':>6} "
             f"{'base rps':>9} {'p50 ms':>7} {'p99 ms':>7} {'cpu ms':>6} {'ratio':>6} "
@@ -430,7 +430,7 @@ async def main() -> None:
         "--workers",
         type=int,
         default=1,
-        help="uvicorn worker processes (2 use both cores of this machine; docs/referrals.md)",
+        help="uvicorn worker processes on PostgreSQL (SQLite is served by one)",
     )
     parser.add_argument(
         "--client",
@@ -440,10 +440,11 @@ async def main() -> None:
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="accord-bench-sqlite-") as tmp:
-        await _run_engine("sqlite", f"sqlite+aiosqlite:///{tmp}/bench.db", args)
+        # SQLite is served by one process (`accord serve` refuses more).
+        await _run_engine("sqlite", f"sqlite+aiosqlite:///{tmp}/bench.db", args, 1)
     pg = os.environ.get("ACCORD_BENCH_PG_URL")
     if pg:
-        await _run_engine("postgresql", pg, args)
+        await _run_engine("postgresql", pg, args, args.workers)
     else:
         print("\n(PostgreSQL skipped: set ACCORD_BENCH_PG_URL to an empty database)")
 

@@ -52,10 +52,22 @@ CLI_PRINCIPAL = Principal(
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port")] = 8000,
-    workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
+    workers: Annotated[
+        int, typer.Option(help="Worker processes (PostgreSQL only; SQLite is served by one)")
+    ] = 1,
 ) -> None:
     """Start the service (migrates first in development)."""
     import uvicorn
+
+    if workers > 1 and Settings().is_sqlite:
+        # Each process would hold its own writer connection, and SQLite's busy
+        # handler would then serialize them by sleeping and retrying (DESIGN.md
+        # section 10: p99 of a second and more, measured with bench/deliver.py).
+        raise typer.BadParameter(
+            "SQLite is served by one process, which serializes its writes; "
+            "use PostgreSQL (ACCORD_DATABASE_URL) for several workers",
+            param_hint="--workers",
+        )
 
     uvicorn.run(
         "service.app:create_app",

@@ -108,3 +108,16 @@ def test_token_issue_refused_when_an_identity_provider_is_configured(
     )
     assert result.exit_code == 2
     assert "development tokens are only available" in result.stderr
+
+
+def test_serve_refuses_several_workers_on_sqlite(tmp_path: Path) -> None:
+    """Two processes on one SQLite file would contend in SQLite's busy handler; the
+    command says so before starting anything."""
+    result = CliRunner().invoke(
+        cli,
+        ["serve", "--workers", "2"],
+        env={"ACCORD_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/accord.db"},
+    )
+    assert result.exit_code == 2, result.output
+    assert "SQLite is served by one process" in result.output
+    assert not (tmp_path / "accord.db").exists()
