@@ -162,9 +162,13 @@ def _on_notice(_connection: object, message: Any) -> None:
     if not text.startswith(NOTICE_PREFIX):
         return
     token, _, seq = text[len(NOTICE_PREFIX) :].partition(" ")
-    staged = _WAITING.pop(uuid.UUID(token).hex, None)
+    try:
+        key, number = uuid.UUID(token).hex, int(seq)
+    except ValueError:
+        return  # not the trigger's (a deployer's own notice that looks like it)
+    staged = _WAITING.pop(key, None)
     if staged is not None:
-        staged.seq = int(seq)
+        staged.seq = number
 
 
 def install(engine: AsyncEngine) -> None:

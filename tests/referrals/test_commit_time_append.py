@@ -19,7 +19,13 @@ from accord_client.merkle import verify_inclusion
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.audit.at_commit import EntryNotReportedError, StagedEntry, _on_notice, body_parts
+from service.audit.at_commit import (
+    NOTICE_PREFIX,
+    EntryNotReportedError,
+    StagedEntry,
+    _on_notice,
+    body_parts,
+)
 from service.auth.principals import Role
 from tests.referrals.support import Kit
 
@@ -70,7 +76,12 @@ def test_the_number_comes_only_from_the_commits_notice() -> None:
     from service.audit import at_commit
 
     at_commit._WAITING[staged.token.hex] = staged
-    _on_notice(None, type("Message", (), {"message": "something else"})())
+    for other in (
+        "something else",
+        "accord-audit-append nonsense 1",
+        f"{NOTICE_PREFIX}{staged.token} x",
+    ):
+        _on_notice(None, type("Message", (), {"message": other})())
     assert staged.seq is None
     _on_notice(None, type("Message", (), {"message": f"accord-audit-append {staged.token} 41"})())
     assert staged.committed_seq() == 41
