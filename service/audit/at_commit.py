@@ -29,12 +29,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
-from accord_client.audit_format import GENESIS_PREV, entry_bytes, entry_document
+from accord_client.audit_format import GENESIS_PREV, entry_bytes
 from sqlalchemy import event, insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from service import direct
-from service.audit.log import AuditEvent, CitingRow, actor_of, append
+from service.audit.log import AuditEvent, CitingRow, append, event_document
 from service.audit.models import AuditPending
 from service.clock import Clock
 from service.db import Base
@@ -111,19 +111,6 @@ def body_parts(document: dict[str, Any]) -> tuple[bytes, bytes]:
     return body[:split], body[split + len(GENESIS_PREV) + len(_BETWEEN) + 1 :]
 
 
-def _document(event: AuditEvent, at: datetime) -> dict[str, Any]:
-    return entry_document(
-        seq=0,
-        at=at,
-        action=event.action,
-        actor=actor_of(event),
-        subject=event.subject_ref,
-        counterpart=str(event.counterpart_org_id) if event.counterpart_org_id else None,
-        details=event.details,
-        prev=GENESIS_PREV,
-    )
-
-
 async def stage(
     session: AsyncSession, event: AuditEvent, *, clock: Clock, citing: CitingRow | None = None
 ) -> StagedEntry:
@@ -134,7 +121,7 @@ async def stage(
         appended = await append(session, event, clock=clock, citing=citing)
         return StagedEntry(token=uuid.uuid4(), at=appended.at, seq=appended.seq)
     at = clock.now()
-    head, tail = body_parts(_document(event, at))
+    head, tail = body_parts(event_document(event, seq=0, at=at, prev=GENESIS_PREV))
     staged = StagedEntry(token=uuid.uuid4(), at=at)
     params: dict[str, Any] = {
         "token": staged.token,

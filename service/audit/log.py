@@ -48,7 +48,7 @@ class AuditEvent:
     actor_label: str | None = None
 
 
-def actor_of(event: AuditEvent) -> dict[str, str | None]:
+def _actor(event: AuditEvent) -> dict[str, str | None]:
     if event.actor is None:
         return {"principal": event.actor_label or "system", "org": None, "sector": None}
     return {
@@ -263,6 +263,20 @@ def forget_head(session: Session) -> None:
     session.info.pop(_SHARED_KEY, None)
 
 
+def event_document(event: AuditEvent, *, seq: int, at: datetime, prev: str) -> dict[str, Any]:
+    """The entry document (accord_client.audit_format) that records `event`."""
+    return entry_document(
+        seq=seq,
+        at=at,
+        action=event.action,
+        actor=_actor(event),
+        subject=event.subject_ref,
+        counterpart=str(event.counterpart_org_id) if event.counterpart_org_id else None,
+        details=event.details,
+        prev=prev,
+    )
+
+
 def build_entry(
     compact: CompactRange, last_hash: str, event: AuditEvent, now: datetime
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -272,17 +286,7 @@ def build_entry(
     seeding (bench/audit_seed.py) uses it too, so a seeded log is what appends would
     write."""
     seq = compact.size
-    document = entry_document(
-        seq=seq,
-        at=now,
-        action=event.action,
-        actor=actor_of(event),
-        subject=event.subject_ref,
-        counterpart=str(event.counterpart_org_id) if event.counterpart_org_id else None,
-        details=event.details,
-        prev=last_hash,
-    )
-    body = entry_bytes(document)
+    body = entry_bytes(event_document(event, seq=seq, at=now, prev=last_hash))
     leaf = leaf_hash(body)
     nodes = _extend(compact, seq, leaf)
     entry = {
