@@ -34,6 +34,8 @@ from service import sqlite_inline
 from service.errors import ServiceUnavailableError
 from service.settings import Settings
 
+log = logging.getLogger(__name__)
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -136,9 +138,6 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
         autoflush=False,
         info={CACHE_KEY: ReleaseInputCache()},
     )
-
-
-log = logging.getLogger(__name__)
 
 
 @asynccontextmanager

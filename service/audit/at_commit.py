@@ -117,6 +117,8 @@ async def stage(
     """Append `event` when the session's transaction commits (PostgreSQL), or now
     (SQLite). The caller reads the number with `committed_seq()` after the commit.
     `citing` must be a referral timeline event (the only kind the trigger writes)."""
+    if citing is not None and citing.table.name != "referral_events":
+        raise ValueError("only a referral timeline event can cite an entry at commit")
     if session.sync_session.get_bind().dialect.name != "postgresql":
         appended = await append(session, event, clock=clock, citing=citing)
         return StagedEntry(token=uuid.uuid4(), at=appended.at, seq=appended.seq)
@@ -135,8 +137,6 @@ async def stage(
         **dict.fromkeys(_EVENT_COLUMNS.values()),
     }
     if citing is not None:
-        if citing.table.name != "referral_events":
-            raise ValueError("only a referral timeline event can cite an entry at commit")
         params |= {_EVENT_COLUMNS[name]: value for name, value in citing.values.items()}
     _WAITING[staged.token.hex] = staged
     await direct.execute(session, _STAGE, params)
