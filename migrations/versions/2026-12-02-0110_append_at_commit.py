@@ -19,6 +19,9 @@ and reports the number to the client in a NOTICE. The head is now held only whil
 the server runs that trigger and flushes the commit: no client round trip.
 
 If the trigger fails the commit fails, and nothing (release, entry, event) is kept.
+The trigger is ENABLE ALWAYS, so a session whose replication role is `replica` still
+fires it; and a release whose number does not arrive sends no body (the service
+answers 503), so a trigger disabled by a superuser releases nothing either.
 SQLite is unchanged (one writer; BEGIN IMMEDIATE serializes whole transactions):
 there the table exists so that both engines have one schema, and stays unused.
 
@@ -126,6 +129,9 @@ def upgrade() -> None:
         "CREATE CONSTRAINT TRIGGER audit_pending_append_at_commit AFTER INSERT ON audit_pending "
         "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION accord_append_at_commit()"
     )
+    # Fires whatever the session's replication role: a session running as `replica`
+    # skips ordinary triggers, and would otherwise commit a release without its entry.
+    op.execute("ALTER TABLE audit_pending ENABLE ALWAYS TRIGGER audit_pending_append_at_commit")
 
 
 def downgrade() -> None:

@@ -18,6 +18,7 @@ from accord_client.audit_verify import verify_lines
 from accord_client.merkle import verify_inclusion
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import text
 
 from service.audit.at_commit import (
     NOTICE_PREFIX,
@@ -25,9 +26,12 @@ from service.audit.at_commit import (
     StagedEntry,
     _on_notice,
     body_parts,
+    stage,
 )
+from service.audit.log import AuditEvent
 from service.auth.principals import Role
 from tests.referrals.support import Kit
+from tests.support.databases import TestDatabase
 
 _TEXT = st.text(max_size=12)
 # Canonical JSON keys are ASCII (accord_client.envelope_format).
@@ -128,3 +132,24 @@ async def test_commit_time_and_python_appends_make_one_verifiable_log(kit: Kit, 
         ).json()
         path = [base64.b64decode(p) for p in proof["proof"]]
         assert verify_inclusion(base64.b64decode(proof["leaf_hash"]), seq, size, path, root)
+
+
+async def test_a_replica_session_still_appends_at_commit(app: Any, db: TestDatabase) -> None:
+    """A session running with `session_replication_role = replica` skips ordinary
+    triggers; the commit-time append is ENABLE ALWAYS, so the staged entry is still
+    written and numbered (without it the release would commit with no entry)."""
+    if db.engine != "postgresql":
+        pytest.skip("SQLite appends at once")
+    async with app.state.sessionmaker() as session:
+        size = await session.scalar(text("SELECT size FROM audit_head"))
+        await session.execute(text("SET LOCAL session_replication_role = replica"))
+        staged = await stage(
+            session,
+            AuditEvent("test.replica", None, actor_label="test"),
+            clock=app.state.clock,
+        )
+        await session.commit()
+    assert staged.committed_seq() == size
+    async with app.state.sessionmaker() as session:
+        assert await session.scalar(text("SELECT count(*) FROM audit_pending")) == 0
+        assert await session.scalar(text("SELECT size FROM audit_head")) == size + 1
