@@ -6,10 +6,10 @@ referral (20 fields) through the API with the client library; then, for each
 concurrency level, drives `POST /v1/referrals/{id}/deliver` with concurrent clients
 for a fixed time, and the baseline endpoint (`POST /v1/_bench/baseline`: token
 verification, the principal's organization read, one INSERT) for the same time.
-Prints requests per second,
-p50/p99 latency, the service's CPU time per request (user + system, from /proc),
-the ratio deliver/baseline, the load generator's own CPU time per request and the
-service's peak RSS (with several workers, CPU and RSS add up all their processes).
+Prints requests per second, p50/p99 latency, the service's CPU time per request
+(user + system, from /proc), the ratio deliver/baseline, the load generator's own
+CPU time per request and the service's peak RSS (with several workers, CPU and RSS
+add up all their processes).
 
     .venv/bin/python bench/deliver.py [--seconds 10] [--concurrency 1 8 32] [--client raw]
     ACCORD_BENCH_PG_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/bench_db \
