@@ -34,8 +34,10 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -59,6 +61,8 @@ from service.sectors import Sector
 from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
+# (requests per second, p50 ms, p99 ms, errors, requests) of one cell of load.
+Cell = tuple[float, float, float, int, int]
 CATEGORIES = ["identity", "contact", "language", "needs", "demographics"]
 
 
@@ -96,6 +100,39 @@ def _cpu_seconds(pid: int) -> float:
             continue
         total += int(fields[11]) + int(fields[12])
     return total / os.sysconf("SC_CLK_TCK")
+
+
+def _connections_per_worker(pid: int, port: int) -> list[int]:
+    """How the clients' open connections to `port` are spread over the service's
+    worker processes (uvicorn's workers share one listening socket, and the kernel
+    decides which accepts each connection)."""
+    established = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+            established.add(f"socket:[{fields[9]}]")
+    workers = [
+        child
+        for child in _service_pids(pid)[1:]
+        if b"resource_tracker" not in Path(f"/proc/{child}/cmdline").read_bytes()
+    ] or [pid]
+    counts = []
+    for worker in workers:
+        try:
+            links = [os.readlink(fd) for fd in Path(f"/proc/{worker}/fd").iterdir()]
+        except OSError:
+            continue  # a process that ended meanwhile
+        counts.append(sum(link in established for link in links))
+    return sorted(counts, reverse=True)
+
+
+async def _spread_drive(load: Coroutine[Any, Any, Cell], pid: int, port: int) -> tuple[Cell, str]:
+    """Run one cell of load, and note how its connections were spread over the
+    workers a second into it (e.g. "6/2")."""
+    task = asyncio.create_task(load)
+    await asyncio.sleep(1.0)
+    spread = "/".join(map(str, _connections_per_worker(pid, port)))
+    return await task, spread
 
 
 def _own_cpu_seconds() -> float:
@@ -262,7 +299,7 @@ def _percentiles(latencies: list[float]) -> tuple[float, float]:
 
 async def _drive_httpx(
     base: str, path: str, headers: dict[str, str], concurrency: int, seconds: float, ok: int
-) -> tuple[float, float, float, int, int]:
+) -> Cell:
     """The same load through httpx (`--client httpx`): what earlier figures used. On
     this 2-core machine httpx spent 2.4-2.7 ms of CPU per request, as much as the
     service, and that competition for the cores showed up in the service's latency."""
@@ -308,7 +345,7 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
 
 async def _drive_raw(
     base: str, path: str, headers: dict[str, str], concurrency: int, seconds: float, ok: int
-) -> tuple[float, float, float, int, int]:
+) -> Cell:
     """(requests per second, p50 ms, p99 ms, errors, requests) for `seconds` of load.
 
     Each client is one keep-alive connection writing a prebuilt request and reading
@@ -399,20 +436,28 @@ async def _run_engine(name: str, url: str, args: argparse.Namespace, workers: in
             f"{'conc':>4} {'deliver rps':>11} {'p50 ms':>7} {'p99 ms':>7} {'cpu ms':>6} "
             f"{'base rps':>9} {'p50 ms':>7} {'p99 ms':>7} {'cpu ms':>6} {'ratio':>6} "
             f"{'client ms':>9}"
+            + ("  connections per worker (deliver and baseline)" if workers > 1 else "")
         )
         drive = _CLIENTS[args.client]
         for concurrency in args.concurrency:
             cpu, own = _cpu_seconds(server.pid), _own_cpu_seconds()
-            d = await drive(base, deliver, headers, concurrency, args.seconds, 200)
+            d, d_spread = await _spread_drive(
+                drive(base, deliver, headers, concurrency, args.seconds, 200), server.pid, port
+            )
             d_cpu, cpu = (_cpu_seconds(server.pid) - cpu) / max(1, d[4]), _cpu_seconds(server.pid)
-            b = await drive(base, "/v1/_bench/baseline", headers, concurrency, args.seconds, 204)
+            b, b_spread = await _spread_drive(
+                drive(base, "/v1/_bench/baseline", headers, concurrency, args.seconds, 204),
+                server.pid,
+                port,
+            )
             b_cpu = (_cpu_seconds(server.pid) - cpu) / max(1, b[4])
             client = (_own_cpu_seconds() - own) / max(1, d[4] + b[4])
             errors = f"  errors: deliver {d[3]}, baseline {b[3]}" if d[3] or b[3] else ""
+            spread_text = f"  {d_spread} and {b_spread}" if workers > 1 else ""
             print(
                 f"{concurrency:>4} {d[0]:>11.0f} {d[1]:>7.1f} {d[2]:>7.1f} {d_cpu * 1e3:>6.1f} "
                 f"{b[0]:>9.0f} {b[1]:>7.1f} {b[2]:>7.1f} {b_cpu * 1e3:>6.1f} "
-                f"{d[0] / b[0]:>6.2f} {client * 1e3:>9.2f}{errors}"
+                f"{d[0] / b[0]:>6.2f} {client * 1e3:>9.2f}{spread_text}{errors}"
             )
         rss, peak = _rss_kib(server.pid)
         print(f"service RSS now {rss / 1024:.0f} MiB, peak {peak / 1024:.0f} MiB")
