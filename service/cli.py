@@ -59,6 +59,8 @@ def serve(
     """Start the service (migrates first in development)."""
     import uvicorn
 
+    from service import serving
+
     if workers > 1 and Settings().is_sqlite:
         # Each process would hold its own writer connection, and SQLite's busy
         # handler would then serialize them by sleeping and retrying (DESIGN.md
@@ -68,17 +70,11 @@ def serve(
             "use PostgreSQL (ACCORD_DATABASE_URL) for several workers",
             param_hint="--workers",
         )
-
-    uvicorn.run(
-        "service.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        access_log=False,
-        proxy_headers=False,
-        timeout_keep_alive=5,
-    )
+    if workers > 1:
+        # Each worker on its own SO_REUSEPORT socket (service/serving.py).
+        serving.serve_workers(host, port, workers)
+        return
+    uvicorn.run(serving.APP, host=host, port=port, **serving.UVICORN_OPTIONS)
 
 
 @db_app.command("upgrade")

@@ -1,0 +1,99 @@
+"""Several worker processes, each accepting on its own listening socket.
+
+uvicorn's own `--workers` shares one listening socket between its processes, and
+whichever is woken first accepts every connection waiting: measured with
+bench/deliver.py, eight keep-alive clients landed 8/0, 7/1 and 6/2 on two workers
+as often as 4/4, so a second worker often did nothing for them. Here each worker
+binds its own socket with SO_REUSEPORT (Linux), and the kernel spreads connections
+over the sockets by a hash of each connection's addresses. A reverse proxy that
+balances per request does better still; this is for when there is none.
+
+The parent only supervises: it checks first that the address is free (with
+SO_REUSEPORT a second `accord serve` would otherwise share the port silently),
+starts the workers, starts a worker again if one dies, and on SIGINT or SIGTERM
+stops them all (uvicorn shuts each down gracefully) before it exits.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import socket
+import time
+from multiprocessing.process import BaseProcess
+from types import FrameType
+from typing import Any, Final
+
+import uvicorn
+
+APP: Final = "service.app:create_app"
+# What `accord serve` runs uvicorn with, one worker or several.
+UVICORN_OPTIONS: Final[dict[str, Any]] = {
+    "factory": True,
+    "access_log": False,
+    "proxy_headers": False,
+    "timeout_keep_alive": 5,
+}
+_STOP_TIMEOUT: Final = 30.0
+
+
+def listening_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
+    """A TCP socket listening on (host, port); with `reuse_port`, one of several
+    that the kernel spreads connections over."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _worker(host: str, port: int) -> None:
+    """A worker process: its own socket, one uvicorn server."""
+    sock = listening_socket(host, port, reuse_port=True)
+    config = uvicorn.Config(APP, host=host, port=port, **UVICORN_OPTIONS)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def serve_workers(host: str, port: int, workers: int) -> None:
+    """Run `workers` processes on (host, port) until SIGINT or SIGTERM."""
+    # Fails (OSError: address in use) if anything listens there already.
+    listening_socket(host, port, reuse_port=False).close()
+    context = multiprocessing.get_context("spawn")
+    stopping = False
+
+    def stop(_signal: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    def start() -> BaseProcess:
+        process = context.Process(target=_worker, args=(host, port), daemon=False)
+        process.start()
+        return process
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    processes = [start() for _ in range(workers)]
+    try:
+        while not stopping:
+            for i, process in enumerate(processes):
+                if not process.is_alive() and not stopping:
+                    processes[i] = start()  # a worker died: the service keeps its size
+            time.sleep(0.2)
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()  # SIGTERM: uvicorn finishes what is in flight
+        deadline = time.monotonic() + _STOP_TIMEOUT
+        for process in processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()
+                process.join()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

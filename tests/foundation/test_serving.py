@@ -1,0 +1,121 @@
+"""`accord serve --workers N` (service/serving.py): each worker accepts on its own
+SO_REUSEPORT socket, so the kernel spreads connections over all of them; a second
+service cannot take the same address; SIGTERM stops every worker."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from service.serving import listening_socket
+from tests.support.databases import TestDatabase
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_workers_sockets_share_a_port_and_nothing_else_can_take_it() -> None:
+    port = _free_port()
+    first = listening_socket("127.0.0.1", port, reuse_port=True)
+    second = listening_socket("127.0.0.1", port, reuse_port=True)
+    try:
+        assert first.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) == 1
+        # The check `serve_workers` makes first.
+        with pytest.raises(OSError, match="in use"):
+            listening_socket("127.0.0.1", port, reuse_port=False)
+    finally:
+        first.close()
+        second.close()
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if int(stat[1]) == pid and b"resource_tracker" not in cmdline:
+                found.append(int(entry.name))
+    return found
+
+
+def _established(port: int) -> set[str]:
+    sockets = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+            sockets.add(f"socket:[{fields[9]}]")
+    return sockets
+
+
+def _holding(pid: int, sockets: set[str]) -> int:
+    return sum(os.readlink(fd) in sockets for fd in Path(f"/proc/{pid}/fd").iterdir())
+
+
+async def test_two_workers_share_the_connections_and_stop_together(
+    db: TestDatabase, key_dir: Path
+) -> None:
+    if db.engine != "postgresql":
+        pytest.skip("SQLite is served by one process")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "ACCORD_ENVIRONMENT": "test",
+        "ACCORD_DATABASE_URL": db.url,
+        "ACCORD_KEY_DIR": str(key_dir),
+        "ACCORD_AUTO_MIGRATE": "false",
+        "ACCORD_LOG_LEVEL": "WARNING",
+    }
+    server = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "accord"), "serve", "--port", str(port), "--workers", "2",
+        cwd=ROOT, env=env,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=5.0) as probe:
+            for _ in range(300):
+                try:
+                    if (await probe.get("/healthz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.05)
+            else:
+                pytest.fail("the service did not start")
+        workers = _children(server.pid)
+        assert len(workers) == 2, workers
+        # 24 connections: all on one worker would have odds of 2**-23 by hash.
+        streams = [await asyncio.open_connection("127.0.0.1", port) for _ in range(24)]
+        for reader, writer in streams:
+            writer.write(f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+            await writer.drain()
+            assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200")
+        sockets = _established(port)
+        held = sorted(_holding(pid, sockets) for pid in workers)
+        assert sum(held) == 24, held
+        assert held[0] > 0, f"every connection went to one worker: {held}"
+        for _, writer in streams:
+            writer.close()
+        server.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(server.wait(), timeout=40) == 0
+        assert not [pid for pid in workers if os.path.exists(f"/proc/{pid}")]  # noqa: ASYNC240
+    finally:
+        if server.returncode is None:
+            server.kill()
+            await server.wait()
