@@ -11,7 +11,11 @@ balances per request does better still; this is for when there is none.
 The parent only supervises: it checks first that the address is free (with
 SO_REUSEPORT a second `accord serve` would otherwise share the port silently),
 starts the workers, starts a worker again if one dies, and on SIGINT or SIGTERM
-stops them all (uvicorn shuts each down gracefully) before it exits.
+stops them all (uvicorn shuts each down gracefully) before it exits. A worker that
+fails within its first seconds failed to start (an invalid policy set, an
+unreachable database): then every worker is stopped and the command exits with
+that worker's code, as one worker would (SECURITY-TESTS H09: fail closed, never
+a loop of restarts).
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ UVICORN_OPTIONS: Final[dict[str, Any]] = {
     "timeout_keep_alive": 5,
 }
 _STOP_TIMEOUT: Final = 30.0
+# A worker that exits sooner than this after it started did not start.
+_START_GRACE: Final = 15.0
 
 
 def listening_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
@@ -72,9 +78,13 @@ def serve_workers(host: str, port: int, workers: int) -> None:
         nonlocal stopping
         stopping = True
 
+    started: dict[BaseProcess, float] = {}
+    failed_start: int | None = None
+
     def start() -> BaseProcess:
         process = context.Process(target=_worker, args=(host, port), daemon=False)
         process.start()
+        started[process] = time.monotonic()
         return process
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -82,8 +92,13 @@ def serve_workers(host: str, port: int, workers: int) -> None:
     try:
         while not stopping:
             for i, process in enumerate(processes):
-                if not process.is_alive() and not stopping:
-                    processes[i] = start()  # a worker died: the service keeps its size
+                if process.is_alive() or stopping:
+                    continue
+                if time.monotonic() - started[process] < _START_GRACE:
+                    failed_start = process.exitcode or 1
+                    stopping = True
+                    break
+                processes[i] = start()  # a worker died: the service keeps its size
             time.sleep(0.2)
     finally:
         for process in processes:
@@ -97,3 +112,5 @@ def serve_workers(host: str, port: int, workers: int) -> None:
                 process.join()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if failed_start is not None:
+        raise SystemExit(failed_start)

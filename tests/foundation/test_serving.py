@@ -119,3 +119,32 @@ async def test_two_workers_share_the_connections_and_stop_together(
         if server.returncode is None:
             server.kill()
             await server.wait()
+
+
+async def test_workers_that_cannot_start_stop_the_command(
+    db: TestDatabase, key_dir: Path, tmp_path: Path
+) -> None:
+    """H09 with several workers: an invalid policy set makes every worker fail at
+    start; the command exits non-zero instead of starting them again forever."""
+    if db.engine != "postgresql":
+        pytest.skip("SQLite is served by one process")
+    env = {
+        **os.environ,
+        "ACCORD_ENVIRONMENT": "test",
+        "ACCORD_DATABASE_URL": db.url,
+        "ACCORD_KEY_DIR": str(key_dir),
+        "ACCORD_AUTO_MIGRATE": "false",
+        "ACCORD_POLICY_DIR": str(tmp_path),  # no policy files at all
+    }
+    server = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "accord"), "serve", "--port", str(_free_port()),
+        "--workers", "2", cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        code = await asyncio.wait_for(server.wait(), timeout=60)
+    finally:
+        if server.returncode is None:
+            server.kill()
+            await server.wait()
+    assert code != 0
