@@ -5,6 +5,7 @@ service cannot take the same address; SIGTERM stops every worker."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -39,6 +40,15 @@ def test_workers_sockets_share_a_port_and_nothing_else_can_take_it() -> None:
     finally:
         first.close()
         second.close()
+
+
+async def _kill_group(server: asyncio.subprocess.Process) -> None:
+    """If the command is still running (a failed test), kill it and its workers:
+    killing only the parent would leave the workers serving."""
+    if server.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
+        await server.wait()
 
 
 def _children(pid: int) -> list[int]:
@@ -84,7 +94,7 @@ async def test_two_workers_share_the_connections_and_stop_together(
     }
     server = await asyncio.create_subprocess_exec(
         str(Path(sys.executable).parent / "accord"), "serve", "--port", str(port), "--workers", "2",
-        cwd=ROOT, env=env,
+        cwd=ROOT, env=env, start_new_session=True,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
@@ -116,9 +126,7 @@ async def test_two_workers_share_the_connections_and_stop_together(
         assert await asyncio.wait_for(server.wait(), timeout=40) == 0
         assert not [pid for pid in workers if os.path.exists(f"/proc/{pid}")]  # noqa: ASYNC240
     finally:
-        if server.returncode is None:
-            server.kill()
-            await server.wait()
+        await _kill_group(server)
 
 
 async def test_workers_that_cannot_start_stop_the_command(
@@ -138,13 +146,11 @@ async def test_workers_that_cannot_start_stop_the_command(
     }
     server = await asyncio.create_subprocess_exec(
         str(Path(sys.executable).parent / "accord"), "serve", "--port", str(_free_port()),
-        "--workers", "2", cwd=ROOT, env=env,
+        "--workers", "2", cwd=ROOT, env=env, start_new_session=True,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     try:
         code = await asyncio.wait_for(server.wait(), timeout=60)
     finally:
-        if server.returncode is None:
-            server.kill()
-            await server.wait()
+        await _kill_group(server)
     assert code != 0
