@@ -11,7 +11,6 @@ import json
 import os
 import random
 import signal
-import socket
 import sqlite3
 import sys
 from datetime import UTC, datetime
@@ -32,16 +31,10 @@ from service.referrals.models import ReferralEvent
 from service.subjects.models import Subject
 from tests.referrals.support import make_kit
 from tests.support.databases import TestDatabase
+from tests.support.processes import free_port, wait_until_healthy
 from tests.support.world import TokenFactory, World
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.mark.crash
@@ -50,7 +43,7 @@ async def test_H01_sigkill_under_load_leaves_no_effect_without_its_entry(
 ) -> None:
     kit = await make_kit(client, world)
     referrals = [(await kit.send())["id"] for _ in range(4)]
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "ACCORD_ENVIRONMENT": "test",
@@ -65,16 +58,8 @@ async def test_H01_sigkill_under_load_leaves_no_effect_without_its_entry(
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
+        await wait_until_healthy(base, attempts=200)
         async with httpx.AsyncClient(base_url=base, timeout=5.0) as http:
-            for _ in range(200):
-                try:
-                    if (await http.get("/healthz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.05)
-            else:
-                pytest.fail("the service did not start")
             tokens = TokenFactory(world.tokens.settings, FrozenClock(datetime.now(UTC)))
             headers = tokens.headers(world.orgs["vsp"], Role.caseworker)
             shelter = tokens.headers(world.orgs["shelter"], Role.caseworker)

@@ -12,24 +12,17 @@ import socket
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 
 from service.serving import listening_socket
 from tests.support.databases import TestDatabase
+from tests.support.processes import free_port, wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def test_workers_sockets_share_a_port_and_nothing_else_can_take_it() -> None:
-    port = _free_port()
+    port = free_port()
     first = listening_socket("127.0.0.1", port, reuse_port=True)
     second = listening_socket("127.0.0.1", port, reuse_port=True)
     try:
@@ -83,7 +76,7 @@ async def test_two_workers_share_the_connections_and_stop_together(
 ) -> None:
     if db.engine != "postgresql":
         pytest.skip("SQLite is served by one process")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "ACCORD_ENVIRONMENT": "test",
@@ -98,16 +91,7 @@ async def test_two_workers_share_the_connections_and_stop_together(
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        async with httpx.AsyncClient(base_url=base, timeout=5.0) as probe:
-            for _ in range(300):
-                try:
-                    if (await probe.get("/healthz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.05)
-            else:
-                pytest.fail("the service did not start")
+        await wait_until_healthy(base)
         workers = _children(server.pid)
         assert len(workers) == 2, workers
         # 24 connections: all on one worker would have odds of 2**-23 by hash.
@@ -145,7 +129,7 @@ async def test_workers_that_cannot_start_stop_the_command(
         "ACCORD_POLICY_DIR": str(tmp_path),  # no policy files at all
     }
     server = await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).parent / "accord"), "serve", "--port", str(_free_port()),
+        str(Path(sys.executable).parent / "accord"), "serve", "--port", str(free_port()),
         "--workers", "2", cwd=ROOT, env=env, start_new_session=True,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
