@@ -98,6 +98,7 @@ def serve_workers(host: str, port: int, workers: int) -> None:
                     failed_start = process.exitcode or 1
                     stopping = True
                     break
+                del started[process]
                 processes[i] = start()  # a worker died: the service keeps its size
             time.sleep(0.2)
     finally:

@@ -1,6 +1,7 @@
 """`accord serve --workers N` (service/serving.py): each worker accepts on its own
 SO_REUSEPORT socket, so the kernel spreads connections over all of them; a second
-service cannot take the same address; SIGTERM stops every worker."""
+service cannot take the same address; a worker that dies is started again, one
+that cannot start stops the command; SIGTERM stops every worker."""
 
 from __future__ import annotations
 
@@ -58,6 +59,13 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _age(pid: int) -> float:
+    """Seconds since the process started (from /proc)."""
+    started = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    uptime = float(Path("/proc/uptime").read_text().split()[0])
+    return uptime - started / os.sysconf("SC_CLK_TCK")
+
+
 def _established(port: int) -> set[str]:
     sockets = set()
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
@@ -71,7 +79,7 @@ def _holding(pid: int, sockets: set[str]) -> int:
     return sum(os.readlink(fd) in sockets for fd in Path(f"/proc/{pid}/fd").iterdir())
 
 
-async def test_two_workers_share_the_connections_and_stop_together(
+async def test_two_workers_share_the_connections_restart_and_stop_together(
     db: TestDatabase, key_dir: Path
 ) -> None:
     if db.engine != "postgresql":
@@ -106,9 +114,23 @@ async def test_two_workers_share_the_connections_and_stop_together(
         assert held[0] > 0, f"every connection went to one worker: {held}"
         for _, writer in streams:
             writer.close()
+        # A worker that dies after it started is started again (one that dies within
+        # its first 15 s failed to start, and stops the command: the next test).
+        await asyncio.sleep(max(0.0, 16 - _age(workers[0])))
+        os.kill(workers[0], signal.SIGKILL)
+        replaced: list[int] = []
+        for _ in range(300):
+            replaced = _children(server.pid)
+            if len(replaced) == 2 and workers[0] not in replaced:
+                break
+            await asyncio.sleep(0.05)
+        assert len(replaced) == 2, replaced
+        assert workers[0] not in replaced, replaced
+        await wait_until_healthy(base)
         server.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(server.wait(), timeout=40) == 0
-        assert not [pid for pid in workers if os.path.exists(f"/proc/{pid}")]  # noqa: ASYNC240
+        gone = [*workers, *replaced]
+        assert not [pid for pid in gone if os.path.exists(f"/proc/{pid}")]  # noqa: ASYNC240
     finally:
         await _kill_group(server)
 
