@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import signal
 import sqlite3
@@ -31,7 +30,7 @@ from service.referrals.models import ReferralEvent
 from service.subjects.models import Subject
 from tests.referrals.support import make_kit
 from tests.support.databases import TestDatabase
-from tests.support.processes import free_port, wait_until_healthy
+from tests.support.processes import free_port, service_env, wait_until_healthy
 from tests.support.world import TokenFactory, World
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,13 +43,7 @@ async def test_H01_sigkill_under_load_leaves_no_effect_without_its_entry(
     kit = await make_kit(client, world)
     referrals = [(await kit.send())["id"] for _ in range(4)]
     port = free_port()
-    env = {
-        **os.environ,
-        "ACCORD_ENVIRONMENT": "test",
-        "ACCORD_DATABASE_URL": db.url,
-        "ACCORD_KEY_DIR": str(key_dir),
-        "ACCORD_AUTO_MIGRATE": "false",
-    }
+    env = service_env(db, key_dir)
     server = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory",
         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",

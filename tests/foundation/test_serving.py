@@ -17,7 +17,7 @@ import pytest
 
 from service.serving import listening_socket
 from tests.support.databases import TestDatabase
-from tests.support.processes import free_port, wait_until_healthy
+from tests.support.processes import free_port, service_env, wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -85,14 +85,7 @@ async def test_two_workers_share_the_connections_restart_and_stop_together(
     if db.engine != "postgresql":
         pytest.skip("SQLite is served by one process")
     port = free_port()
-    env = {
-        **os.environ,
-        "ACCORD_ENVIRONMENT": "test",
-        "ACCORD_DATABASE_URL": db.url,
-        "ACCORD_KEY_DIR": str(key_dir),
-        "ACCORD_AUTO_MIGRATE": "false",
-        "ACCORD_LOG_LEVEL": "WARNING",
-    }
+    env = service_env(db, key_dir, ACCORD_LOG_LEVEL="WARNING")
     server = await asyncio.create_subprocess_exec(
         str(Path(sys.executable).parent / "accord"), "serve", "--port", str(port), "--workers", "2",
         cwd=ROOT, env=env, start_new_session=True,
@@ -142,14 +135,8 @@ async def test_workers_that_cannot_start_stop_the_command(
     start; the command exits non-zero instead of starting them again forever."""
     if db.engine != "postgresql":
         pytest.skip("SQLite is served by one process")
-    env = {
-        **os.environ,
-        "ACCORD_ENVIRONMENT": "test",
-        "ACCORD_DATABASE_URL": db.url,
-        "ACCORD_KEY_DIR": str(key_dir),
-        "ACCORD_AUTO_MIGRATE": "false",
-        "ACCORD_POLICY_DIR": str(tmp_path),  # no policy files at all
-    }
+    # No policy files at all.
+    env = service_env(db, key_dir, ACCORD_POLICY_DIR=str(tmp_path))
     server = await asyncio.create_subprocess_exec(
         str(Path(sys.executable).parent / "accord"), "serve", "--port", str(free_port()),
         "--workers", "2", cwd=ROOT, env=env, start_new_session=True,

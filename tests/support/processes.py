@@ -1,13 +1,29 @@
 """The service as a separate process, for tests that kill, signal or count it:
-a free loopback port, and waiting until it answers."""
+its environment, a free loopback port, and waiting until it answers."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.support.databases import TestDatabase
+
+
+def service_env(db: TestDatabase, key_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of a service process on the test's (migrated) database."""
+    return {
+        **os.environ,
+        "ACCORD_ENVIRONMENT": "test",
+        "ACCORD_DATABASE_URL": db.url,
+        "ACCORD_KEY_DIR": str(key_dir),
+        "ACCORD_AUTO_MIGRATE": "false",
+        **extra,
+    }
 
 
 def free_port() -> int:
