@@ -184,3 +184,36 @@ async def test_periodic_checkpoints_are_kept_once_per_size(app: Any) -> None:
     second = await record()
     assert second is not None
     assert second.size == 4
+
+
+async def test_F01_a_replica_session_is_refused_too(app: Any, db: TestDatabase) -> None:
+    """A session in the `replica` replication role skips ordinary triggers; the
+    protective ones are ENABLE ALWAYS (migration 0120), so the log, the consent
+    versions and the referral timeline still refuse changes, and a change to an
+    organization still moves the policy epoch."""
+    if db.engine != "postgresql":
+        pytest.skip("SQLite has no replication role")
+    await _append_each(app, 2)
+    before = db.dump()
+    # Row triggers need rows (the log has them); TRUNCATE triggers fire per statement.
+    for statement, refusal in (
+        ("UPDATE audit_entries SET action = 'x'", "the audit log is append-only"),
+        ("DELETE FROM audit_nodes", "the audit log is append-only"),
+        ("DELETE FROM audit_head", "the audit log is append-only"),
+        ("TRUNCATE audit_entries", "the audit log is append-only"),
+        ("TRUNCATE alleged_abusers", "consent records are immutable"),
+        ("TRUNCATE referral_events", "the referral timeline is append-only"),
+    ):
+        async with app.state.sessionmaker() as session:
+            await session.execute(text("SET LOCAL session_replication_role = replica"))
+            with pytest.raises(DBAPIError, match=refusal):
+                await session.execute(text(statement))
+            await session.rollback()
+    assert db.dump() == before
+    async with app.state.sessionmaker() as session:
+        epoch = await session.scalar(text("SELECT policy_epoch FROM audit_head"))
+        await session.execute(text("SET LOCAL session_replication_role = replica"))
+        await session.execute(text("UPDATE organizations SET sector = sector"))
+        await session.commit()
+    async with app.state.sessionmaker() as session:
+        assert await session.scalar(text("SELECT policy_epoch FROM audit_head")) == epoch + 1
