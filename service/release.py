@@ -14,7 +14,9 @@ the disclosure's committed before the release read its inputs (and the release s
 it), and a change whose entry follows it was not committed when the release
 decided. An export of the log alone proves it: no disclosure under a consent
 follows that consent's revocation. Releases decide side by side and meet only at
-the append (the append queue, then the head row, each held to the commit). On
+the append (the append queue, then the head row, each held to the end of the
+commit; a referral delivery takes them only inside its COMMIT, where a trigger
+appends its staged entry: service/audit/at_commit.py). On
 SQLite the write lock that `BEGIN IMMEDIATE` takes serializes every writer anyway.
 
 Lock order, everywhere: the policy lock, then a consent grant's rows and referral

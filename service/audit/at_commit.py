@@ -26,7 +26,6 @@ from __future__ import annotations
 import uuid
 import weakref
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Final
 
 from accord_client.audit_format import GENESIS_PREV, entry_bytes
@@ -80,7 +79,6 @@ class StagedEntry:
     """An entry that exists once its transaction commits. `seq` is set by then."""
 
     token: uuid.UUID
-    at: datetime
     seq: int | None = field(default=None)
 
     def committed_seq(self) -> int:
@@ -121,10 +119,10 @@ async def stage(
         raise ValueError("only a referral timeline event can cite an entry at commit")
     if session.sync_session.get_bind().dialect.name != "postgresql":
         appended = await append(session, event, clock=clock, citing=citing)
-        return StagedEntry(token=uuid.uuid4(), at=appended.at, seq=appended.seq)
+        return StagedEntry(token=uuid.uuid4(), seq=appended.seq)
     at = clock.now()
     head, tail = body_parts(event_document(event, seq=0, at=at, prev=GENESIS_PREV))
-    staged = StagedEntry(token=uuid.uuid4(), at=at)
+    staged = StagedEntry(token=uuid.uuid4())
     params: dict[str, Any] = {
         "token": staged.token,
         "at": at,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -73,7 +72,7 @@ def test_body_parts_rebuild_the_canonical_bytes_for_any_prev_and_seq(
 
 
 def test_the_number_comes_only_from_the_commits_notice() -> None:
-    staged = StagedEntry(token=uuid.uuid4(), at=datetime.now(UTC))
+    staged = StagedEntry(token=uuid.uuid4())
     with pytest.raises(EntryNotReportedError) as raised:
         staged.committed_seq()
     assert raised.value.status == 503
