@@ -8,8 +8,10 @@ for a fixed time, and the baseline endpoint (`POST /v1/_bench/baseline`: token
 verification, the principal's organization read, one INSERT) for the same time.
 Prints requests per second, p50/p99 latency, the service's CPU time per request
 (user + system, from /proc), the ratio deliver/baseline, the load generator's own
-CPU time per request and the service's peak RSS (with several workers, CPU and RSS
-add up all their processes).
+CPU time per request, on PostgreSQL the database server's CPU time per request
+(`db ms`, deliver/baseline: every postgres process on the machine, so run it on a
+quiet server) and the service's peak RSS (with several workers, CPU and RSS add up
+all their processes). `--engine` runs one engine's half only.
 
     .venv/bin/python bench/deliver.py [--seconds 10] [--concurrency 1 8 32] [--client raw]
     ACCORD_BENCH_PG_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/bench_db \
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
@@ -98,6 +101,24 @@ def _cpu_seconds(pid: int) -> float:
             fields = _stat(each)
         except OSError:
             continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _postgres_cpu_seconds() -> float:
+    """User plus system CPU time of every PostgreSQL process on this machine (the
+    server shares the cores; its backends for the service's pooled connections live
+    through a run). Other databases' work counts too: run it on a quiet server."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() != "postgres":
+                continue
+            fields = _stat(int(entry.name))
+        except OSError:
+            continue  # a process that ended meanwhile
         total += int(fields[11]) + int(fields[12])
     return total / os.sysconf("SC_CLK_TCK")
 
@@ -378,7 +399,8 @@ async def _drive_raw(
                     errors += 1
         finally:
             writer.close()
-            await writer.wait_closed()
+            with contextlib.suppress(ConnectionError):  # a reset on close loses nothing
+                await writer.wait_closed()
 
     began = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -435,29 +457,32 @@ async def _run_engine(name: str, url: str, args: argparse.Namespace, workers: in
         print(
             f"{'conc':>4} {'deliver rps':>11} {'p50 ms':>7} {'p99 ms':>7} {'cpu ms':>6} "
             f"{'base rps':>9} {'p50 ms':>7} {'p99 ms':>7} {'cpu ms':>6} {'ratio':>6} "
-            f"{'client ms':>9}"
+            f"{'client ms':>9} {'db ms':>11}"
             + ("  connections per worker (deliver and baseline)" if workers > 1 else "")
         )
         drive = _CLIENTS[args.client]
         for concurrency in args.concurrency:
-            cpu, own = _cpu_seconds(server.pid), _own_cpu_seconds()
+            cpu, own, db = _cpu_seconds(server.pid), _own_cpu_seconds(), _postgres_cpu_seconds()
             d, d_spread = await _spread_drive(
                 drive(base, deliver, headers, concurrency, args.seconds, 200), server.pid, port
             )
             d_cpu, cpu = (_cpu_seconds(server.pid) - cpu) / max(1, d[4]), _cpu_seconds(server.pid)
+            d_db, db = (_postgres_cpu_seconds() - db) / max(1, d[4]), _postgres_cpu_seconds()
             b, b_spread = await _spread_drive(
                 drive(base, "/v1/_bench/baseline", headers, concurrency, args.seconds, 204),
                 server.pid,
                 port,
             )
             b_cpu = (_cpu_seconds(server.pid) - cpu) / max(1, b[4])
+            b_db = (_postgres_cpu_seconds() - db) / max(1, b[4])
+            db_text = f"{d_db * 1e3:>5.1f}/{b_db * 1e3:<5.1f}" if name == "postgresql" else "-"
             client = (_own_cpu_seconds() - own) / max(1, d[4] + b[4])
             errors = f"  errors: deliver {d[3]}, baseline {b[3]}" if d[3] or b[3] else ""
             spread_text = f"  {d_spread} and {b_spread}" if workers > 1 else ""
             print(
                 f"{concurrency:>4} {d[0]:>11.0f} {d[1]:>7.1f} {d[2]:>7.1f} {d_cpu * 1e3:>6.1f} "
                 f"{b[0]:>9.0f} {b[1]:>7.1f} {b[2]:>7.1f} {b_cpu * 1e3:>6.1f} "
-                f"{d[0] / b[0]:>6.2f} {client * 1e3:>9.2f}{spread_text}{errors}"
+                f"{d[0] / b[0]:>6.2f} {client * 1e3:>9.2f} {db_text:>11}{spread_text}{errors}"
             )
         rss, peak = _rss_kib(server.pid)
         print(f"service RSS now {rss / 1024:.0f} MiB, peak {peak / 1024:.0f} MiB")
@@ -482,12 +507,21 @@ async def main() -> None:
         default="raw",
         help="load generator: raw keep-alive HTTP/1.1 (default) or httpx (earlier figures)",
     )
+    parser.add_argument(
+        "--engine",
+        choices=["both", "sqlite", "postgresql"],
+        default="both",
+        help="run one engine's half only (PostgreSQL needs ACCORD_BENCH_PG_URL)",
+    )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="accord-bench-sqlite-") as tmp:
-        # SQLite is served by one process (`accord serve` refuses more).
-        await _run_engine("sqlite", f"sqlite+aiosqlite:///{tmp}/bench.db", args, 1)
+    if args.engine != "postgresql":
+        with tempfile.TemporaryDirectory(prefix="accord-bench-sqlite-") as tmp:
+            # SQLite is served by one process (`accord serve` refuses more).
+            await _run_engine("sqlite", f"sqlite+aiosqlite:///{tmp}/bench.db", args, 1)
     pg = os.environ.get("ACCORD_BENCH_PG_URL")
-    if pg:
+    if args.engine == "sqlite":
+        pass
+    elif pg:
         await _run_engine("postgresql", pg, args, args.workers)
     else:
         print("\n(PostgreSQL skipped: set ACCORD_BENCH_PG_URL to an empty database)")
