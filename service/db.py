@@ -11,6 +11,7 @@ PostgreSQL (production): asyncpg with a bounded pool.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, LargeBinary, MetaData, String, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -95,13 +96,46 @@ def make_engine(settings: Settings) -> AsyncEngine:
         pool_size=settings.database_pool_size,
         max_overflow=0,
         pool_timeout=settings.database_pool_timeout,
-        pool_pre_ping=True,
     )
+    _ping_when_idle(engine, settings.database_ping_idle_seconds)
     # Imported here: the audit package's models import this module's Base.
     from service.audit import at_commit
 
     at_commit.install(engine)  # releases learn their entry's number at COMMIT
     return engine
+
+
+_CHECKED_IN_AT = "accord.checked_in_at"
+
+
+def _ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
+    """Check a pooled connection with a round trip before a request gets it, if it
+    has been unused for `idle_seconds` or more; a dead one is replaced, and the
+    request never sees it (a server restart or failover, an idle timeout in a
+    proxy or firewall).
+
+    SQLAlchemy's `pool_pre_ping` checks every checkout, and on asyncpg that is three
+    round trips (BEGIN, an empty query, ROLLBACK) on every request. A connection
+    back in the pool moments ago was alive moments ago: if the server went away
+    since, the request's first statement fails, the request is answered 503 with
+    nothing changed (as for a connection lost mid-request, SECURITY-TESTS H06), and
+    SQLAlchemy discards every connection of the pool opened before that failure."""
+
+    @event.listens_for(engine.sync_engine.pool, "connect")
+    @event.listens_for(engine.sync_engine.pool, "checkin")
+    def _fresh(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info[_CHECKED_IN_AT] = time.monotonic()  # just opened, or just used
+
+    @event.listens_for(engine.sync_engine.pool, "checkout")
+    def _checkout(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        checked_in = record.info.get(_CHECKED_IN_AT)
+        if checked_in is not None and time.monotonic() - checked_in < idle_seconds:
+            return
+        try:
+            dbapi_connection.ping()
+        except Exception as error:
+            # The pool invalidates this connection and checks out another (three tries).
+            raise DisconnectionError("a pooled connection failed its check") from error
 
 
 def _install_sqlite_pragmas(engine: AsyncEngine) -> None:

@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     # Seconds a request waits for a database connection before answering 503.
     database_pool_timeout: float = 10.0
     database_pool_size: int = Field(default=10, ge=1, le=200)
+    # PostgreSQL: a pooled connection unused for this many seconds is checked with a
+    # round trip before a request gets it (service/db.py); 0 checks every time.
+    database_ping_idle_seconds: float = Field(default=1.0, ge=0, le=3600)
     # Apply migrations when the service starts (development default; production runs
     # `accord db upgrade` as a separate step so two nodes never migrate at once).
     auto_migrate: bool = True
