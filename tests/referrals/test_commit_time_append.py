@@ -152,3 +152,24 @@ async def test_a_replica_session_still_appends_at_commit(app: Any, db: TestDatab
     async with app.state.sessionmaker() as session:
         assert await session.scalar(text("SELECT count(*) FROM audit_pending")) == 0
         assert await session.scalar(text("SELECT size FROM audit_head")) == size + 1
+
+
+async def test_staged_rows_skip_the_wal_and_bodies_use_lz4(app: Any, db: TestDatabase) -> None:
+    """Migration 0130: the staged row never outlives its transaction, so its table is
+    unlogged; the staged halves and the entry bodies are compressed with lz4."""
+    if db.engine != "postgresql":
+        pytest.skip("SQLite has neither setting")
+    async with app.state.sessionmaker() as session:
+        persistence = await session.scalar(
+            text("SELECT relpersistence::text FROM pg_class WHERE relname = 'audit_pending'")
+        )
+        rows = await session.execute(
+            text(
+                "SELECT attname, attcompression::text FROM pg_attribute "
+                "WHERE attrelid IN ('audit_pending'::regclass, 'audit_entries'::regclass)"
+                " AND attname IN ('body_head', 'body_tail', 'body')"
+            )
+        )
+        compression = {name: method for name, method in rows}
+    assert persistence == "u"
+    assert compression == {"body_head": "l", "body_tail": "l", "body": "l"}
