@@ -32,12 +32,13 @@ import dataclasses
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit.log import share_policy
 from service.clock import Clock
-from service.consents.service import consent_in_force
+from service.consents.service import consent_from_terms, consent_in_force
 from service.policy.decisions import Decision, Effect, FieldDecision, PolicyRef
 from service.policy.engine import PolicyEngine
 from service.policy.inputs import Actor, DecisionRequest, FieldRef
@@ -61,6 +62,9 @@ class ReleaseInputs:
     consent_id: uuid.UUID | None
     fields: Sequence[FieldRef]
     justification_given: bool = False
+    # The consent's terms (consents/service.py TERMS_COLUMNS), when the caller read
+    # them under the policy lock with its other inputs; None: read them here.
+    consent_terms: Sequence[Any] | None = None
 
 
 def _deny_all(fields: Sequence[FieldRef], policy: str, reason: str, version: str) -> Decision:
@@ -96,11 +100,12 @@ async def decide_at_release(
             "The sending or receiving organization is no longer active",
             engine.version,
         )
-    consent = (
-        await consent_in_force(session, inputs.consent_id, now)
-        if inputs.consent_id is not None
-        else None
-    )
+    if inputs.consent_id is None:
+        consent = None
+    elif inputs.consent_terms is not None:
+        consent = await consent_from_terms(session, inputs.consent_id, inputs.consent_terms, now)
+    else:
+        consent = await consent_in_force(session, inputs.consent_id, now)
     request = DecisionRequest(
         actor=Actor(org_id=inputs.actor_org_id, roles=inputs.actor_roles),
         sender=parties.sender,

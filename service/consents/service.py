@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import NamedTuple, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import ColumnElement, FromClause, Join, and_, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from service import direct
 from service.audit.log import AuditEvent, append, lock_head
@@ -478,26 +480,53 @@ class _Terms(NamedTuple):
 
 _TERMS = _Terms._fields
 _VERSIONS = ConsentVersion.__table__.c
-_CONSENT_IN_FORCE = DirectStatement(
-    select(
-        *(_VERSIONS[name] for name in _TERMS),
-        ConsentRevocation.revoked_at,
-        ConsentGiver.giver_ref,
-        _BARRED_GIVER,
-        Subject.is_minor,
-    )
-    .join(Subject, Subject.id == ConsentVersion.subject_id)
-    .outerjoin(ConsentRevocation, ConsentRevocation.grant_id == ConsentVersion.grant_id)
-    .outerjoin(ConsentGiver, ConsentGiver.consent_id == ConsentVersion.id)
-    .where(
+# What `consent_from_terms` reads, in this order: the version's terms, the grant's
+# revocation time, the version's giver, whether that giver is a recorded alleged
+# abuser, whether the subject is a minor.
+TERMS_COLUMNS: Final[tuple[ColumnElement[Any], ...]] = (
+    *(_VERSIONS[name] for name in _TERMS),
+    ConsentRevocation.__table__.c.revoked_at,
+    ConsentGiver.__table__.c.giver_ref,
+    _BARRED_GIVER,
+    Subject.__table__.c.is_minor,
+)
+
+
+def _latest_of_grant(consent_id: ColumnElement[Any]) -> ColumnElement[bool]:
+    """The condition on `consent_versions` for the latest version of the grant that
+    the version `consent_id` belongs to ((grant_id, version) is unique)."""
+    named = aliased(ConsentVersion)
+    later = aliased(ConsentVersion)
+    return and_(
         ConsentVersion.grant_id
-        == select(ConsentVersion.grant_id)
-        .where(ConsentVersion.id == bindparam("consent_id"))
-        .correlate(None)
-        .scalar_subquery()
+        == select(named.grant_id).where(named.id == consent_id).scalar_subquery(),
+        ConsentVersion.version
+        == select(func.max(later.version))
+        .where(later.grant_id == ConsentVersion.grant_id)
+        .scalar_subquery(),
     )
-    .order_by(ConsentVersion.version.desc())
-    .limit(1)
+
+
+def _with_terms(versions: FromClause) -> Join:
+    return (
+        versions.outerjoin(Subject, Subject.id == ConsentVersion.subject_id)
+        .outerjoin(ConsentRevocation, ConsentRevocation.grant_id == ConsentVersion.grant_id)
+        .outerjoin(ConsentGiver, ConsentGiver.consent_id == ConsentVersion.id)
+    )
+
+
+def terms_outerjoin(left: FromClause, consent_id: ColumnElement[Any]) -> Join:
+    """`left` joined to what `consent_from_terms` reads of the consent `consent_id`
+    (a column of `left`): one row of TERMS_COLUMNS per row of `left`, NULLs where
+    the consent is unknown. For a release that reads its consent in the same
+    statement as other inputs (service/referrals/deliver.py)."""
+    return _with_terms(left.outerjoin(ConsentVersion, _latest_of_grant(consent_id)))
+
+
+_CONSENT_IN_FORCE = DirectStatement(
+    select(*TERMS_COLUMNS)
+    .select_from(_with_terms(ConsentVersion.__table__))
+    .where(_latest_of_grant(bindparam("consent_id")))
 )
 
 
@@ -513,9 +542,17 @@ async def consent_in_force(
     The caller holds the policy lock shared (service/release.py), so no change to
     the grant can commit between this read and the caller's disclosure."""
     rows = await direct.fetch(session, _CONSENT_IN_FORCE, {"consent_id": consent_id})
-    if not rows or rows[0][0] != consent_id:
+    return await consent_from_terms(session, consent_id, rows[0] if rows else None, at)
+
+
+async def consent_from_terms(
+    session: AsyncSession, consent_id: uuid.UUID, row: Sequence[Any] | None, at: datetime
+) -> ConsentInForce | None:
+    """`consent_in_force` from its TERMS_COLUMNS already read under the policy lock
+    (`row`; None or NULLs: no such consent). Reads more only for a minor's grant."""
+    if row is None or row[0] != consent_id:
         return None  # unknown, or superseded: allows nothing
-    *values, revoked_at, giver, barred, subject_is_minor = rows[0]
+    *values, revoked_at, giver, barred, subject_is_minor = row
     terms = _Terms(*values)
     # Only a survivor's own grant depends on whether the subject is a minor.
     minor = terms.given_by == GivenBy.survivor.value and bool(subject_is_minor)

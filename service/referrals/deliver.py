@@ -10,19 +10,31 @@ committed (service/responses.py). A second delivery decides and is audited again
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Final
+from typing import Any, Final, NamedTuple
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    bindparam,
+    cast,
+    literal_column,
+    null,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service import direct
 from service.audit.at_commit import stage
-from service.audit.log import AuditEvent
+from service.audit.log import AuditEvent, share_policy
 from service.auth.principals import Principal, Role
 from service.clock import Clock
+from service.consents.service import TERMS_COLUMNS, terms_outerjoin
 from service.db import Base
 from service.direct import DirectStatement
 from service.envelopes.format import build_delivery
@@ -33,11 +45,12 @@ from service.envelopes.stored import (
     released_field,
     split_fields,
 )
-from service.errors import ConflictError, ForbiddenError
+from service.errors import ConflictError, ForbiddenError, NotFoundError
 from service.policy.engine import PolicyEngine
 from service.policy.inputs import FieldRef
 from service.referrals import service as referral_service
-from service.referrals.models import ReferralField, ReferralStatus
+from service.referrals.models import Referral, ReferralField, ReferralStatus
+from service.referrals.service import VISIBLE_WHERE, DeliveryRow
 from service.release import ReleaseInputs, decide_at_release, decision_facts
 
 DELIVERABLE: Final = frozenset(
@@ -46,22 +59,80 @@ DELIVERABLE: Final = frozenset(
 
 
 _FIELDS: Final = Base.metadata.tables[ReferralField.__tablename__]
-# On the driver (service/direct.py): every delivery reads the fields, and the first
-# release of each field records its time.
-_STORED_FIELDS = DirectStatement(
-    select(
-        _FIELDS.c.name,
-        _FIELDS.c.category,
-        _FIELDS.c.ciphertext_sha256,
-        _FIELDS.c.sealed_key_sha256,
-        _FIELDS.c.key_commitment,
-        _FIELDS.c.ciphertext,
-        _FIELDS.c.sealed_key,
-        _FIELDS.c.released_at,
+_REFERRALS: Final = Base.metadata.tables[Referral.__tablename__]
+_REFERRAL_COLUMNS: Final = [_REFERRALS.c[name] for name in DeliveryRow._fields]
+_FIELD_COLUMNS: Final = [_FIELDS.c[f.name] for f in dataclasses.fields(StoredField)]
+_R, _T = len(_REFERRAL_COLUMNS), len(TERMS_COLUMNS)
+
+
+def _null(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    return cast(null(), column.type)
+
+
+def _labelled(prefix: str, columns: Sequence[ColumnElement[Any]]) -> list[ColumnElement[Any]]:
+    return [column.label(f"{prefix}{i}") for i, column in enumerate(columns)]
+
+
+def _delivery_read(where: Sequence[ColumnElement[bool]]) -> DirectStatement:
+    """Everything a delivery reads, in one statement (one round trip), after it took
+    the policy lock (so under it, with one snapshot): a first row with the referral
+    and its consent's terms, if `where` lets the caller see it, then one row per
+    sealed field, by name. Rows are [kind, referral..., terms..., field...], the
+    columns of the other kind NULL."""
+    referral = select(
+        literal_column("0", Integer).label("kind"),
+        *_labelled("r", _REFERRAL_COLUMNS),
+        *_labelled("t", TERMS_COLUMNS),
+        *_labelled("f", [_null(c) for c in _FIELD_COLUMNS]),
+    ).select_from(terms_outerjoin(_REFERRALS, _REFERRALS.c.consent_id))
+    fields = select(
+        literal_column("1", Integer),
+        *(_null(c) for c in _REFERRAL_COLUMNS),
+        *(_null(c) for c in TERMS_COLUMNS),
+        *_FIELD_COLUMNS,
+    ).where(
+        _FIELDS.c.referral_id == bindparam("referral_id"),
+        select(_REFERRALS.c.id).where(*where).exists(),  # nothing for one who may not see it
     )
-    .where(_FIELDS.c.referral_id == bindparam("referral_id"))
-    .order_by(_FIELDS.c.name)
-)
+    both = union_all(referral.where(*where), fields)
+    return DirectStatement(both.order_by(both.selected_columns.kind, both.selected_columns.f0))
+
+
+_READS: Final = {rule: _delivery_read(where) for rule, where in VISIBLE_WHERE.items()}
+
+
+class DeliveryInputs(NamedTuple):
+    referral: DeliveryRow
+    fields: list[StoredField]
+    consent_terms: tuple[Any, ...]
+
+
+async def read_for_delivery(
+    session: AsyncSession, *, principal: Principal, referral_id: uuid.UUID
+) -> DeliveryInputs:
+    """The referral if `principal` may see it (else 404), its sealed fields by name
+    and its consent's terms, as plain values (no entity, identity map or flush), read
+    under the policy lock held shared.
+
+    No row lock: every other writer of a referral (transitions, the sweep, a
+    revocation's shredding) and of a consent holds the policy lock exclusively
+    (`lock_head`), so none runs beside a delivery; deliveries of the same referral
+    run side by side and meet only at the append, and the first delivery's change is
+    guarded by the state it changes (`set_delivered`)."""
+    rule = referral_service.audience(principal)
+    await share_policy(session)
+    params = {"referral_id": referral_id, "org_id": principal.org_id}
+    rows = await direct.fetch(session, _READS[rule], params)
+    if not rows or rows[0][0] != 0:
+        raise NotFoundError()
+    first = rows[0]
+    return DeliveryInputs(
+        referral=DeliveryRow(*first[1 : 1 + _R]),
+        fields=[StoredField(*row[1 + _R + _T :]) for row in rows[1:]],
+        consent_terms=tuple(first[1 + _R : 1 + _R + _T]),
+    )
+
+
 _MARK_RELEASED = DirectStatement(
     update(_FIELDS)
     .where(
@@ -71,12 +142,6 @@ _MARK_RELEASED = DirectStatement(
     )
     .values(released_at=bindparam("at"))
 )
-
-
-async def stored_fields(session: AsyncSession, referral_id: uuid.UUID) -> list[StoredField]:
-    """One referral's sealed fields, by name, as plain values (the delivery path)."""
-    rows = await direct.fetch(session, _STORED_FIELDS, {"referral_id": referral_id})
-    return [StoredField(*row) for row in rows]
 
 
 async def mark_released(
@@ -101,7 +166,7 @@ async def deliver(
 ) -> Callable[[], dict[str, object]]:
     """Decide, audit and record the delivery; return what builds its body. The
     caller builds it only after the transaction commits (service/responses.py)."""
-    referral = await referral_service.read_for_delivery(
+    referral, rows, consent_terms = await read_for_delivery(
         session, principal=principal, referral_id=referral_id
     )
     if principal.org_id != referral.recipient_org_id or not principal.has_any(
@@ -110,7 +175,6 @@ async def deliver(
         raise ForbiddenError("Only the recipient's caseworkers and supervisors may deliver")
     if ReferralStatus(referral.status) not in DELIVERABLE:
         raise ConflictError(f"A referral that is {referral.status} cannot be delivered")
-    rows = await stored_fields(session, referral.id)
     decision = await decide_at_release(
         session,
         engine,
@@ -124,6 +188,7 @@ async def deliver(
             legal_basis=referral_service.CONSENT_BASIS,
             consent_id=referral.consent_id,
             fields=[FieldRef(r.name, r.category) for r in rows],
+            consent_terms=consent_terms,
         ),
         clock=clock,
     )

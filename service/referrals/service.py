@@ -20,7 +20,7 @@ from sqlalchemy import Select, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service import direct
-from service.audit.log import AuditEvent, CitingRow, append, lock_head, share_policy
+from service.audit.log import AuditEvent, CitingRow, append, lock_head
 from service.auth.principals import Principal, Role
 from service.clock import Clock
 from service.consents.models import ConsentVersion
@@ -81,10 +81,10 @@ def visible_referrals(principal: Principal) -> Select[Referral]:
 
 
 # Built once (this runs on every delivery and transition): by id, for an oversight
-# auditor, or for a party to the referral; as entities, their locked forms, and the
-# plain rows the delivery path reads.
+# auditor, or for a party to the referral; as entities and their locked forms (the
+# delivery path reads plain rows with the same conditions: service/referrals/deliver.py).
 _REFERRALS: Final = Base.metadata.tables[Referral.__tablename__]
-_WHERE: Final = {
+VISIBLE_WHERE: Final = {
     "oversight": (_REFERRALS.c.id == bindparam("referral_id"),),
     "party": (
         _REFERRALS.c.id == bindparam("referral_id"),
@@ -95,12 +95,12 @@ _WHERE: Final = {
     ),
 }
 _ENTITY: Final = {
-    (audience, lock): (
+    (rule, lock): (
         select(Referral).where(*where).with_for_update().execution_options(populate_existing=True)
         if lock
         else select(Referral).where(*where)
     )
-    for audience, where in _WHERE.items()
+    for rule, where in VISIBLE_WHERE.items()
     for lock in (False, True)
 }
 
@@ -120,15 +120,7 @@ class DeliveryRow(NamedTuple):
     sender_roles: list[str]
 
 
-_ROW: Final = {
-    audience: DirectStatement(
-        select(*(_REFERRALS.c[name] for name in DeliveryRow._fields)).where(*where)
-    )
-    for audience, where in _WHERE.items()
-}
-
-
-def _audience(principal: Principal) -> str:
+def audience(principal: Principal) -> str:
     """Which rule of `visible_referrals` applies to `principal`; 404 if none."""
     if principal.has_any(Role.auditor) and principal.sector.value == "oversight":
         return "oversight"
@@ -141,35 +133,16 @@ async def get_visible(
     session: AsyncSession, *, principal: Principal, referral_id: uuid.UUID, lock: bool = False
 ) -> Referral:
     """The referral if `principal` may see it (the rule of `visible_referrals`), else 404."""
-    audience = _audience(principal)
+    rule = audience(principal)
     if lock:
         # Lock order everywhere: the audit head, a consent grant's rows, referral rows
         # (a revocation shreds referrals of its grant while holding the first two).
         await lock_head(session)
     params = {"referral_id": referral_id, "org_id": principal.org_id}
-    referral = (await session.scalars(_ENTITY[audience, lock], params)).first()
+    referral = (await session.scalars(_ENTITY[rule, lock], params)).first()
     if referral is None:
         raise NotFoundError()
     return referral
-
-
-async def read_for_delivery(
-    session: AsyncSession, *, principal: Principal, referral_id: uuid.UUID
-) -> DeliveryRow:
-    """The referral, if `principal` may see it, as a plain DeliveryRow
-    (the delivery path: no entity, identity map or flush), read under the policy lock
-    held shared. No row lock: every other writer of a referral (transitions, the
-    sweep, a revocation's shredding) holds the policy lock exclusively (`lock_head`),
-    so none runs beside a delivery; deliveries of the same referral run side by side
-    and meet only at the append, and the first delivery's change is guarded by the
-    state it changes (`set_delivered`)."""
-    audience = _audience(principal)
-    await share_policy(session)
-    params = {"referral_id": referral_id, "org_id": principal.org_id}
-    rows = await direct.fetch(session, _ROW[audience], params)
-    if not rows:
-        raise NotFoundError()
-    return DeliveryRow(*rows[0])
 
 
 _SET_DELIVERED: Final = DirectStatement(

@@ -170,6 +170,6 @@ async def test_staged_rows_skip_the_wal_and_bodies_use_lz4(app: Any, db: TestDat
                 " AND attname IN ('body_head', 'body_tail', 'body')"
             )
         )
-        compression = {name: method for name, method in rows}
+        compression = dict(rows.all())
     assert persistence == "u"
     assert compression == {"body_head": "l", "body_tail": "l", "body": "l"}

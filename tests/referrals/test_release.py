@@ -24,8 +24,9 @@ from service.auth.principals import Principal, Role
 from service.referrals.models import ReferralField
 from service.referrals.shred import run_sweep
 from service.sectors import Sector
-from tests.referrals.support import PLANTED, Kit
+from tests.referrals.support import CATEGORIES, PLANTED, Kit
 from tests.support.databases import TestDatabase
+from tests.support.factories import grant_body, new_consent, new_subject
 
 
 async def _entry(app: Any, seq: int) -> dict[str, Any]:
@@ -437,7 +438,7 @@ async def test_deliveries_of_one_referral_decide_side_by_side(
     from sqlalchemy import text
 
     from service.audit.log import lock_head
-    from service.referrals import service as referral_service
+    from service.referrals.deliver import read_for_delivery
 
     referral = await kit.send()
     shelter = Principal(
@@ -449,17 +450,64 @@ async def test_deliveries_of_one_referral_decide_side_by_side(
     referral_id = uuid.UUID(referral["id"])
     factory = app.state.sessionmaker
     async with factory() as first, factory() as second, factory() as transition:
-        row = await referral_service.read_for_delivery(
-            first, principal=shelter, referral_id=referral_id
-        )
+        row = await read_for_delivery(first, principal=shelter, referral_id=referral_id)
         await second.execute(text("SET LOCAL lock_timeout = '200ms'"))
-        again = await referral_service.read_for_delivery(
-            second, principal=shelter, referral_id=referral_id
-        )
-        assert again.id == row.id == referral_id
+        again = await read_for_delivery(second, principal=shelter, referral_id=referral_id)
+        assert again.referral.id == row.referral.id == referral_id
+        assert [f.name for f in again.fields] == [f.name for f in row.fields]
         await transition.execute(text("SET LOCAL lock_timeout = '200ms'"))
         with pytest.raises(DBAPIError, match="lock timeout"):
             await lock_head(transition)
         await transition.rollback()
         await first.rollback()
         await second.rollback()
+
+
+async def test_a_consent_amended_after_sending_is_read_as_superseded_at_delivery(
+    kit: Kit,
+) -> None:
+    """The delivery reads its consent in the same statement as the referral
+    (service/referrals/deliver.py): the grant's latest version, so a version
+    superseded since sending allows nothing, as `consent_in_force` decides."""
+    referral = await kit.send()
+    amended = await kit.client.post(
+        f"/v1/subjects/{kit.subject}/consents",
+        json=grant_body(kit.world, categories=CATEGORIES, supersedes=kit.consent["id"]),
+        headers=kit.staff("vsp"),
+    )
+    assert amended.status_code == 201, amended.text
+    r = await kit.deliver(referral["id"])
+    assert r.status_code == 200, r.text
+    assert r.json()["released"] == []
+    assert {w["name"] for w in r.json()["withheld"]} == set(PLANTED)
+
+
+async def test_a_minors_referral_is_withheld_once_the_guardians_grant_is_revoked(
+    kit: Kit,
+) -> None:
+    """A minor's own grant counts only with a live parent-or-guardian grant, and the
+    delivery's one-statement read must carry the subject's minority for that rule
+    (without it the minor's grant would count alone)."""
+    kit.subject, kit.consent = await new_consent(
+        kit.client,
+        kit.world,
+        await new_subject(kit.client, kit.world, minor=True),
+        categories=CATEGORIES,
+    )
+    _, guardian = await new_consent(
+        kit.client, kit.world, kit.subject, categories=CATEGORIES,
+        given_by="parent_or_guardian", giver_ref="cd" * 32,
+    )  # fmt: skip
+    referral = await kit.send()
+    first = await kit.deliver(referral["id"])
+    assert first.status_code == 200, first.text
+    assert first.json()["released"]
+    revoked = await kit.client.post(
+        f"/v1/consents/{guardian['id']}/revoke",
+        json={"reason": "withdrawn"},
+        headers=kit.staff("vsp"),
+    )
+    assert revoked.status_code == 200, revoked.text
+    again = await kit.deliver(referral["id"])
+    assert again.status_code == 200, again.text
+    assert again.json()["released"] == []
