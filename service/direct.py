@@ -49,6 +49,9 @@ class _Plan:
     results: tuple[Processor, ...]
     # Values the statement itself binds (a literal in a WHERE or VALUES clause).
     constants: Mapping[str, Any]
+    # The result columns that have a processor, with it: on asyncpg most have none,
+    # and a delivery's read returns hundreds of values.
+    processed: tuple[tuple[int, Callable[[Any], Any]], ...] = ()
 
     def args(self, params: Mapping[str, Any]) -> list[Any]:
         values = (
@@ -61,10 +64,16 @@ class _Plan:
         ]
 
     def row(self, raw: Sequence[Any]) -> tuple[Any, ...]:
-        return tuple(
-            value if process is None or value is None else process(value)
-            for value, process in zip(raw, self.results, strict=True)
-        )
+        if len(raw) != len(self.results):
+            raise ValueError("a row does not have the statement's columns")
+        if not self.processed:
+            return tuple(raw)
+        values = list(raw)
+        for index, process in self.processed:
+            value = values[index]
+            if value is not None:
+                values[index] = process(value)
+        return tuple(values)
 
 
 class DirectStatement:
@@ -113,7 +122,8 @@ def _compile(statement: Executable, dialect: Dialect, keys: list[str] | None) ->
     results = tuple(
         column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
     )
-    return _Plan(compiled.string, names, binds, results, constants)
+    processed = tuple((i, process) for i, process in enumerate(results) if process is not None)
+    return _Plan(compiled.string, names, binds, results, constants, processed)
 
 
 class _Driver(Protocol):

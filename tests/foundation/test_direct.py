@@ -156,3 +156,17 @@ def test_an_expanding_parameter_is_refused(app: Any) -> None:
     )
     with pytest.raises(ValueError, match="expanding"):
         statement.plan(app.state.engine.dialect)
+
+
+def test_a_row_of_another_width_is_refused() -> None:
+    """A row is converted column by column only if it has exactly the statement's
+    columns (a short or long row would shift every value into the wrong one)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    for dialect in (postgresql.asyncpg.dialect(), sqlite.aiosqlite.dialect()):  # type: ignore[attr-defined]
+        plan = _READ.plan(dialect)
+        width = len(plan.results)
+        assert len(plan.row([None] * width)) == width
+        for wrong in (width - 1, width + 1):
+            with pytest.raises(ValueError, match="columns"):
+                plan.row([None] * wrong)
