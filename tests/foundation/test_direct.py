@@ -163,7 +163,7 @@ def test_a_row_of_another_width_is_refused() -> None:
     columns (a short or long row would shift every value into the wrong one)."""
     from sqlalchemy.dialects import postgresql, sqlite
 
-    for dialect in (postgresql.asyncpg.dialect(), sqlite.aiosqlite.dialect()):  # type: ignore[attr-defined]
+    for dialect in (postgresql.asyncpg.dialect(), sqlite.aiosqlite.dialect()):
         plan = _READ.plan(dialect)
         width = len(plan.results)
         assert len(plan.row([None] * width)) == width
