@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit.log import share_policy
 from service.clock import Clock
-from service.consents.service import consent_from_terms, consent_in_force
+from service.consents.in_force import consent_from_terms, consent_in_force
 from service.policy.decisions import Decision, Effect, FieldDecision, PolicyRef
 from service.policy.engine import PolicyEngine
 from service.policy.inputs import Actor, DecisionRequest, FieldRef
@@ -62,7 +62,7 @@ class ReleaseInputs:
     consent_id: uuid.UUID | None
     fields: Sequence[FieldRef]
     justification_given: bool = False
-    # The consent's terms (consents/service.py TERMS_COLUMNS), when the caller read
+    # The consent's terms (consents/in_force.py TERMS_COLUMNS), when the caller read
     # them under the policy lock with its other inputs; None: read them here.
     consent_terms: Sequence[Any] | None = None
 

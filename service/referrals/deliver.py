@@ -34,7 +34,7 @@ from service.audit.at_commit import stage
 from service.audit.log import AuditEvent, share_policy
 from service.auth.principals import Principal, Role
 from service.clock import Clock
-from service.consents.service import TERMS_COLUMNS, terms_outerjoin
+from service.consents.in_force import TERMS_COLUMNS, terms_outerjoin
 from service.db import Base
 from service.direct import DirectStatement
 from service.envelopes.format import build_delivery

@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 
 from service.audit.models import AuditEntry
 from service.auth.principals import Role
-from service.consents.service import consent_in_force
+from service.consents.in_force import consent_in_force
 from tests.support.databases import TestDatabase
 from tests.support.factories import grant_body, new_subject
 from tests.support.world import World

@@ -14,8 +14,8 @@ from sqlalchemy.exc import DBAPIError
 from service.audit.models import AuditEntry
 from service.auth.principals import Role
 from service.collaborations.service import shared_agreement_flows
+from service.consents.in_force import consent_in_force
 from service.consents.models import AllegedAbuser
-from service.consents.service import consent_in_force
 from service.policy.inputs import Actor, ConsentInForce, DecisionRequest, FieldRef, OrgRef
 from service.sectors import Sector
 from tests.support.databases import TestDatabase

@@ -25,7 +25,7 @@ from service.audit.models import AuditEntry
 from service.auth.principals import Principal, Role
 from service.collaborations.service import shared_agreement_flows
 from service.consents import service as consent_service
-from service.consents.service import consent_in_force
+from service.consents.in_force import consent_in_force
 from service.policy.inputs import Actor, ConsentInForce, DecisionRequest, FieldRef, OrgRef
 from service.release import ReleaseInputs, decide_at_release
 from service.sectors import Sector
