@@ -118,18 +118,29 @@ def _ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
     round trips (BEGIN, an empty query, ROLLBACK) on every request. A connection
     back in the pool moments ago was alive moments ago: if the server went away
     since, the request's first statement fails, the request is answered 503 with
-    nothing changed (as for a connection lost mid-request, SECURITY-TESTS H06), and
-    SQLAlchemy discards every connection of the pool opened before that failure."""
+    nothing changed (as for a connection lost mid-request, SECURITY-TESTS H06), that
+    connection is invalidated, and every connection checked in before that is
+    checked before its next use."""
 
     @event.listens_for(engine.sync_engine.pool, "connect")
     @event.listens_for(engine.sync_engine.pool, "checkin")
     def _fresh(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
         record.info[_CHECKED_IN_AT] = time.monotonic()  # just opened, or just used
 
+    lost_at = [0.0]  # when a connection of this pool was last found lost
+
+    @event.listens_for(engine.sync_engine.pool, "invalidate")
+    def _lost(_dbapi_connection: Any, _record: ConnectionPoolEntry, _error: Any) -> None:
+        lost_at[0] = time.monotonic()  # the server may have gone: check the others
+
     @event.listens_for(engine.sync_engine.pool, "checkout")
     def _checkout(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
         checked_in = record.info.get(_CHECKED_IN_AT)
-        if checked_in is not None and time.monotonic() - checked_in < idle_seconds:
+        if (
+            checked_in is not None
+            and checked_in > lost_at[0]
+            and time.monotonic() - checked_in < idle_seconds
+        ):
             return
         try:
             dbapi_connection.ping()

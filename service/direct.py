@@ -23,6 +23,7 @@ changes first: a caller that needs them written flushes (as `record_event` does)
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from typing import Any, NoReturn, Protocol
 
 from sqlalchemy import Executable, Insert
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
@@ -166,16 +167,16 @@ class _Asyncpg:
             await self._adapted._start_transaction()
 
     async def fetch(self, plan: _Plan, args: list[Any]) -> list[tuple[Any, ...]]:
-        await self._begin()
         try:
+            await self._begin()  # fails, as a statement would, on a connection lost
             records = await self._connection.fetch(plan.sql, *args)
         except Exception as error:  # noqa: BLE001 - every driver error, as the adapter's cursor
             self._translate(plan, args, error)
         return [plan.row(record) for record in records]
 
     async def execute_many(self, plan: _Plan, args: list[list[Any]]) -> None:
-        await self._begin()
         try:
+            await self._begin()
             await self._connection.executemany(plan.sql, args)
         except Exception as error:  # noqa: BLE001 - every driver error, as the adapter's cursor
             self._translate(plan, args, error)
@@ -232,13 +233,28 @@ async def _driver(session: AsyncSession) -> _Driver:
     return driver
 
 
+async def _lost(session: AsyncSession, error: DBAPIError) -> None:
+    """A connection found lost is invalidated, as SQLAlchemy does for its own
+    statements: the pool replaces it, and checks the others before their next use
+    (service/db.py). Without this the dead connection would go back to the pool."""
+    if error.connection_invalidated:
+        # The caller raises the error it has; a failure here must not replace it.
+        with contextlib.suppress(SQLAlchemyError):
+            connection = await session.connection()
+            await connection.invalidate(error.orig if isinstance(error.orig, Exception) else None)
+
+
 async def fetch(
     session: AsyncSession, statement: DirectStatement, params: Mapping[str, Any]
 ) -> list[tuple[Any, ...]]:
     """Run `statement` in the session's transaction; its rows as tuples of plain values."""
     driver = await _driver(session)
     plan = statement.plan(driver.dialect)
-    return await driver.fetch(plan, plan.args(params))
+    try:
+        return await driver.fetch(plan, plan.args(params))
+    except DBAPIError as error:
+        await _lost(session, error)
+        raise
 
 
 async def execute(
@@ -254,4 +270,8 @@ async def execute_many(
     """Run `statement` once per parameter set, in one call to the driver."""
     driver = await _driver(session)
     plan = statement.plan(driver.dialect)
-    await driver.execute_many(plan, [plan.args(p) for p in params])
+    try:
+        await driver.execute_many(plan, [plan.args(p) for p in params])
+    except DBAPIError as error:
+        await _lost(session, error)
+        raise

@@ -102,3 +102,35 @@ async def test_a_connection_is_pinged_only_after_idling(
     # 0 checks every checkout (as SQLAlchemy's pool_pre_ping would); otherwise a
     # connection just opened, or back in the pool moments ago, is not checked.
     assert len(calls) == pings
+
+
+async def test_after_a_server_restart_at_most_one_request_fails(
+    app: Any, client: Any, world: Any, db: TestDatabase, other: AsyncEngine
+) -> None:
+    """Every backend of the service's pool ends at once (a restart, a failover)
+    while the connections were in use moments ago: the first request answers 503
+    (nothing changed, retry) and SQLAlchemy discards every older connection, so the
+    next requests succeed on new ones, even though each starts with a statement on
+    the driver (the principal's organization, service/auth/dependencies.py)."""
+    from service.auth.principals import Role
+
+    headers = world.headers("vsp", Role.caseworker)
+    engine = app.state.engine
+    held = [await engine.connect() for _ in range(3)]  # three pooled connections
+    for conn in held:
+        await conn.execute(text("SELECT 1"))
+    for conn in held:
+        await conn.close()
+    async with other.connect() as conn:
+        await conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    await asyncio.sleep(0.1)
+    statuses = [(await client.post("/v1/subjects", json={}, headers=headers)).status_code]
+    for _ in range(4):
+        statuses.append((await client.post("/v1/subjects", json={}, headers=headers)).status_code)
+    assert statuses.count(503) <= 1, statuses
+    assert statuses[-3:] == [201, 201, 201], statuses
