@@ -1,6 +1,6 @@
 """The consent a release decides on, read afresh at that moment: the grant's
 latest version with its revocation, its giver's alleged-abuser mark and, for a
-minor's grant, the best live parent-or-guardian grant (DESIGN.md guarantee 1).
+minor's grant, the best live parent-or-guardian grant (DESIGN.md guarantee 2).
 Every release reads it here, under the policy lock (service/release.py)."""
 
 from __future__ import annotations
