@@ -10,7 +10,8 @@ Prints requests per second, p50/p99 latency, the service's CPU time per request
 (user + system, from /proc), the ratio deliver/baseline, the load generator's own
 CPU time per request, on PostgreSQL the database server's CPU time per request
 (`db ms`, deliver/baseline: every postgres process on the machine, so run it on a
-quiet server) and the service's peak RSS (with several workers, CPU and RSS add up
+quiet server), under each row the tail of both distributions (p90/p95/p98/max),
+and the service's peak RSS (with several workers, CPU and RSS add up
 all their processes). `--engine` runs one engine's half only.
 
     .venv/bin/python bench/deliver.py [--seconds 10] [--concurrency 1 8 32] [--client raw]
@@ -64,8 +65,9 @@ from service.sectors import Sector
 from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
-# (requests per second, p50 ms, p99 ms, errors, requests) of one cell of load.
-Cell = tuple[float, float, float, int, int]
+# (requests per second, p50 ms, p99 ms, errors, requests, tail) of one cell of
+# load; tail: "p90/p95/p98/max" in ms, printed under each row.
+Cell = tuple[float, float, float, int, int, str]
 CATEGORIES = ["identity", "contact", "language", "needs", "demographics"]
 
 
@@ -318,6 +320,14 @@ def _percentiles(latencies: list[float]) -> tuple[float, float]:
     return pct(0.50), pct(0.99)
 
 
+def _tail(latencies: list[float]) -> str:
+    """p90/p95/p98/max in ms: whether a high p99 is the body of the distribution or a
+    few stalls (on this machine, fsync stalls hit every endpoint now and then)."""
+    ordered = sorted(latencies) or [0.0]
+    marks = [ordered[min(len(ordered) - 1, int(q * len(ordered)))] for q in (0.90, 0.95, 0.98)]
+    return "/".join(f"{v * 1000:.1f}" for v in [*marks, ordered[-1]])
+
+
 async def _drive_httpx(
     base: str, path: str, headers: dict[str, str], concurrency: int, seconds: float, ok: int
 ) -> Cell:
@@ -343,7 +353,8 @@ async def _drive_httpx(
         began = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - began
-    return len(latencies) / elapsed, *_percentiles(latencies), errors, len(latencies)
+    rate = len(latencies) / elapsed
+    return rate, *_percentiles(latencies), errors, len(latencies), _tail(latencies)
 
 
 async def _read_response(reader: asyncio.StreamReader) -> int:
@@ -405,7 +416,8 @@ async def _drive_raw(
     began = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - began
-    return len(latencies) / elapsed, *_percentiles(latencies), errors, len(latencies)
+    rate = len(latencies) / elapsed
+    return rate, *_percentiles(latencies), errors, len(latencies), _tail(latencies)
 
 
 _CLIENTS = {"raw": _drive_raw, "httpx": _drive_httpx}
@@ -484,6 +496,7 @@ async def _run_engine(name: str, url: str, args: argparse.Namespace, workers: in
                 f"{b[0]:>9.0f} {b[1]:>7.1f} {b[2]:>7.1f} {b_cpu * 1e3:>6.1f} "
                 f"{d[0] / b[0]:>6.2f} {client * 1e3:>9.2f} {db_text:>11}{spread_text}{errors}"
             )
+            print(f"{'':>4} p90/p95/p98/max ms: deliver {d[5]}, baseline {b[5]}")
         rss, peak = _rss_kib(server.pid)
         print(f"service RSS now {rss / 1024:.0f} MiB, peak {peak / 1024:.0f} MiB")
     finally:
