@@ -1,7 +1,9 @@
 """The PostgreSQL pool checks a connection before handing it out only when it has
 been idle (service/db.py `_ping_when_idle`): a connection that died while idle is
-replaced without a failed request, and a connection used moments ago costs no
-extra round trip."""
+replaced without a failed request, a connection used moments ago costs no extra
+round trip, and after a connection is found lost (a server restart ends them all)
+every older one is checked before its next use. PostgreSQL only: SQLite has no
+server connection."""
 
 from __future__ import annotations
 
