@@ -127,18 +127,19 @@ def _ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
     def _fresh(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
         record.info[_CHECKED_IN_AT] = time.monotonic()  # just opened, or just used
 
-    lost_at = [0.0]  # when a connection of this pool was last found lost
+    lost_at = 0.0  # when a connection of this pool was last found lost
 
     @event.listens_for(engine.sync_engine.pool, "invalidate")
     def _lost(_dbapi_connection: Any, _record: ConnectionPoolEntry, _error: Any) -> None:
-        lost_at[0] = time.monotonic()  # the server may have gone: check the others
+        nonlocal lost_at
+        lost_at = time.monotonic()  # the server may have gone: check the others
 
     @event.listens_for(engine.sync_engine.pool, "checkout")
     def _checkout(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
         checked_in = record.info.get(_CHECKED_IN_AT)
         if (
             checked_in is not None
-            and checked_in > lost_at[0]
+            and checked_in > lost_at
             and time.monotonic() - checked_in < idle_seconds
         ):
             return
