@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -47,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 import uvloop
+from accord_client.audit_verify import verify_lines
 from accord_client.envelope import PlainField, seal_envelope
 from accord_client.keys import generate_organization_keys
 from sqlalchemy import text
@@ -58,7 +60,9 @@ from service.auth.principals import Role
 from service.bench_hooks import CREATE_TABLE
 from service.cli import CLI_PRINCIPAL
 from service.clock import SystemClock
+from service.crypto import FileSigner
 from service.db import make_sessionmaker
+from service.keyring import CHECKPOINT_KEY
 from service.organizations import service as org_service
 from service.organizations.schemas import OrganizationCreate
 from service.sectors import Sector
@@ -423,6 +427,47 @@ async def _drive_raw(
 _CLIENTS = {"raw": _drive_raw, "httpx": _drive_httpx}
 
 
+async def _verify_log(base: str, settings: Settings, platform: uuid.UUID, delivered: int) -> str:
+    """O-verify after the load (SECURITY-TESTS I06): an oversight auditor exports the
+    whole log, the offline verifier checks it against the signed checkpoint with the
+    service's checkpoint key read from its key directory (not from the service), and
+    the disclosure entries must number exactly the deliveries answered 200."""
+    clock = SystemClock()
+    admin = issue_dev_token(
+        settings, clock=clock, org_id=platform, roles=[Role.platform_admin], sub="bench-admin"
+    )
+    async with httpx.AsyncClient(base_url=base, timeout=120) as client:
+        r = await client.post(
+            "/v1/organizations",
+            json={"name": "Bench oversight", "sector": "oversight"},
+            headers={"Authorization": f"Bearer {admin}"},
+        )
+        assert r.status_code == 201, r.text
+        auditor = issue_dev_token(
+            settings,
+            clock=clock,
+            org_id=uuid.UUID(r.json()["id"]),
+            roles=[Role.auditor],
+            sub="bench-auditor",
+        )
+        exported = await client.get(
+            "/v1/audit/export", headers={"Authorization": f"Bearer {auditor}"}
+        )
+        assert exported.status_code == 200, exported.text
+    lines = [line for line in exported.content.split(b"\n") if line]
+    checkpoint_key = FileSigner.load(settings.key_dir / CHECKPOINT_KEY).public_key
+    log = verify_lines(lines, public_key=checkpoint_key, origin=settings.audit_origin)
+    disclosures = sum(json.loads(line)["action"] == "disclosure" for line in lines[:-1])
+    if disclosures != delivered:
+        raise SystemExit(
+            f"audit log: {disclosures} disclosure entries for {delivered} deliveries answered 200"
+        )
+    return (
+        f"audit log verified (O-verify): {log.size} entries, chain and tree match the "
+        f"signed checkpoint; {disclosures} disclosure entries = deliveries answered 200"
+    )
+
+
 async def _run_engine(name: str, url: str, args: argparse.Namespace, workers: int) -> None:
     workdir = Path(tempfile.mkdtemp(prefix=f"accord-bench-{name}-"))
     env = {
@@ -473,11 +518,13 @@ async def _run_engine(name: str, url: str, args: argparse.Namespace, workers: in
             + ("  connections per worker (deliver and baseline)" if workers > 1 else "")
         )
         drive = _CLIENTS[args.client]
+        delivered = 0
         for concurrency in args.concurrency:
             cpu, own, db = _cpu_seconds(server.pid), _own_cpu_seconds(), _postgres_cpu_seconds()
             d, d_spread = await _spread_drive(
                 drive(base, deliver, headers, concurrency, args.seconds, 200), server.pid, port
             )
+            delivered += d[4] - d[3]
             d_cpu, cpu = (_cpu_seconds(server.pid) - cpu) / max(1, d[4]), _cpu_seconds(server.pid)
             d_db, db = (_postgres_cpu_seconds() - db) / max(1, d[4]), _postgres_cpu_seconds()
             b, b_spread = await _spread_drive(
@@ -499,6 +546,7 @@ async def _run_engine(name: str, url: str, args: argparse.Namespace, workers: in
             print(f"{'':>4} p90/p95/p98/max ms: deliver {d[5]}, baseline {b[5]}")
         rss, peak = _rss_kib(server.pid)
         print(f"service RSS now {rss / 1024:.0f} MiB, peak {peak / 1024:.0f} MiB")
+        print(await _verify_log(base, settings, platform, delivered))
     finally:
         server.terminate()
         server.wait(timeout=30)
