@@ -194,7 +194,31 @@ ATTACK_NAMES = [
 ] + [f"hs256-public-key-form-{i}" for i in range(5)]
 
 
-@pytest.mark.parametrize("name", ATTACK_NAMES)
+# The SECURITY-TESTS row each case belongs to, shown in its test id ("A01-alg-none").
+ROWS = {
+    **dict.fromkeys(["alg-none", "alg-None", "alg-NONE", "signature-stripped"], "A01"),
+    **{f"hs256-public-key-form-{i}": "A02" for i in range(5)},
+    **dict.fromkeys(
+        ["missing-org", "missing-exp", "missing-iat", "missing-sub", "missing-roles"], "A04"
+    ),
+    **dict.fromkeys(["org-not-uuid", "roles-as-string", "exp-as-string"], "A04"),
+    **dict.fromkeys(["expired", "not-yet-valid", "issued-in-future"], "A05"),
+    **dict.fromkeys(["wrong-issuer", "wrong-audience", "audience-list"], "A06"),
+    **dict.fromkeys(["other-issuer-key", "unknown-kid"], "A06"),
+    **dict.fromkeys(["tampered-org", "tampered-roles", "tampered-exp"], "A07"),
+    "crit-header": "A10",
+    **dict.fromkeys(["typ-missing", "typ-survivor"], "A12"),
+    "unknown-org": "A14",
+    **dict.fromkeys(["jwe-five-segments", "garbage"], "A20"),
+    "lifetime-10-years": "A21",
+}
+
+
+def test_every_attack_case_names_its_row() -> None:
+    assert set(ROWS) == set(ATTACK_NAMES)
+
+
+@pytest.mark.parametrize("name", ATTACK_NAMES, ids=[f"{ROWS[n]}-{n}" for n in ATTACK_NAMES])
 async def test_A_token_attack_rejected_and_nothing_changes(
     client: httpx.AsyncClient, world: World, db: TestDatabase, name: str
 ) -> None:
