@@ -34,6 +34,10 @@ MAX_JWKS_BYTES = 256 * 1024
 class KeySourceLike(Protocol):
     async def key_for(self, kid: str) -> PyJWK | None: ...
 
+    async def available(self) -> bool:
+        """Whether keys are at hand to verify tokens with (the readiness probe)."""
+        ...
+
 
 class JwksError(ValueError):
     """A key set that cannot be used; the message names the problem."""
@@ -82,6 +86,9 @@ class StaticKeys:
 
     async def key_for(self, kid: str) -> PyJWK | None:
         return self._keys.get(kid)
+
+    async def available(self) -> bool:
+        return bool(self._keys)
 
     @classmethod
     def from_file(cls, path: Path) -> StaticKeys:
@@ -154,3 +161,13 @@ class RemoteJwks:
             if self._keys is None:
                 raise ServiceUnavailableError("The token issuer's keys cannot be fetched")
             return self._keys.get(kid)
+
+    async def available(self) -> bool:
+        """Keys fetched at least once (cached keys outlive a provider outage, as in
+        `key_for`). Until then each call tries a fetch, at most once per minimum
+        refresh interval, so a readiness probe cannot hammer the provider."""
+        async with self._lock:
+            age = self._age()
+            if self._keys is None and (age is None or age >= self._min_refresh):
+                await self._fetch()
+            return self._keys is not None

@@ -183,6 +183,10 @@ class TokenVerifier:
         self._survivor_policy = survivor_policy
         self._survivor_keys = survivor_keys
 
+    async def keys_available(self) -> bool:
+        """Both key sources can verify now (the readiness probe, SECURITY-TESTS H11)."""
+        return await self._staff_keys.available() and await self._survivor_keys.available()
+
     async def _verify(self, token: str, policy: TokenPolicy, keys: KeySourceLike) -> dict[str, Any]:
         try:
             header = read_header(token)

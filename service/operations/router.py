@@ -24,7 +24,8 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", responses=problem_responses(503))
 async def readyz(request: Request) -> dict[str, str]:
-    """The database is reachable, migrations are at head and the policies are loaded."""
+    """The database is reachable, migrations are at head, the policies are loaded and
+    the keys that verify tokens are at hand (a JWKS URL fetched at least once)."""
     state = request.app.state
     if getattr(state, "policy_engine", None) is None:
         raise ServiceUnavailableError("policies not loaded")
@@ -37,6 +38,8 @@ async def readyz(request: Request) -> dict[str, str]:
         raise ServiceUnavailableError("database unreachable") from exc
     if current != migrate.head_revision():
         raise ServiceUnavailableError("database schema is not at the head migration")
+    if not await state.token_verifier.keys_available():
+        raise ServiceUnavailableError("the token issuer's keys are unavailable")
     return {"status": "ready"}
 
 

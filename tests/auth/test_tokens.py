@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import jwt
+import nacl.signing
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
@@ -332,3 +333,40 @@ async def test_jwks_url_unreachable_fails_closed() -> None:
     )
     with pytest.raises(ServiceUnavailableError):
         await source.key_for("ed")
+
+
+async def test_H11_jwks_url_availability_is_probed_at_most_once_per_interval(keys: Keys) -> None:
+    """The readiness probe's question: keys fetched at least once. While the provider
+    is down, each probe tries again only after the minimum refresh interval; keys
+    once fetched stay available through a later outage (they still verify)."""
+    up = False
+    requests: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        requests.append(str(request.url))
+        if not up:
+            raise httpx.ConnectError("down", request=request)
+        return httpx.Response(200, json={"keys": [keys.jwks["keys"][0]]})
+
+    clock = FakeTime()
+    source = RemoteJwks(
+        "https://idp.example/jwks",
+        cache_seconds=300,
+        min_refresh_seconds=30,
+        transport=httpx.MockTransport(handler),
+        monotonic=clock,
+    )
+    assert not await source.available()
+    assert not await source.available()
+    assert len(requests) == 1  # within the interval: no second fetch
+    up = True
+    assert not await source.available()  # still within it
+    clock.now += 31
+    assert await source.available()
+    assert len(requests) == 2
+    up = False
+    clock.now += 301
+    assert await source.key_for("ed") is not None  # stale, refetch fails, cache kept
+    assert await source.available()
+    public = bytes(nacl.signing.SigningKey.generate().verify_key)
+    assert await StaticKeys.from_ed25519(public).available()
