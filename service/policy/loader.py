@@ -31,7 +31,16 @@ from service.policy.taxonomy import Taxonomy, parse_taxonomy
 SCHEMA_FILE = "schema.cedarschema"
 TAXONOMY_FILE = "categories.toml"
 POLICY_SUFFIX = ".cedar"
-POLICY_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,79}$")
+POLICY_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,79}")  # fullmatch: no trailing newline
+# Cedar's parser recurses on brackets without a limit: about 700 nested levels
+# overflow the thread's stack and end the process (cedarpy 4.12; upstream
+# cedar-policy/cedar#1353). Organizations submit Cedar text, so it is refused far
+# below that, before Cedar sees it. Real policies nest a few levels.
+MAX_NESTING = 32
+_TOO_DEEP = (
+    "an expression is nested too deeply for the policy engine (long chains of "
+    "&&, || or method calls included): split it into several statements"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,10 +182,23 @@ def parse_cedar_text(
     """Parse Cedar text, validate it against the schema, and key each policy by its @id.
 
     Raises PolicyTextError with every problem found."""
+    depth = nesting_depth(text)
+    if depth > MAX_NESTING:
+        raise PolicyTextError(
+            [("", f"brackets nested {depth} levels deep; at most {MAX_NESTING} are accepted")]
+        )
     try:
-        parsed = json.loads(cedarpy.policies_to_json_str(text))
+        est_text = cedarpy.policies_to_json_str(text)
     except ValueError as exc:
         raise PolicyTextError([("", f"syntax error: {exc}")]) from exc
+    try:
+        parsed = json.loads(est_text)
+        # What the engine will load (engine.py builds its sets from this form); its
+        # JSON reader stops at 128 levels, so a deeper expression fails here, not at
+        # the first decision that would apply it.
+        cedarpy.PolicySet.from_json_str(est_text)
+    except (RecursionError, ValueError) as exc:
+        raise PolicyTextError([("", _TOO_DEEP)]) from exc
     problems: list[tuple[str, str]] = []
     if parsed.get("templates"):
         problems.append(("", "templates (?principal, ?resource) are not allowed"))
@@ -191,10 +213,16 @@ def parse_cedar_text(
     for position, policy in enumerate(parsed.get("staticPolicies", {}).values()):
         annotations: dict[str, str] = policy.get("annotations") or {}
         policy_id = annotations.get("id") or ""
-        label = policy_id or f"policy #{position + 1}"
-        if not POLICY_ID.match(policy_id):
-            problems.append((label, 'needs @id("...") of lowercase letters, digits and dashes'))
+        if not POLICY_ID.fullmatch(policy_id):
+            # Named by position: an invalid @id is not echoed back.
+            problems.append(
+                (
+                    f"policy #{position + 1}",
+                    '@id("...") must be 1-80 lowercase letters, digits and dashes',
+                )
+            )
             continue
+        label = policy_id
         reason = (annotations.get("reason") or "").strip()
         if not reason:
             problems.append((label, 'needs a plain-language @reason("...")'))
@@ -215,6 +243,29 @@ def parse_cedar_text(
     if problems:
         raise PolicyTextError(problems)
     return result
+
+
+def nesting_depth(text: str) -> int:
+    """The deepest nesting of (), [] and {} in Cedar text, outside string literals
+    and // comments."""
+    depth = deepest = 0
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == '"':
+            i += 1
+            while i < n and text[i] != '"':
+                i += 2 if text[i] == "\\" else 1
+        elif c == "/" and text.startswith("//", i):
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+        elif c in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in ")]}":
+            depth = max(0, depth - 1)
+        i += 1
+    return deepest
 
 
 def _path(*attrs: str) -> dict[str, Any]:

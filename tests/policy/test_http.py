@@ -358,6 +358,13 @@ async def test_C04_explain_rejects_unknown_vocabulary(
     assert db.dump() == before
 
 
+def _when(condition: str) -> str:
+    return (
+        '@id("deep")\n@reason("A test of nesting limits.")\n'
+        f"forbid (principal, action, resource) when {{ {condition} }};"
+    )
+
+
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
@@ -365,8 +372,27 @@ async def test_C04_explain_rejects_unknown_vocabulary(
         ("forbid (", ""),  # a syntax error: Cedar's own message
         (FORBID_CONTACT.replace("resource.name", "resource.nope"), "nope"),
         (FORBID_CONTACT.replace('@id("no-contact-to-shelters")\n', ""), "@id"),
+        (FORBID_CONTACT.replace('shelters")', 'shelters\\n")'), "@id"),
+        # Brackets nested 1,000 deep (2 KB) overflowed Cedar's parser and ended the
+        # process: refused before Cedar reads them. If this regresses, the test
+        # worker dies, which fails the run.
+        (_when("(" * 1000 + "true" + ")" * 1000), "at most 32"),
+        (_when("[" * 1000 + "]" * 1000 + " == []"), "at most 32"),
+        # Flat text whose expression tree is too deep for the engine to load.
+        (_when("true && " * 150 + "true"), "nested too deeply"),
+        (_when("true || " * 2000 + "true"), "nested too deeply"),
     ],
-    ids=["permit", "syntax", "schema", "no-id"],
+    ids=[
+        "permit",
+        "syntax",
+        "schema",
+        "no-id",
+        "id-trailing-newline",
+        "parens-1000-deep",
+        "sets-1000-deep",
+        "and-chain-150",
+        "or-chain-2000",
+    ],
 )
 async def test_C18_rejected_org_rules_say_why_and_store_nothing(
     client: httpx.AsyncClient, world: World, db: TestDatabase, text: str, problem: str

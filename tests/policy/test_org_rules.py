@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from service.policy.errors import OrgRulesRejectedError
+from service.policy.loader import MAX_NESTING, nesting_depth
 from service.sectors import Sector
 from tests.policy.support import ORGS, VSP, default_engine, request
 
@@ -86,3 +87,30 @@ def test_org_rule_reading_field_names_decides_field_by_field() -> None:
     req = req.with_fields([*req.fields, type(req.fields[0])("passport", "identity")])
     decision = default_engine().decide(req, org_rules=[_rules(VSP.id, text)])
     assert [f.allowed for f in decision.fields] == [True, False]
+
+
+def test_nesting_depth_counts_brackets_outside_strings_and_comments() -> None:
+    assert nesting_depth("") == 0
+    assert nesting_depth("forbid (principal, action, resource) when { [1, [2]] };") == 3
+    assert nesting_depth('when { "(((((" == "[[[" } // ((((((((\n(x)') == 1
+    assert nesting_depth(r'"a \" ((((" (y)') == 1  # an escaped quote does not end the string
+    assert nesting_depth(")))(") == 1  # stray closers never go below zero
+
+
+def test_rules_nested_to_the_limit_are_accepted_one_deeper_refused() -> None:
+    def rule(depth: int) -> str:
+        return (
+            '@id("deep")\n@reason("r")\nforbid (principal, action, resource) when { '
+            + "(" * (depth - 1)
+            + 'resource.name == "contact"'
+            + ")" * (depth - 1)
+            + " };"
+        )
+
+    assert nesting_depth(rule(MAX_NESTING)) == MAX_NESTING
+    assert _rules(VSP.id, rule(MAX_NESTING)).est  # accepted, and it applies:
+    decision = default_engine().decide(request(), org_rules=[_rules(VSP.id, rule(MAX_NESTING))])
+    assert not decision.fields[0].allowed
+    with pytest.raises(OrgRulesRejectedError) as raised:
+        _rules(VSP.id, rule(MAX_NESTING + 1))
+    assert any(f"at most {MAX_NESTING}" in item.message for item in raised.value.errors)
