@@ -30,6 +30,8 @@ from typing import Any, Final
 
 import uvicorn
 
+from service.http_protocol import HeadDeadlineProtocol
+
 APP: Final = "service.app:create_app"
 # What `accord serve` runs uvicorn with, one worker or several.
 UVICORN_OPTIONS: Final[dict[str, Any]] = {
@@ -37,6 +39,8 @@ UVICORN_OPTIONS: Final[dict[str, Any]] = {
     "access_log": False,
     "proxy_headers": False,
     "timeout_keep_alive": 5,
+    # uvicorn's httptools protocol plus a deadline for each request head.
+    "http": HeadDeadlineProtocol,
 }
 _STOP_TIMEOUT: Final = 30.0
 # A worker that exits sooner than this after it started did not start.

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     # PostgreSQL: a pooled connection unused for this many seconds is checked with a
     # round trip before a request gets it (service/db.py); 0 checks every time.
     database_ping_idle_seconds: float = Field(default=1.0, ge=0, le=3600)
+    # `accord serve`: a connection whose request line and headers are not all in
+    # within this many seconds is closed (service/http_protocol.py).
+    http_head_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     # Apply migrations when the service starts (development default; production runs
     # `accord db upgrade` as a separate step so two nodes never migrate at once).
     auto_migrate: bool = True
