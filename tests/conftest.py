@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, settings
 
 from service.app import create_app
 from service.clock import FrozenClock
-from service.settings import Environment, Settings
+from service.settings import Settings
 from tests.support import databases
 from tests.support.databases import PG_SKIP_REASON, TestDatabase
 from tests.support.world import TokenFactory, World
@@ -87,13 +87,7 @@ def clock() -> FrozenClock:
 
 @pytest.fixture
 def app_settings(db: TestDatabase, key_dir: Path) -> Settings:
-    return Settings(
-        environment=Environment.test,
-        database_url=db.url,
-        key_dir=key_dir,
-        auto_migrate=False,
-        test_hooks=True,
-    )
+    return databases.settings_for(db, key_dir)
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import signal
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,22 +28,14 @@ from service.audit.models import AuditCheckpoint, AuditEntry
 from service.auth.principals import Role
 from service.clock import FrozenClock
 from tests.support.databases import TestDatabase
-from tests.support.processes import free_port, service_env, wait_until_healthy
+from tests.support.processes import start_service, wait_until_healthy
 from tests.support.world import TokenFactory, World
 
-ROOT = Path(__file__).resolve().parents[2]
 KILL_AFTER = (0.95, 1.1, 1.4)  # seconds of load: around the 1 s interval
 
 
 async def _run_and_kill(db: TestDatabase, key_dir: Path, world: World, after: float) -> None:
-    port = free_port()
-    env = service_env(db, key_dir, ACCORD_AUDIT_CHECKPOINT_INTERVAL_SECONDS="1")
-    server = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory",
-        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-        cwd=ROOT, env=env,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    server, base = await start_service(db, key_dir, ACCORD_AUDIT_CHECKPOINT_INTERVAL_SECONDS="1")
     try:
         await wait_until_healthy(base, attempts=200)
         tokens = TokenFactory(world.tokens.settings, FrozenClock(datetime.now(UTC)))

@@ -11,7 +11,6 @@ import json
 import random
 import signal
 import sqlite3
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,10 +29,8 @@ from service.referrals.models import ReferralEvent
 from service.subjects.models import Subject
 from tests.referrals.support import make_kit
 from tests.support.databases import TestDatabase
-from tests.support.processes import free_port, service_env, wait_until_healthy
+from tests.support.processes import start_service, wait_until_healthy
 from tests.support.world import TokenFactory, World
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.crash
@@ -42,14 +39,7 @@ async def test_H01_sigkill_under_load_leaves_no_effect_without_its_entry(
 ) -> None:
     kit = await make_kit(client, world)
     referrals = [(await kit.send())["id"] for _ in range(4)]
-    port = free_port()
-    env = service_env(db, key_dir)
-    server = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory",
-        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-        cwd=ROOT, env=env,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    server, base = await start_service(db, key_dir)
     try:
         await wait_until_healthy(base, attempts=200)
         async with httpx.AsyncClient(base_url=base, timeout=5.0) as http:

@@ -29,8 +29,8 @@ from service.auth.keys import JwksError, okp_jwk
 from service.auth.principals import Role
 from service.clock import FrozenClock
 from service.crypto import FileSigner
-from service.settings import Environment, Settings
-from tests.support.databases import TestDatabase
+from service.settings import Settings
+from tests.support.databases import TestDatabase, settings_for
 from tests.support.devkeys import DEV_STAFF_KEY_FILE
 from tests.support.world import TokenFactory
 
@@ -65,14 +65,7 @@ def _jwks_server(port: int, document: bytes) -> Iterator[None]:
 
 
 def _settings(db: TestDatabase, key_dir: Path, **extra: Any) -> Settings:
-    return Settings(
-        environment=Environment.test,
-        database_url=db.url,
-        key_dir=key_dir,
-        auto_migrate=False,
-        jwks_min_refresh_seconds=0,
-        **extra,
-    )
+    return settings_for(db, key_dir, jwks_min_refresh_seconds=0, **extra)
 
 
 async def test_H11_unreachable_jwks_url_is_not_ready_and_accepts_nothing(

@@ -26,7 +26,7 @@ from service.auth.principals import Role
 from service.clock import FrozenClock
 from service.subjects.models import Subject
 from tests.support.databases import TestDatabase
-from tests.support.processes import free_port, service_env, wait_until_healthy
+from tests.support.processes import start_service, wait_until_healthy
 from tests.support.world import TokenFactory, World
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,17 +40,12 @@ async def test_I02_32_writers_on_sqlite_get_201_or_503_never_500(
 ) -> None:
     if db.engine != "sqlite":
         pytest.skip("SQLite only: the file lock is what this row contends for")
-    port = free_port()
-    server = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory",
-        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-        cwd=ROOT, env=service_env(db, key_dir),
-    )  # fmt: skip
+    server, base = await start_service(db, key_dir)
     other_writer: asyncio.subprocess.Process | None = None
     statuses: Counter[int] = Counter()
     created: list[str] = []
     try:
-        await wait_until_healthy(f"http://127.0.0.1:{port}", attempts=200)
+        await wait_until_healthy(base, attempts=200)
         tokens = TokenFactory(world.tokens.settings, FrozenClock(datetime.now(UTC)))
         headers = tokens.headers(world.orgs["vsp"], Role.caseworker)
         other_writer = await asyncio.create_subprocess_exec(
@@ -59,9 +54,7 @@ async def test_I02_32_writers_on_sqlite_get_201_or_503_never_500(
         )  # fmt: skip
         deadline = asyncio.get_running_loop().time() + SECONDS
         limits = httpx.Limits(max_connections=WRITERS)
-        async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{port}", timeout=60.0, limits=limits
-        ) as http:
+        async with httpx.AsyncClient(base_url=base, timeout=60.0, limits=limits) as http:
 
             async def writer() -> None:
                 while asyncio.get_running_loop().time() < deadline:

@@ -19,8 +19,8 @@ import httpx
 import pytest
 
 from service.auth.principals import Role
-from service.settings import Environment, Settings
-from tests.support.databases import TestDatabase
+from service.settings import Settings
+from tests.support.databases import TestDatabase, settings_for
 from tests.support.world import World
 
 POOL_TIMEOUT = 0.5
@@ -30,15 +30,7 @@ NOT_HANGING = 20.0
 
 @pytest.fixture
 def app_settings(db: TestDatabase, key_dir: Path) -> Settings:
-    return Settings(
-        environment=Environment.test,
-        database_url=db.url,
-        key_dir=key_dir,
-        auto_migrate=False,
-        test_hooks=True,
-        database_pool_size=2,
-        database_pool_timeout=POOL_TIMEOUT,
-    )
+    return settings_for(db, key_dir, database_pool_size=2, database_pool_timeout=POOL_TIMEOUT)
 
 
 async def _hold_every_connection(app: Any, stack: AsyncExitStack) -> None:

@@ -3,29 +3,16 @@ match the migrated schema (autogenerate finds no difference)."""
 
 from __future__ import annotations
 
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from service import migrate
 from service.db import Base
-from tests.support.databases import TestDatabase
+from tests.support.databases import TestDatabase, schema_difference
 
 
 async def test_models_match_migrated_schema(db: TestDatabase) -> None:
-    engine = create_async_engine(db.url)
-    try:
-        assert await migrate.current_revision(engine) == migrate.head_revision()
-        async with engine.connect() as conn:
-            diff = await conn.run_sync(
-                lambda sync: compare_metadata(
-                    MigrationContext.configure(sync, opts={"compare_type": True}), Base.metadata
-                )
-            )
-        assert diff == []
-    finally:
-        await engine.dispose()
+    assert await schema_difference(db.url) == []
 
 
 async def test_downgrade_to_base_and_upgrade_again(db: TestDatabase) -> None:

@@ -15,13 +15,14 @@ import sqlite3
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import asyncpg
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from service import migrate
+from service.settings import Environment, Settings
 
 PG_ENV = "ACCORD_TEST_PG_URL"
 PG_SKIP_REASON = (
@@ -163,3 +164,38 @@ def pg_database(base_url: str, template: str) -> TestDatabase:
 
 def pg_drop(base_url: str, name: str) -> None:
     asyncio.run(_pg_admin(base_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def schema_difference(url: str) -> list[object]:
+    """What autogenerate finds between the models and the database's schema (empty:
+    they match), after checking the database is at the head migration."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from service.db import Base
+
+    engine = create_async_engine(url)
+    try:
+        assert await migrate.current_revision(engine) == migrate.head_revision()
+        async with engine.connect() as conn:
+            diff: list[object] = await conn.run_sync(
+                lambda sync: compare_metadata(
+                    MigrationContext.configure(sync, opts={"compare_type": True}), Base.metadata
+                )
+            )
+        return diff
+    finally:
+        await engine.dispose()
+
+
+def settings_for(db: TestDatabase, key_dir: Path, **extra: Any) -> Settings:
+    """The service's settings for a test on `db` (what the `app` fixture uses), with
+    `extra` settings on top."""
+    base: dict[str, Any] = {
+        "environment": Environment.test,
+        "database_url": db.url,
+        "key_dir": key_dir,
+        "auto_migrate": False,
+        "test_hooks": True,
+    }
+    return Settings(**{**base, **extra})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import sys
 from pathlib import Path
 
 import httpx
@@ -24,6 +25,23 @@ def service_env(db: TestDatabase, key_dir: Path, **extra: str) -> dict[str, str]
         "ACCORD_AUTO_MIGRATE": "false",
         **extra,
     }
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def start_service(
+    db: TestDatabase, key_dir: Path, **extra_env: str
+) -> tuple[asyncio.subprocess.Process, str]:
+    """The app under uvicorn in its own process on a free loopback port, on the
+    test's database; (the process, its base URL). Wait with `wait_until_healthy`."""
+    port = free_port()
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory",
+        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+        cwd=ROOT, env=service_env(db, key_dir, **extra_env),
+    )  # fmt: skip
+    return server, f"http://127.0.0.1:{port}"
 
 
 def free_port() -> int:
