@@ -468,45 +468,58 @@ async def _verify_log(base: str, settings: Settings, platform: uuid.UUID, delive
     )
 
 
-async def _run_engine(name: str, url: str, args: argparse.Namespace, workers: int) -> None:
-    workdir = Path(tempfile.mkdtemp(prefix=f"accord-bench-{name}-"))
+def start_service(
+    url: str, workdir: Path, workers: int, **extra_env: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`accord serve` on a free loopback port, on `url`, with its keys in `workdir`
+    and its log in `workdir/service.log` (a pipe nobody reads would fill and stall
+    it); (the process, its base URL). Also used by bench/soak.py."""
     env = {
         **os.environ,
         "ACCORD_DATABASE_URL": url,
         "ACCORD_KEY_DIR": str(workdir / "keys"),
-        "ACCORD_TEST_HOOKS": "true",
         "ACCORD_LOG_LEVEL": "WARNING",
-        "ACCORD_STAFF_TOKEN_MAX_LIFETIME_SECONDS": "3600",
+        **extra_env,
     }
+    port = _free_port()
+    command = [str(Path(sys.executable).parent / "accord"), "serve", "--port", str(port)]
+    with (workdir / "service.log").open("ab") as log:
+        server = subprocess.Popen(
+            [*command, "--workers", str(workers)],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    return server, f"http://127.0.0.1:{port}"
+
+
+async def wait_ready(base: str) -> None:
+    async with httpx.AsyncClient(base_url=base) as probe:
+        for _ in range(300):
+            try:
+                if (await probe.get("/readyz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+    raise SystemExit(f"{base}: the service did not become ready (see its service.log)")
+
+
+async def _run_engine(name: str, url: str, args: argparse.Namespace, workers: int) -> None:
+    workdir = Path(tempfile.mkdtemp(prefix=f"accord-bench-{name}-"))
     settings = Settings(database_url=url, key_dir=workdir / "keys", test_hooks=True)
     platform = await _platform_org(url)
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(  # noqa: ASYNC220 - started once, before any load
-        [
-            str(Path(sys.executable).parent / "accord"),
-            "serve",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+    server, base = start_service(
+        url,
+        workdir,
+        workers,
+        ACCORD_TEST_HOOKS="true",
+        ACCORD_STAFF_TOKEN_MAX_LIFETIME_SECONDS="3600",
     )
+    port = int(httpx.URL(base).port or 0)
     try:
-        async with httpx.AsyncClient(base_url=base) as probe:
-            for _ in range(200):
-                try:
-                    if (await probe.get("/readyz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
-            else:
-                raise SystemExit(f"{name}: the service did not become ready")
+        await wait_ready(base)
         referral_id, headers = await _bootstrap(base, settings, platform)
         deliver = f"/v1/referrals/{referral_id}/deliver"
         processes = "one worker" if workers == 1 else f"{workers} workers"
