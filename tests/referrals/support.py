@@ -7,14 +7,17 @@ can look for them in the raw database."""
 from __future__ import annotations
 
 import base64
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 from accord_client.envelope import OpenedEnvelope, PlainField, open_delivery, seal_envelope
 from accord_client.keys import OrganizationKeys, generate_organization_keys
+from sqlalchemy import select
 
 from service.auth.principals import Role
+from service.referrals.models import ReferralField
 from tests.support.factories import new_consent
 from tests.support.world import World
 
@@ -156,3 +159,14 @@ async def make_kit(client: httpx.AsyncClient, world: World) -> Kit:
     await kit.register("shelter")
     kit.subject, kit.consent = await new_consent(client, world, categories=CATEGORIES)
     return kit
+
+
+async def secret_bytes(app: Any, referral_id: str) -> list[tuple[str, bool]]:
+    """(field name, ciphertext and sealed key both still stored), by name."""
+    async with app.state.sessionmaker() as session:
+        rows = (
+            await session.scalars(
+                select(ReferralField).where(ReferralField.referral_id == uuid.UUID(referral_id))
+            )
+        ).all()
+    return sorted((r.name, r.ciphertext is not None and r.sealed_key is not None) for r in rows)

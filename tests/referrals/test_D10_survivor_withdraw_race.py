@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from typing import Any
 
 import httpx
@@ -26,9 +25,8 @@ from sqlalchemy import select, text
 
 from service.audit.models import AuditEntry
 from service.referrals import deliver as deliver_module
-from service.referrals.models import ReferralField
 from service.subjects import service as subject_service
-from tests.referrals.support import CATEGORIES, PLANTED, Kit
+from tests.referrals.support import CATEGORIES, PLANTED, Kit, secret_bytes
 from tests.support.databases import TestDatabase
 
 pytestmark = pytest.mark.race
@@ -122,17 +120,6 @@ def _order_violations(log: list[dict[str, Any]], consent_id: str) -> list[int]:
         and e["details"].get("consent_id") == consent_id
         and e["seq"] > revoked
     ]
-
-
-async def _secret_bytes(app: Any, referral_id: str) -> list[tuple[str, bool]]:
-    """(field name, ciphertext and sealed key both still stored), by name."""
-    async with app.state.sessionmaker() as session:
-        rows = (
-            await session.scalars(
-                select(ReferralField).where(ReferralField.referral_id == uuid.UUID(referral_id))
-            )
-        ).all()
-    return sorted((r.name, r.ciphertext is not None and r.sealed_key is not None) for r in rows)
 
 
 async def _shows_waiting(app: Any, db: TestDatabase, request: asyncio.Task[httpx.Response]) -> None:
@@ -229,7 +216,7 @@ async def test_D10_a_survivor_withdrawal_waits_for_a_delivery_in_flight(
     assert disclosure["seq"] < revocation["seq"]
     assert _order_violations(log, kit.consent["id"]) == []
     # Released before the withdrawal: kept until the retention sweep, not shredded.
-    assert await _secret_bytes(app, referral["id"]) == [(n, True) for n in sorted(PLANTED)]
+    assert await secret_bytes(app, referral["id"]) == [(n, True) for n in sorted(PLANTED)]
 
     again = await kit.deliver(referral["id"])
     assert again.status_code == 200, again.text
@@ -284,7 +271,7 @@ async def test_D10_a_delivery_waits_for_the_survivors_withdrawal_and_withholds(
     opened = await kit.open(delivered.json())
     assert dict(opened.values) == {}
     assert sorted(w.name for w in opened.withheld) == sorted(PLANTED)
-    assert await _secret_bytes(app, referral["id"]) == [(n, False) for n in sorted(PLANTED)]
+    assert await secret_bytes(app, referral["id"]) == [(n, False) for n in sorted(PLANTED)]
     log = await _log(app)
     revocation = _revocation(log, kit.consent["id"])
     _assert_survivor_revocation(revocation, kit)
@@ -332,13 +319,13 @@ async def test_D10_concurrent_deliveries_and_the_survivors_withdrawal_are_ordere
             assert body["withheld"] == []
             assert entry["action"] == "disclosure"
             assert entry["seq"] < revoked
-            assert await _secret_bytes(app, rid) == [("phone", True)]
+            assert await secret_bytes(app, rid) == [("phone", True)]
             before.append(entry["seq"])
         else:
             _assert_withheld_all(body, names=["phone"])
             assert entry["action"] == "withheld"
             assert entry["seq"] > revoked
-            assert await _secret_bytes(app, rid) == [("phone", False)]
+            assert await secret_bytes(app, rid) == [("phone", False)]
     assert _order_violations(log, kit.consent["id"]) == []
     consent, disclosures = await _survivor_view(kit, survivor)
     assert consent["live"] is False

@@ -24,7 +24,7 @@ from service.auth.principals import Principal, Role
 from service.referrals.models import ReferralField
 from service.referrals.shred import run_sweep
 from service.sectors import Sector
-from tests.referrals.support import CATEGORIES, PLANTED, Kit
+from tests.referrals.support import CATEGORIES, PLANTED, Kit, secret_bytes
 from tests.support.databases import TestDatabase
 from tests.support.factories import grant_body, new_consent, new_subject
 
@@ -34,16 +34,6 @@ async def _entry(app: Any, seq: int) -> dict[str, Any]:
         row = (await session.scalars(select(AuditEntry).where(AuditEntry.seq == seq))).one()
         document: dict[str, Any] = json.loads(row.body)
         return document
-
-
-async def _secret_bytes(app: Any, referral_id: str) -> list[tuple[str, bool]]:
-    async with app.state.sessionmaker() as session:
-        rows = (
-            await session.scalars(
-                select(ReferralField).where(ReferralField.referral_id == uuid.UUID(referral_id))
-            )
-        ).all()
-        return sorted((r.name, r.ciphertext is not None and r.sealed_key is not None) for r in rows)
 
 
 async def test_D01_revoke_after_send_withholds_and_destroys_the_sealed_keys(
@@ -56,7 +46,7 @@ async def test_D01_revoke_after_send_withholds_and_destroys_the_sealed_keys(
         headers=kit.staff("vsp"),
     )
     assert r.status_code == 200
-    assert await _secret_bytes(app, referral["id"]) == [(n, False) for n in sorted(PLANTED)]
+    assert await secret_bytes(app, referral["id"]) == [(n, False) for n in sorted(PLANTED)]
     r = await kit.deliver(referral["id"])
     assert r.status_code == 200
     delivery = r.json()
@@ -240,7 +230,7 @@ async def test_sweep_shreds_after_retention_and_keeps_metadata(
     kit.world.clock.advance(1)
     shredded = await run_sweep(app.state.sessionmaker, retention=retention, clock=kit.world.clock)
     assert [str(i) for i in shredded] == [referral["id"]]
-    assert await _secret_bytes(app, referral["id"]) == [(n, False) for n in sorted(PLANTED)]
+    assert await secret_bytes(app, referral["id"]) == [(n, False) for n in sorted(PLANTED)]
     state = (
         await kit.client.get(f"/v1/referrals/{referral['id']}", headers=kit.staff("vsp"))
     ).json()
