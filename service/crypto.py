@@ -11,6 +11,7 @@ import base64
 import hashlib
 import os
 import stat
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -90,12 +91,27 @@ class FileSigner:
         return cls.load(path)
 
 
-def write_secret_file(path: Path, data: bytes) -> None:
-    """Create a file readable by its owner only, refusing to overwrite."""
+def write_secret_file(path: Path, data: bytes) -> bool:
+    """Create `path`, readable by its owner only, holding `data`, unless it exists;
+    never overwrite. The file appears whole: `data` goes to a private temporary file
+    in the same directory, which is then hard-linked into place, so processes that
+    start together on a new key directory (`accord serve --workers N`) never read a
+    partial key and never fail because another created it first. Returns whether
+    this call created it (False: it existed, and was left as it is)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # 0600
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        os.unlink(temporary)
 
 
 def generate_ed25519_seed() -> bytes:
