@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Final
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import Connection, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.settings import REPO_ROOT
 
 MIGRATIONS_DIR = REPO_ROOT / "migrations"
+# The advisory lock migrations hold (one bigint: apart from the policy lock's
+# two-integer key, migration 0100).
+MIGRATION_LOCK: Final = int.from_bytes(b"accord-m", "big") >> 1
 
 
 def alembic_config(database_url: str | None = None) -> Config:
@@ -44,13 +48,24 @@ def _current(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
+async def _serialize(conn: AsyncConnection) -> None:
+    """PostgreSQL: wait for any other process migrating this database. Processes that
+    start together (`accord serve --workers N` in development, or two nodes) would
+    otherwise create the same tables at once and all but one fail; the later ones
+    find the schema at head and do nothing. SQLite's BEGIN IMMEDIATE does the same."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+
+
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     async with engine.begin() as conn:
+        await _serialize(conn)
         await conn.run_sync(_upgrade, revision)
 
 
 async def downgrade(engine: AsyncEngine, revision: str) -> None:
     async with engine.begin() as conn:
+        await _serialize(conn)
         await conn.run_sync(_downgrade, revision)
 
 

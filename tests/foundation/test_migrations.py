@@ -3,6 +3,11 @@ match the migrated schema (autogenerate finds no difference)."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
+from pathlib import Path
+
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -29,3 +34,31 @@ async def test_downgrade_to_base_and_upgrade_again(db: TestDatabase) -> None:
         assert await migrate.current_revision(engine) == migrate.head_revision()
     finally:
         await engine.dispose()
+
+
+async def test_processes_migrating_together_all_succeed(db: TestDatabase, tmp_path: Path) -> None:
+    """Four `accord db upgrade` at once on an empty schema (as `accord serve --workers
+    4` does at start in development, or two nodes): every one exits 0 and the schema
+    ends at head. Without the migration lock PostgreSQL refused all but one
+    (duplicate type or table)."""
+    engine = create_async_engine(db.url)
+    try:
+        await migrate.downgrade(engine, "base")
+    finally:
+        await engine.dispose()
+    env = {**os.environ, "ACCORD_DATABASE_URL": db.url, "ACCORD_KEY_DIR": str(tmp_path / "k")}
+    upgrades = [
+        await asyncio.create_subprocess_exec(
+            str(Path(sys.executable).parent / "accord"),
+            "db",
+            "upgrade",
+            env=env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        for _ in range(4)
+    ]
+    for upgrade in upgrades:
+        _, err = await asyncio.wait_for(upgrade.communicate(), 120)
+        assert upgrade.returncode == 0, err.decode()[-1500:]
+    assert await schema_difference(db.url) == []
