@@ -14,7 +14,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db import Base, JSONType, SealedFieldColumns, UTCDateTime
@@ -45,11 +45,17 @@ class Urgency(StrEnum):
 
 class Referral(Base):
     __tablename__ = "referrals"
-    __table_args__ = (UniqueConstraint("sender_org_id", "idempotency_key"),)
+    __table_args__ = (
+        UniqueConstraint("sender_org_id", "idempotency_key"),
+        # The sent and received boxes, newest first, a page at a time (migration 0140):
+        # each page reads its rows from the index instead of sorting the box.
+        Index("ix_referrals_sender_box", "sender_org_id", "created_at", "id"),
+        Index("ix_referrals_recipient_box", "recipient_org_id", "created_at", "id"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    sender_org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"), index=True)
-    recipient_org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"), index=True)
+    sender_org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"))
+    recipient_org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"))
     subject_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subjects.id"), index=True)
     consent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("consent_versions.id"), index=True)
     purpose: Mapped[str] = mapped_column(String(64))
