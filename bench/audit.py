@@ -51,11 +51,11 @@ from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.audit_seed import ORGS, seed
-from service import migrate
 from service.audit.log import AuditEvent, append
 from service.audit.tree import root_at, tree_size
 from service.clock import SystemClock
-from service.db import make_engine, make_sessionmaker
+from service.db import migrate
+from service.db.engine import make_engine, make_sessionmaker
 from service.settings import Settings
 
 HERE = Path(__file__).resolve().parent

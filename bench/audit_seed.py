@@ -150,7 +150,7 @@ class _Signer:
 
 async def export_probe(url: str, out: Path, org: uuid.UUID | None, marks: list[int]) -> None:
     from service.audit.service import EntryFilters, export_stream
-    from service.db import make_engine, make_sessionmaker
+    from service.db.engine import make_engine, make_sessionmaker
     from service.settings import Settings
 
     engine = make_engine(Settings(database_url=url, environment="test"))

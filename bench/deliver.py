@@ -54,15 +54,15 @@ from accord_client.keys import generate_organization_keys
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from service import migrate
 from service.auth.dev_tokens import issue_dev_token
 from service.auth.principals import Role
-from service.bench_hooks import CREATE_TABLE
 from service.cli import CLI_PRINCIPAL
 from service.clock import SystemClock
 from service.crypto import FileSigner
-from service.db import make_sessionmaker
+from service.db import migrate
+from service.db.engine import make_sessionmaker
 from service.keyring import CHECKPOINT_KEY
+from service.operations.bench_hooks import CREATE_TABLE
 from service.organizations import service as org_service
 from service.organizations.schemas import OrganizationCreate
 from service.sectors import Sector

@@ -13,7 +13,7 @@ from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import service.models  # noqa: F401  (registers every table on Base.metadata)
-from service.db import Base
+from service.db.engine import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -12,28 +12,29 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
-from service import error_handlers, migrate
 from service.audit.router import router as audit_router
 from service.audit.tree import checkpoint_loop
 from service.auth.setup import build_token_verifier
 from service.clock import Clock, SystemClock
 from service.collaborations.router import router as collaborations_router
 from service.consents.router import router as consents_router
-from service.db import make_engine, make_sessionmaker
+from service.db import migrate
+from service.db.engine import make_engine, make_sessionmaker
 from service.keyring import load_keyring
-from service.middleware import RequestGuard
-from service.observability import Metrics, configure_logging
 from service.operations.router import router as operations_router
 from service.organizations.router import router as organizations_router
-from service.pagination import CursorCodec
 from service.policy.router import router as policy_router
-from service.policy_setup import load_policies
-from service.ratelimit import RateLimits
+from service.policy.setup import load_policies
 from service.records_requests.router import router as records_requests_router
 from service.referrals.router import router as referrals_router
 from service.referrals.shred import sweep_loop
 from service.settings import Environment, Settings
 from service.subjects.router import router as subjects_router
+from service.web import error_handlers
+from service.web.middleware import RequestGuard
+from service.web.observability import Metrics, configure_logging
+from service.web.pagination import CursorCodec
+from service.web.ratelimit import RateLimits
 
 log = logging.getLogger("accord.app")
 
@@ -123,7 +124,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     ):
         app.include_router(router)
     if settings.test_hooks:
-        from service.bench_hooks import router as bench_router
+        from service.operations.bench_hooks import router as bench_router
 
         app.include_router(bench_router)
     app.add_middleware(

@@ -12,11 +12,11 @@ from typing import Annotated, TypeVar
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service import migrate
 from service.auth.dev_tokens import DevTokensUnavailableError, issue_dev_token
 from service.auth.principals import Principal, Role
 from service.clock import SystemClock
-from service.db import make_engine, make_sessionmaker
+from service.db import migrate
+from service.db.engine import make_engine, make_sessionmaker
 from service.keyring import load_keyring
 from service.sectors import Sector
 from service.settings import Settings
@@ -59,7 +59,7 @@ def serve(
     """Start the service (migrates first in development)."""
     import uvicorn
 
-    from service import serving
+    from service.web import serving
 
     if workers > 1 and Settings().is_sqlite:
         # Each process would hold its own writer connection, and SQLite's busy
@@ -71,7 +71,7 @@ def serve(
             param_hint="--workers",
         )
     if workers > 1:
-        # Each worker on its own SO_REUSEPORT socket (service/serving.py).
+        # Each worker on its own SO_REUSEPORT socket (service/web/serving.py).
         serving.serve_workers(host, port, workers)
         return
     uvicorn.run(serving.APP, host=host, port=port, **serving.UVICORN_OPTIONS)
@@ -249,7 +249,7 @@ def demo() -> None:
     """Create a demonstration federation (five organizations, one collaboration with
     an agreement) and print a development token for each of its principals."""
     from service.demo import DEMO_PRINCIPALS, Demo, create_demo
-    from service.policy_setup import load_policies
+    from service.policy.setup import load_policies
 
     settings = Settings()
     clock = SystemClock()

@@ -33,10 +33,10 @@ class Settings(BaseSettings):
     database_pool_timeout: float = 10.0
     database_pool_size: int = Field(default=10, ge=1, le=200)
     # PostgreSQL: a pooled connection unused for this many seconds is checked with a
-    # round trip before a request gets it (service/db.py); 0 checks every time.
+    # round trip before a request gets it (service/db/engine.py); 0 checks every time.
     database_ping_idle_seconds: float = Field(default=1.0, ge=0, le=3600)
     # `accord serve`: a connection whose request line and headers are not all in
-    # within this many seconds is closed (service/http_protocol.py).
+    # within this many seconds is closed (service/web/http_protocol.py).
     http_head_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     # Apply migrations when the service starts (development default; production runs
     # `accord db upgrade` as a separate step so two nodes never migrate at once).

@@ -2,12 +2,12 @@
 on every change to what a release decision reads besides the consent (organizations'
 status and sector, memberships, agreement versions, organizations' own rules), so
 that the service may reuse those inputs while the counter has not moved
-(service/release_inputs.py).
+(service/disclosures/inputs.py).
 
 Triggers, not application code, move it, so no code path (nor an operator's SQL) can
 change an input without it. On PostgreSQL the trigger runs BEFORE each statement, so
 the head row is locked before any row of the changed table (the lock order of
-service/release.py: the audit head first).
+service/disclosures/decide.py: the audit head first).
 
 Revision ID: 0090
 Revises: 0080

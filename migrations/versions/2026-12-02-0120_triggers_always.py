@@ -5,7 +5,7 @@ An ordinary trigger does not fire in a session whose `session_replication_role` 
 append-only and immutability triggers of the audit log, the consent versions and
 the referral timeline would let UPDATE and DELETE through, and the policy-epoch
 triggers would let a change to organizations, memberships, agreements or rules go
-unseen by the release-input cache (service/release_inputs.py). DESIGN.md section 7
+unseen by the release-input cache (service/disclosures/inputs.py). DESIGN.md section 7
 asks for `ENABLE ALWAYS`; migration 0110's commit-time append trigger already is.
 Setting the role needs a superuser, who could also drop the triggers: this closes
 the quiet way round them, not the loud one (docs/threat-model.md).

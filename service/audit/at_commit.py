@@ -32,12 +32,12 @@ from accord_client.audit_format import GENESIS_PREV, entry_bytes
 from sqlalchemy import event, insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from service import direct
 from service.audit.log import AuditEvent, CitingRow, append, event_document
 from service.audit.models import AuditPending
 from service.clock import Clock
-from service.db import Base
-from service.direct import DirectStatement
+from service.db import direct
+from service.db.direct import DirectStatement
+from service.db.engine import Base
 from service.errors import ServiceUnavailableError
 
 NOTICE_PREFIX: Final = "accord-audit-append "

@@ -7,7 +7,7 @@ SELECT ... FOR UPDATE, both held to the commit; SQLite: the write lock that BEGI
 IMMEDIATE takes), so sequence numbers are gap-free, and each append writes the
 leaf, the O(log n) subtree nodes it completes, and the new right edge. On
 PostgreSQL `lock_head` also holds the policy lock exclusively, unless the
-transaction holds it shared to release (`share_policy`; service/release.py).
+transaction holds it shared to release (`share_policy`; service/disclosures/decide.py).
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ from sqlalchemy import Executable, Table, bindparam, insert, select, text, updat
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from service import direct
 from service.audit.models import AuditEntry, AuditHead, AuditNode
 from service.auth.principals import Principal
 from service.clock import Clock
-from service.db import Base
-from service.direct import DirectStatement
+from service.db import direct
+from service.db.direct import DirectStatement
+from service.db.engine import Base
 
 HEAD_ID = 1
 
@@ -111,7 +111,7 @@ def _pg_head(function: str) -> Executable:
 # SQLite the transaction's BEGIN IMMEDIATE already holds the one write lock. On
 # PostgreSQL (migration 0100): the policy lock exclusively, the append queue, then
 # the row; or, in a transaction holding the policy lock shared, the last two.
-# Run on the driver (service/direct.py): every audited request runs these.
+# Run on the driver (service/db/direct.py): every audited request runs these.
 _LOCK_HEAD: dict[tuple[str, bool], DirectStatement] = {
     ("sqlite", False): DirectStatement(_SQLITE_HEAD),
     ("sqlite", True): DirectStatement(_SQLITE_HEAD),
@@ -236,7 +236,7 @@ async def lock_head(session: AsyncSession) -> HeadState:
 
 async def share_policy(session: AsyncSession) -> int:
     """Hold the policy lock shared until the transaction ends and return the policy
-    epoch (service/release_inputs.py) as it stands under it. Release decisions run
+    epoch (service/disclosures/inputs.py) as it stands under it. Release decisions run
     side by side under the shared lock; every change to what they read (consents,
     organizations, memberships, agreements, rules) holds it exclusively, so each
     decision falls wholly before or wholly after each change (API.md "Ordering").

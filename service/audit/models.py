@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db import Base, JSONType, UTCDateTime
+from service.db.engine import Base, JSONType, UTCDateTime
 
 
 class AuditEntry(Base):
@@ -49,7 +49,7 @@ class AuditHead(Base):
     last_hash: Mapped[str] = mapped_column(String(64))
     frontier: Mapped[list[str]] = mapped_column(JSONType)
     # Moved by database triggers on every change to a release's non-consent inputs
-    # (migration 0090); service/release_inputs.py reuses those inputs while it stands.
+    # (migration 0090); service/disclosures/inputs.py reuses those inputs while it stands.
     policy_epoch: Mapped[int] = mapped_column(BigInteger, server_default="0")
 
 

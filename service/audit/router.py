@@ -21,7 +21,7 @@ from service.audit.service import EntryFilters
 from service.auth.dependencies import AppClock, DbSession, require_role
 from service.auth.principals import Principal, Role
 from service.errors import rule_violation
-from service.http_errors import ALL_PROBLEMS
+from service.web.problems import ALL_PROBLEMS
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 

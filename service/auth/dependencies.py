@@ -16,16 +16,16 @@ from fastapi import Depends, Request
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service import direct
 from service.auth.principals import Principal, Role, SurvivorPrincipal, roles_from_claim
 from service.auth.tokens import SURVIVOR_TYP, read_header
 from service.clock import Clock
-from service.db import Base, session_scope
-from service.direct import DirectStatement
+from service.db import direct
+from service.db.direct import DirectStatement
+from service.db.engine import Base, session_scope
 from service.errors import ForbiddenError, UnauthorizedError
 from service.organizations.models import Organization
-from service.ratelimit import Limit, client_address, limits_of
 from service.sectors import Sector
+from service.web.ratelimit import Limit, client_address, limits_of
 
 
 class StaffClaimsLike(Protocol):
@@ -88,7 +88,7 @@ def _verifier(request: Request) -> TokenVerifierLike:
 
 
 _ORGANIZATIONS = Base.metadata.tables[Organization.__tablename__]
-# On the driver (service/direct.py): every authenticated request runs it, and
+# On the driver (service/db/direct.py): every authenticated request runs it, and
 # through the ORM (`session.get`, an entity of every column) it was a tenth of a
 # delivery's CPU time.
 _ORGANIZATION_STATE = DirectStatement(

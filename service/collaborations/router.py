@@ -20,9 +20,9 @@ from service.collaborations.schemas import (
     MemberAdd,
     MemberRead,
 )
-from service.http_errors import ALL_PROBLEMS
-from service.http_params import Pages
 from service.vocabulary import Vocabulary
+from service.web.params import Pages
+from service.web.problems import ALL_PROBLEMS
 
 router = APIRouter(prefix="/v1/collaborations", tags=["collaborations"])
 

@@ -17,9 +17,9 @@ from service.collaborations.schemas import AgreementInput, CollaborationCreate
 from service.consents import followups
 from service.errors import ConflictError, NotFoundError, ProblemItem, RuleViolationError
 from service.organizations.models import Organization
-from service.pagination import PageRequest, Position, next_position
 from service.policy.inputs import AgreementFlow
 from service.vocabulary import Vocabulary
+from service.web.pagination import PageRequest, Position, next_position
 
 
 def visible_collaborations(principal: Principal) -> Select[Collaboration]:

@@ -1,7 +1,7 @@
 """The consent a release decides on, read afresh at that moment: the grant's
 latest version with its revocation, its giver's alleged-abuser mark and, for a
 minor's grant, the best live parent-or-guardian grant (DESIGN.md guarantee 2).
-Every release reads it here, under the policy lock (service/release.py)."""
+Every release reads it here, under the policy lock (service/disclosures/decide.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from sqlalchemy import ColumnElement, FromClause, Join, and_, bindparam, func, s
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from service import direct
 from service.consents.models import (
     AllegedAbuser,
     ConsentGiver,
@@ -24,7 +23,8 @@ from service.consents.models import (
 )
 from service.consents.schemas import GivenBy
 from service.consents.service import ConsentState, state_of
-from service.direct import DirectStatement
+from service.db import direct
+from service.db.direct import DirectStatement
 from service.policy.inputs import WILDCARD, ConsentInForce
 from service.subjects.models import Subject
 
@@ -102,13 +102,13 @@ def _best_guardian(states: list[ConsentState], minor: GrantTerms) -> ConsentStat
     )
 
 
-# One statement, run on the driver (service/direct.py: it runs on every release):
+# One statement, run on the driver (service/db/direct.py: it runs on every release):
 # the latest version of the consent's grant, with the grant's revocation time, the
 # version's giver, whether that giver is recorded as the subject's alleged abuser,
 # and whether the subject is a minor. No row lock: every change to what it reads
 # (a new version, a revocation, a giver or an alleged abuser recorded, the subject's
 # minority) is audited, and so holds the policy lock exclusively (`lock_head`),
-# while the release reading it holds that lock shared (service/release.py).
+# while the release reading it holds that lock shared (service/disclosures/decide.py).
 _BARRED_GIVER = (
     select(AllegedAbuser.id)
     .where(
@@ -199,7 +199,7 @@ async def consent_in_force(
     policy denies); a minor's grant comes with the live parent-or-guardian grant for
     the same subject that matches it best.
 
-    The caller holds the policy lock shared (service/release.py), so no change to
+    The caller holds the policy lock shared (service/disclosures/decide.py), so no change to
     the grant can commit between this read and the caller's disclosure."""
     rows = await direct.fetch(session, _CONSENT_IN_FORCE, {"consent_id": consent_id})
     return await consent_from_terms(session, consent_id, rows[0] if rows else None, at)

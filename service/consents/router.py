@@ -24,12 +24,12 @@ from service.consents.schemas import (
     WitnessRole,
 )
 from service.consents.service import ConsentState
-from service.http_errors import ALL_PROBLEMS
-from service.http_params import IdempotencyKey
 from service.idempotency import service as idempotency
 from service.organizations.models import Organization
 from service.subjects import service as subject_service
 from service.vocabulary import Vocabulary
+from service.web.params import IdempotencyKey
+from service.web.problems import ALL_PROBLEMS
 
 router = APIRouter(tags=["consents"])
 

@@ -168,7 +168,7 @@ async def create(
     grant_id, version = uuid.uuid4(), 1
     if previous is not None:
         # Serialize with decisions and other changes of this grant (see _lock_grant);
-        # the audit head first, the lock order of every release (service/release.py).
+        # the audit head first, the lock order of every release (service/disclosures/decide.py).
         await lock_head(session)
         history = await _lock_grant(session, previous.grant_id, exclusive=True)
         if history[0].id != previous.id:
@@ -326,7 +326,7 @@ async def revoke(
     visible = await get_state(session, principal=principal, consent_id=consent_id)
     # Lock first, then read the revocation again: of two concurrent revokes the second
     # waits, then finds the first one's row and returns it (D06). The audit head
-    # first: the lock order of every release (service/release.py).
+    # first: the lock order of every release (service/disclosures/decide.py).
     await lock_head(session)
     history = await _lock_grant(session, visible.version.grant_id, exclusive=True)
     state = await state_of(session, visible.version, history)

@@ -3,7 +3,7 @@ request return the first result (200 instead of 201), never a second object; the
 same key with another request is a 422 and changes nothing.
 
 The check and the record happen in the create's own transaction after the audit
-head is locked (service/release.py's lock order), so two concurrent retries are
+head is locked (service/disclosures/decide.py's lock order), so two concurrent retries are
 serialized: the second sees the first's record."""
 
 from __future__ import annotations

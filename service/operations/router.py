@@ -8,9 +8,9 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from service import migrate
+from service.db import migrate
 from service.errors import ServiceUnavailableError
-from service.http_errors import problem_responses
+from service.web.problems import problem_responses
 
 router = APIRouter(tags=["operations"])
 log = logging.getLogger("accord.operations")

@@ -9,8 +9,6 @@ from fastapi import APIRouter, Query, status
 
 from service.auth.dependencies import AppClock, CurrentPrincipal, DbSession, PlatformAdmin
 from service.crypto import b64encode
-from service.http_errors import ALL_PROBLEMS
-from service.http_params import Pages
 from service.organizations import service as org_service
 from service.organizations.models import Organization, OrganizationKey
 from service.organizations.schemas import (
@@ -27,6 +25,8 @@ from service.organizations.schemas import (
     Service,
 )
 from service.sectors import Sector
+from service.web.params import Pages
+from service.web.problems import ALL_PROBLEMS
 
 router = APIRouter(prefix="/v1/organizations", tags=["organizations"])
 

@@ -17,8 +17,8 @@ from service.clock import Clock
 from service.errors import NotFoundError, ProblemItem, RuleViolationError
 from service.organizations.models import Organization, OrganizationKey
 from service.organizations.schemas import AvailabilityUpdate, KeysUpdate, OrganizationCreate
-from service.pagination import PageRequest, Position, next_position
 from service.sectors import Sector
+from service.web.pagination import PageRequest, Position, next_position
 
 
 @dataclass(frozen=True)

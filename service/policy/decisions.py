@@ -73,7 +73,7 @@ class Decision:
     policy_version: str
     org_rules: tuple[OrgRulesVersion, ...]
     fields: tuple[FieldDecision, ...]
-    # The one instant every input was read at (set by service/release.py).
+    # The one instant every input was read at (set by service/disclosures/decide.py).
     decided_at: datetime | None = None
 
     @property

@@ -7,7 +7,6 @@ import uuid
 from fastapi import APIRouter, Request
 
 from service.auth.dependencies import AppClock, CurrentPrincipal, DbSession
-from service.http_errors import ALL_PROBLEMS
 from service.policy import service as policy_service
 from service.policy.engine import PolicyEngine
 from service.policy.schemas import (
@@ -22,6 +21,7 @@ from service.policy.schemas import (
     PolicySetRead,
 )
 from service.policy.service import Explanation
+from service.web.problems import ALL_PROBLEMS
 
 router = APIRouter(tags=["policies"])
 

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.audit.log import AuditEvent, append
 from service.auth.principals import Principal, Role
 from service.clock import Clock
+from service.disclosures.decide import ReleaseInputs, decide_at_release, decision_facts
 from service.envelopes.format import build_delivery
 from service.envelopes.stored import (
     delivery_facts,
@@ -28,7 +29,6 @@ from service.records_requests import duties
 from service.records_requests import service as request_service
 from service.records_requests.models import LegalBasis, RequestStatus
 from service.records_requests.service import COMPELLED
-from service.release import ReleaseInputs, decide_at_release, decision_facts
 
 REQUESTERS = (Role.investigator, Role.prosecutor)
 

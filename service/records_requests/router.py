@@ -18,9 +18,6 @@ from service.auth.dependencies import (
     Requester,
     Supervisor,
 )
-from service.http_errors import ALL_PROBLEMS
-from service.http_params import Pages
-from service.pagination import next_position
 from service.policy.engine import PolicyEngine
 from service.records_requests import deliver as deliver_module
 from service.records_requests import duties, suspensions
@@ -49,6 +46,9 @@ from service.records_requests.schemas import (
     SuspensionRead,
 )
 from service.referrals.schemas import DeliveryRead
+from service.web.pagination import next_position
+from service.web.params import Pages
+from service.web.problems import ALL_PROBLEMS
 
 router = APIRouter(tags=["records requests"])
 

@@ -1,7 +1,7 @@
 """Records requests (API.md "Records requests"): an investigator or prosecutor asks
 a holder for categories of records; the holder answers with an envelope sealed to
 the requester, or refuses; the requester delivers the answer, decided again at that
-moment and audited in the same transaction (service/release.py).
+moment and audited in the same transaction (service/disclosures/decide.py).
 
 Requests are visible to the staff of the two organizations only; everyone else gets
 404. Free text (the justification, a refusal note) is stored for the other party to
@@ -22,6 +22,7 @@ from service.audit.log import AuditEvent, append, lock_head
 from service.auth.principals import Principal, Role
 from service.clock import Clock
 from service.consents.models import ConsentVersion
+from service.disclosures.decide import ReleaseInputs, decide_at_release, decision_facts
 from service.envelopes import submission
 from service.envelopes.format import Envelope
 from service.envelopes.format import envelope_id as envelope_id_of
@@ -34,7 +35,6 @@ from service.errors import (
     RuleViolationError,
 )
 from service.organizations.models import Organization
-from service.pagination import PageRequest
 from service.policy.engine import PolicyEngine
 from service.policy.inputs import FieldRef
 from service.records_requests import duties
@@ -51,8 +51,8 @@ from service.records_requests.schemas import (
     RespondRequest,
 )
 from service.referrals.service import PolicyRefusedError, refusal
-from service.release import ReleaseInputs, decide_at_release, decision_facts
 from service.subjects.service import get_owned
+from service.web.pagination import PageRequest
 
 COMPELLED: Final = frozenset({LegalBasis.court_order, LegalBasis.subpoena})
 NEEDS_DOCUMENT: Final = COMPELLED

@@ -1,11 +1,11 @@
 """Delivery: the only place a referral's ciphertext leaves the service.
 
-Each delivery re-decides every field at this moment (service/release.py), releases
+Each delivery re-decides every field at this moment (service/disclosures/decide.py), releases
 the ciphertext and sealed key of the allowed fields only, lists the others as
 withheld with their reasons and policies, and writes the disclosure's audit entry
 in the same transaction: if the append fails, nothing is released. The response
 body, the only place ciphertext leaves, is built only after that transaction has
-committed (service/responses.py). A second delivery decides and is audited again.
+committed (service/web/responses.py). A second delivery decides and is audited again.
 """
 
 from __future__ import annotations
@@ -29,14 +29,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service import direct
 from service.audit.at_commit import stage
 from service.audit.log import AuditEvent, share_policy
 from service.auth.principals import Principal, Role
 from service.clock import Clock
 from service.consents.in_force import TERMS_COLUMNS, terms_outerjoin
-from service.db import Base
-from service.direct import DirectStatement
+from service.db import direct
+from service.db.direct import DirectStatement
+from service.db.engine import Base
+from service.disclosures.decide import ReleaseInputs, decide_at_release, decision_facts
 from service.envelopes.format import build_delivery
 from service.envelopes.stored import (
     StoredField,
@@ -51,7 +52,6 @@ from service.policy.inputs import FieldRef
 from service.referrals import service as referral_service
 from service.referrals.models import Referral, ReferralField, ReferralStatus
 from service.referrals.service import VISIBLE_WHERE, DeliveryRow
-from service.release import ReleaseInputs, decide_at_release, decision_facts
 
 DELIVERABLE: Final = frozenset(
     {ReferralStatus.sent, ReferralStatus.delivered, ReferralStatus.accepted}
@@ -165,7 +165,7 @@ async def deliver(
     clock: Clock,
 ) -> Callable[[], dict[str, object]]:
     """Decide, audit and record the delivery; return what builds its body. The
-    caller builds it only after the transaction commits (service/responses.py)."""
+    caller builds it only after the transaction commits (service/web/responses.py)."""
     referral, rows, consent_terms = await read_for_delivery(
         session, principal=principal, referral_id=referral_id
     )
@@ -195,7 +195,7 @@ async def deliver(
     released, withheld = split_fields(rows, decision, decision.permit())
     now = decision.decided_at or clock.now()
     # The first delivery's own changes come before the append: their row locks are
-    # taken before the append queue (the lock order, service/release.py), and the
+    # taken before the append queue (the lock order, service/disclosures/decide.py), and the
     # audit head is then held for the fewest statements.
     await mark_released(
         session, referral.id, [r.name for r in released if r.released_at is None], now

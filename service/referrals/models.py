@@ -17,7 +17,7 @@ from enum import StrEnum
 from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db import Base, JSONType, SealedFieldColumns, UTCDateTime
+from service.db.engine import Base, JSONType, SealedFieldColumns, UTCDateTime
 
 
 class ReferralStatus(StrEnum):

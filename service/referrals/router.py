@@ -8,10 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request, Response, status
 
 from service.auth.dependencies import AppClock, CaseStaff, CurrentPrincipal, DbSession
-from service.http_errors import ALL_PROBLEMS
-from service.http_params import IdempotencyKey, Pages
 from service.organizations.schemas import Service
-from service.pagination import next_position
 from service.policy.engine import PolicyEngine
 from service.referrals import deliver as deliver_module
 from service.referrals import service as referral_service
@@ -33,7 +30,10 @@ from service.referrals.schemas import (
     ReferralRead,
     TimelineEvent,
 )
-from service.responses import DeferredJSONResponse
+from service.web.pagination import next_position
+from service.web.params import IdempotencyKey, Pages
+from service.web.problems import ALL_PROBLEMS
+from service.web.responses import DeferredJSONResponse
 
 router = APIRouter(prefix="/v1/referrals", tags=["referrals"])
 

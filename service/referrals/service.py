@@ -19,13 +19,14 @@ from typing import Final, NamedTuple
 from sqlalchemy import Select, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service import direct
 from service.audit.log import AuditEvent, CitingRow, append, lock_head
 from service.auth.principals import Principal, Role
 from service.clock import Clock
 from service.consents.models import ConsentVersion
-from service.db import Base
-from service.direct import DirectStatement
+from service.db import direct
+from service.db.direct import DirectStatement
+from service.db.engine import Base
+from service.disclosures.decide import ReleaseInputs, decide_at_release, decision_facts
 from service.envelopes import submission
 from service.envelopes.format import Envelope
 from service.envelopes.format import envelope_id as envelope_id_of
@@ -38,15 +39,14 @@ from service.errors import (
     RuleViolationError,
 )
 from service.organizations.models import Organization
-from service.pagination import PageRequest
 from service.policy.decisions import Decision
 from service.policy.engine import PolicyEngine
 from service.policy.inputs import FieldRef
 from service.referrals import shred
 from service.referrals.models import Referral, ReferralEvent, ReferralField, ReferralStatus
 from service.referrals.schemas import ReferralCreate
-from service.release import ReleaseInputs, decide_at_release, decision_facts
 from service.subjects.service import get_owned
+from service.web.pagination import PageRequest
 
 STAFF: Final = (Role.caseworker, Role.supervisor, Role.org_admin, Role.auditor)
 CONSENT_BASIS: Final = "consent"
@@ -232,7 +232,7 @@ async def create(
     """Validate everything, decide every field now, store. Returns (referral, created);
     a retry with the same Idempotency-Key and body returns the first referral."""
     fingerprint = request_fingerprint(data)
-    # The audit head first (service/release.py): creates are serialized with each
+    # The audit head first (service/disclosures/decide.py): creates are serialized with each
     # other, so the idempotency and replay checks below cannot race.
     await lock_head(session)
     if idempotency_key is not None:
@@ -358,7 +358,7 @@ async def record_event(
     clock: Clock,
     detail: str | None = None,
 ) -> None:
-    # A driver insert (service/direct.py); the flush first writes what the caller
+    # A driver insert (service/db/direct.py); the flush first writes what the caller
     # changed through the ORM, such as a referral added in this transaction.
     await session.flush()
     row = timeline_row(referral_id, event, principal, clock, detail)
@@ -389,7 +389,7 @@ async def list_visible(
 
 
 _EVENTS = Base.metadata.tables[ReferralEvent.__tablename__]
-# On the driver (service/direct.py): one per transition and sent referral (a
+# On the driver (service/db/direct.py): one per transition and sent referral (a
 # delivery's event goes with its audit entry, `timeline_row`).
 _INSERT_EVENT = DirectStatement(
     insert(_EVENTS),

@@ -8,7 +8,7 @@ it can still be delivered as withheld and its audit entries still verify):
   revocation's transaction);
 - after delivery, once the retention period has passed (the sweep).
 
-On SQLite `secure_delete` is on (service/db.py), so freed cells are zeroed, and
+On SQLite `secure_delete` is on (service/db/engine.py), so freed cells are zeroed, and
 the sweep checkpoints the WAL afterwards so old page images leave the WAL file
 too. On PostgreSQL dead tuples remain until VACUUM; docs/threat-model.md says
 what that means.
@@ -99,7 +99,7 @@ async def sweep(session: AsyncSession, *, retention: timedelta, clock: Clock) ->
 
     Locks the audit head (and so the policy lock) before touching any row, as every
     writer of referrals does: no delivery runs beside the sweep, and the lock order
-    is the same everywhere (service/release.py)."""
+    is the same everywhere (service/disclosures/decide.py)."""
     await lock_head(session)
     now = clock.now()
     due = list(

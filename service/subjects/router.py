@@ -15,8 +15,6 @@ from service.auth.dependencies import (
     CurrentPrincipal,
     DbSession,
 )
-from service.http_errors import ALL_PROBLEMS
-from service.http_params import IdempotencyKey
 from service.idempotency import service as idempotency
 from service.subjects import service as subject_service
 from service.subjects.models import Subject
@@ -28,6 +26,8 @@ from service.subjects.schemas import (
     SubjectCreate,
     SubjectRead,
 )
+from service.web.params import IdempotencyKey
+from service.web.problems import ALL_PROBLEMS
 
 router = APIRouter(prefix="/v1/subjects", tags=["subjects"])
 

@@ -7,7 +7,7 @@ import sys
 
 from service.audit.log import AuditEvent, append
 from service.clock import SystemClock
-from service.db import make_engine, make_sessionmaker
+from service.db.engine import make_engine, make_sessionmaker
 from service.settings import Settings
 
 

@@ -26,8 +26,8 @@ from service.auth.principals import Principal, Role
 from service.collaborations.service import shared_agreement_flows
 from service.consents import service as consent_service
 from service.consents.in_force import consent_in_force
+from service.disclosures.decide import ReleaseInputs, decide_at_release
 from service.policy.inputs import Actor, ConsentInForce, DecisionRequest, FieldRef, OrgRef
-from service.release import ReleaseInputs, decide_at_release
 from service.sectors import Sector
 from tests.support.databases import TestDatabase
 from tests.support.factories import new_consent

@@ -1,5 +1,5 @@
 """SECURITY-TESTS G09, slow clients, against `accord serve` as deployed (its own
-process and HTTP protocol, service/http_protocol.py):
+process and HTTP protocol, service/web/http_protocol.py):
 
 - 50 connections send a request's head one byte at a time (slowloris), and 10
   connect and send nothing: the server closes each of them once its request head
@@ -30,7 +30,7 @@ from tests.support.processes import free_port, service_env, wait_until_healthy
 from tests.support.world import TokenFactory, World
 
 HEAD_TIMEOUT = 2.0
-KEEP_ALIVE = 5.0  # service/serving.py
+KEEP_ALIVE = 5.0  # service/web/serving.py
 SLOW, SILENT = 50, 10
 SLACK = 6.0  # how late a close may come on a busy machine
 SERVED_WITHIN = 2.0

@@ -1,6 +1,6 @@
 """SECURITY-TESTS H08: SIGKILL during `accord db upgrade`, then run it again.
 
-The whole upgrade is one transaction on both engines (service/migrate.py; SQLite
+The whole upgrade is one transaction on both engines (service/db/migrate.py; SQLite
 transactions start with BEGIN IMMEDIATE and its DDL is transactional), so a kill
 leaves either the schema as it was or the schema at head, never half of it; the
 rerun completes, and the models match the migrated schema (autogenerate finds no
@@ -24,8 +24,8 @@ from sqlalchemy import inspect, make_url, text
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from service import migrate
-from service.db import Base
+from service.db import migrate
+from service.db.engine import Base
 from tests.support.databases import TestDatabase, schema_difference
 
 ACCORD = Path(sys.executable).parent / "accord"

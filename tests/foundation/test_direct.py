@@ -1,4 +1,4 @@
-"""Statements run on the driver (service/direct.py) behave as `session.execute`
+"""Statements run on the driver (service/db/direct.py) behave as `session.execute`
 would: in the session's transaction, with SQLAlchemy's conversions, raising
 SQLAlchemy's errors without their parameters. On both engines."""
 
@@ -25,9 +25,9 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from service import direct
-from service.db import JSONType, UTCDateTime
-from service.direct import DirectStatement
+from service.db import direct
+from service.db.direct import DirectStatement
+from service.db.engine import JSONType, UTCDateTime
 
 _META = MetaData()
 _PROBE = Table(

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from service.auth.principals import Role
-from service.middleware import app_routes
+from service.web.middleware import app_routes
 from tests.support.databases import TestDatabase
 from tests.support.world import World
 
@@ -270,7 +270,7 @@ async def test_G14_routed_requests_take_the_template_of_the_chosen_route(
 ) -> None:
     """A routed request is labelled with the route the router chose (no second scan
     of every route); only an unrouted one is matched by the middleware itself."""
-    from service import middleware
+    from service.web import middleware
 
     scans: list[str] = []
     original = middleware.route_template

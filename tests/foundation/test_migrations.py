@@ -11,8 +11,8 @@ from pathlib import Path
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from service import migrate
-from service.db import Base
+from service.db import migrate
+from service.db.engine import Base
 from tests.support.databases import TestDatabase, schema_difference
 
 

@@ -1,5 +1,5 @@
 """The PostgreSQL pool checks a connection before handing it out only when it has
-been idle (service/db.py `_ping_when_idle`): a connection that died while idle is
+been idle (service/db/engine.py `_ping_when_idle`): a connection that died while idle is
 replaced without a failed request, a connection used moments ago costs no extra
 round trip, and after a connection is found lost (a server restart ends them all)
 every older one is checked before its next use. PostgreSQL only: SQLite has no
@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from service.db import make_engine
+from service.db.engine import make_engine
 from service.settings import Settings
 from tests.support.databases import TestDatabase
 

@@ -49,7 +49,7 @@ def test_no_dependency_runs_in_the_thread_pool(tmp_path: Path) -> None:
     from fastapi.dependencies.models import Dependant
     from fastapi.routing import APIRoute
 
-    from service.middleware import app_routes
+    from service.web.middleware import app_routes
 
     app = create_app(
         Settings(

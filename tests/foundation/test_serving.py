@@ -1,4 +1,4 @@
-"""`accord serve --workers N` (service/serving.py): each worker accepts on its own
+"""`accord serve --workers N` (service/web/serving.py): each worker accepts on its own
 SO_REUSEPORT socket, so the kernel spreads connections over all of them; a second
 service cannot take the same address; a worker that dies is started again, one
 that cannot start stops the command; SIGTERM stops every worker."""
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from service.serving import listening_socket
+from service.web.serving import listening_socket
 from tests.support.databases import TestDatabase
 from tests.support.processes import free_port, service_env, wait_until_healthy
 

@@ -1,5 +1,5 @@
 """SQLite statements run on the event loop's thread; lock waits and commits do not
-(service/sqlite_inline.py). SQLite only: PostgreSQL has no such connection."""
+(service/db/sqlite_inline.py). SQLite only: PostgreSQL has no such connection."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.db import make_engine
+from service.db.engine import make_engine
+from service.db.sqlite_inline import _waits
 from service.settings import Settings
-from service.sqlite_inline import _waits
 
 
 def _engine(path: Path) -> AsyncEngine:

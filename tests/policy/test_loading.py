@@ -11,7 +11,7 @@ import pytest
 from service.policy.engine import CedarPolicyEngine
 from service.policy.errors import PolicySetError
 from service.policy.loader import build_policy_set, load_policy_set, policy_set_version
-from service.policy_setup import load_policies
+from service.policy.setup import load_policies
 from service.settings import Settings
 from tests.policy.support import POLICY_DIR, default_set, policy_files, request
 

@@ -12,9 +12,9 @@ from sqlalchemy import text
 
 from service.app import create_app
 from service.auth.principals import Role
-from service.bench_hooks import CREATE_TABLE
-from service.middleware import app_routes
+from service.operations.bench_hooks import CREATE_TABLE
 from service.settings import Environment, Settings
+from service.web.middleware import app_routes
 from tests.support.world import World
 
 

@@ -1,4 +1,4 @@
-"""Release inputs reused under the policy epoch (service/release_inputs.py), on both
+"""Release inputs reused under the policy epoch (service/disclosures/inputs.py), on both
 engines: every change to what a release reads besides the consent moves the epoch
 in the database itself, and a delivery made after a change decides on the change
 even when an earlier delivery left the same inputs in the process's cache.
@@ -19,9 +19,9 @@ from sqlalchemy import Executable, delete, select, text, update
 from service.audit.log import lock_head
 from service.auth.principals import Role
 from service.collaborations.models import AgreementVersion, Membership
+from service.disclosures.decide import INACTIVE_ORGANIZATION
+from service.disclosures.inputs import PartyInputs, ReleaseInputCache, party_inputs
 from service.organizations.models import Organization, OrganizationPolicy
-from service.release import INACTIVE_ORGANIZATION
-from service.release_inputs import PartyInputs, ReleaseInputCache, party_inputs
 from tests.referrals.support import PLANTED, Kit
 from tests.support.world import FLOW_CATEGORIES
 

@@ -192,7 +192,7 @@ async def test_F09_commit_failure_builds_no_body(
 ) -> None:
     """The disclosure is decided and audited, then the commit fails: the response
     body, where ciphertext would leave, is never built (it is built after the
-    commit, service/responses.py), and the database is unchanged."""
+    commit, service/web/responses.py), and the database is unchanged."""
     from service.referrals import deliver as deliver_module
 
     referral = await kit.send()

@@ -6,7 +6,7 @@ For the deliver, revoke, consent-create, withdraw and sweep transactions, the
 driver's OperationalError is raised at SQL statement n for n = 1, 2, ... until a
 run sends fewer statements than n (that run had no fault, and must succeed).
 Statements are counted both ways the service sends them: through SQLAlchemy and
-on the driver (service/direct.py). For every n: a 503 problem (the sweep raises
+on the driver (service/db/direct.py). For every n: a 503 problem (the sweep raises
 OperationalError), and the database unchanged (O-unchanged)."""
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from service.auth.principals import Role
-from service.observability import JsonFormatter
+from service.web.observability import JsonFormatter
 from tests.support.databases import TestDatabase
 from tests.support.world import DROP, World
 

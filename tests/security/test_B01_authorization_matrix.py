@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from service.auth.principals import Role
-from service.middleware import app_routes
+from service.web.middleware import app_routes
 from tests.support.databases import TestDatabase
 from tests.support.keys import org_public_keys
 from tests.support.world import World

@@ -83,10 +83,10 @@ from pydantic import StringConstraints, TypeAdapter, ValidationError
 from pydantic_core import SchemaError
 
 from service.auth.principals import Role
-from service.middleware import app_routes
 from service.policy import engine as policy_engine
 from service.policy import loader as policy_loader
 from service.schemas import StrictInput
+from service.web.middleware import app_routes
 from tests.records_requests.support import make_request_kit
 from tests.referrals.support import make_kit
 from tests.support.databases import TestDatabase

@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from service.auth.principals import Role
-from service.middleware import MAX_HEADER_BYTES, MAX_HEADERS
+from service.web.middleware import MAX_HEADER_BYTES, MAX_HEADERS
 from tests.support.databases import TestDatabase
 from tests.support.world import World
 

@@ -21,7 +21,7 @@ import asyncpg
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from service import migrate
+from service.db import migrate
 from service.settings import Environment, Settings
 
 PG_ENV = "ACCORD_TEST_PG_URL"
@@ -172,7 +172,7 @@ async def schema_difference(url: str) -> list[object]:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from service.db import Base
+    from service.db.engine import Base
 
     engine = create_async_engine(url)
     try:

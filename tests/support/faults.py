@@ -2,7 +2,7 @@
 
 Counts the SQL statements the service sends, both ways it sends them: through
 SQLAlchemy (the `before_cursor_execute` event, so SQLAlchemy wraps the fault as it
-wraps a driver's) and on the driver itself (service/direct.py: the driver
+wraps a driver's) and on the driver itself (service/db/direct.py: the driver
 connection is wrapped, so the fault goes through direct.py's own translation). At
 statement `fail_at` it raises the driver's OperationalError, as a database that
 went away mid-transaction would. Commits are not statements here (F09 covers them).
@@ -18,14 +18,14 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service import direct
+from service.db import direct
 
 
 class StatementFaults:
     def __init__(self, engine: AsyncEngine) -> None:
         self._error = engine.dialect.loaded_dbapi.OperationalError
         self.count = 0
-        self.on_driver = 0  # of `count`, the statements run through service/direct.py
+        self.on_driver = 0  # of `count`, the statements run through service/db/direct.py
         self.fail_at: int | None = None
         self.fired = False
 

@@ -30,7 +30,7 @@ from typing import Any, Final
 
 import uvicorn
 
-from service.http_protocol import HeadDeadlineProtocol
+from service.web.http_protocol import HeadDeadlineProtocol
 
 APP: Final = "service.app:create_app"
 # What `accord serve` runs uvicorn with, one worker or several.

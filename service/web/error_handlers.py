@@ -28,7 +28,7 @@ from service.errors import (
     RuleViolationError,
     ServiceUnavailableError,
 )
-from service.observability import request_id_var
+from service.web.observability import request_id_var
 
 log = logging.getLogger("accord.errors")
 

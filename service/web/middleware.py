@@ -28,7 +28,7 @@ from service.errors import (
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
 )
-from service.observability import Metrics, request_id_var
+from service.web.observability import Metrics, request_id_var
 
 log = logging.getLogger("accord.http")
 

@@ -31,7 +31,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
 
-from service import sqlite_inline
+from service.db import sqlite_inline
 from service.errors import ServiceUnavailableError
 from service.settings import Settings
 
@@ -175,8 +175,8 @@ def _install_sqlite_pragmas(engine: AsyncEngine) -> None:
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions of one sessionmaker share one cache of release inputs (safe to lose:
-    service/release_inputs.py)."""
-    from service.release_inputs import CACHE_KEY, ReleaseInputCache
+    service/disclosures/inputs.py)."""
+    from service.disclosures.inputs import CACHE_KEY, ReleaseInputCache
 
     return async_sessionmaker(
         engine,
@@ -210,7 +210,7 @@ async def _commit(session: AsyncSession) -> None:
     try:
         await session.commit()
     except (IntegrityError, OperationalError):
-        raise  # a 409/422 for the caller, or already a 503 (service/error_handlers.py)
+        raise  # a 409/422 for the caller, or already a 503 (service/web/error_handlers.py)
     except DBAPIError as error:
         if error.connection_invalidated:
             raise

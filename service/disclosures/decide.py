@@ -39,10 +39,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.audit.log import share_policy
 from service.clock import Clock
 from service.consents.in_force import consent_from_terms, consent_in_force
+from service.disclosures.inputs import party_inputs
 from service.policy.decisions import Decision, Effect, FieldDecision, PolicyRef
 from service.policy.engine import PolicyEngine
 from service.policy.inputs import Actor, DecisionRequest, FieldRef
-from service.release_inputs import party_inputs
 
 # Policy id when an organization taking part is no longer active: nothing leaves.
 INACTIVE_ORGANIZATION = "organization-inactive"
@@ -82,7 +82,7 @@ async def decide_at_release(
     """Hold the policy lock shared (service/audit/log.py `share_policy`), then read
     consent, memberships, agreements, both organizations' records and rules as they
     are now, and decide each field. All but the consent may come from the process's
-    cache for the epoch read under that lock (service/release_inputs.py): exactly
+    cache for the epoch read under that lock (service/disclosures/inputs.py): exactly
     what a read would return.
 
     The caller must append its disclosure entry in the same transaction (the lock

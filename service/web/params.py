@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request
 
-from service.pagination import Paginator
+from service.web.pagination import Paginator
 
 LIMIT_DESCRIPTION = (
     "Page size. Default 50, maximum 200 (ACCORD_PAGE_SIZE_DEFAULT / ACCORD_PAGE_SIZE_MAX); "

@@ -8,7 +8,7 @@ quarter of a delivery's CPU time. A `DirectStatement` is an ordinary Core
 statement, compiled by SQLAlchemy once per dialect with SQLAlchemy's own bind and
 result processors, and then executed on the driver connection the session's
 transaction already holds: asyncpg's `fetch`/`executemany`, or sqlite3 on the
-event loop's thread (as service/sqlite_inline.py runs every non-waiting
+event loop's thread (as service/db/sqlite_inline.py runs every non-waiting
 statement). Same SQL, same conversions, same transaction; errors are raised as
 SQLAlchemy's `DBAPIError` family, as `session.execute` raises them, so the error
 handlers and every caller see no difference.
@@ -17,7 +17,7 @@ Only hot paths use it: the audit log's head lock and append (every audited
 request) and a delivery's reads and writes; and only for statements whose rows are
 plain values: no ORM entity, no expanding IN (`compile` must render every
 parameter), no flush. Like a Core statement through the session (`autoflush` is
-off service-wide, service/db.py), it does not write the session's pending ORM
+off service-wide, service/db/engine.py), it does not write the session's pending ORM
 changes first: a caller that needs them written flushes (as `record_event` does).
 """
 
@@ -191,7 +191,7 @@ class _Asyncpg:
 
 class _Sqlite:
     """sqlite3, on the event loop's thread, in the transaction BEGIN IMMEDIATE opened
-    when SQLAlchemy began the connection (service/db.py)."""
+    when SQLAlchemy began the connection (service/db/engine.py)."""
 
     def __init__(self, adapted: Any, dialect: Dialect) -> None:
         self._adapted = adapted
@@ -236,7 +236,7 @@ async def _driver(session: AsyncSession) -> _Driver:
 async def _lost(session: AsyncSession, error: DBAPIError) -> None:
     """A connection found lost is invalidated, as SQLAlchemy does for its own
     statements: the pool replaces it, and checks the others before their next use
-    (service/db.py). Without this the dead connection would go back to the pool."""
+    (service/db/engine.py). Without this the dead connection would go back to the pool."""
     if error.connection_invalidated:
         # The caller raises the error it has; a failure here must not replace it.
         with contextlib.suppress(SQLAlchemyError):

@@ -6,7 +6,7 @@ change moves the policy epoch, a counter in the audit head row that database
 triggers advance on any write to `organizations` (status, sector), memberships,
 agreement versions or organizations' rules (migration 0090): no code path, and no
 operator's SQL, can change an input without moving it. A release reads the epoch
-under the policy lock it holds shared (service/release.py; the triggers take that
+under the policy lock it holds shared (service/disclosures/decide.py; the triggers take that
 lock exclusively, migration 0100), so the inputs it reuses are exactly those it
 would read: while the release holds the lock nobody can move the epoch, and an
 entry made for an older epoch is never used for a newer one.
