@@ -55,8 +55,8 @@ from service.audit.log import AuditEvent, append
 from service.audit.tree import root_at, tree_size
 from service.clock import SystemClock
 from service.db import migrate
-from service.db.engine import make_engine, make_sessionmaker
 from service.settings import Settings
+from service.storage import make_engine, make_sessionmaker
 
 HERE = Path(__file__).resolve().parent
 

@@ -36,8 +36,9 @@ from accord_client.merkle import CompactRange
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.audit.log import HEAD_ID, AuditEvent, build_entry
+from service.audit.log import AuditEvent, build_entry
 from service.audit.models import AuditEntry, AuditHead, AuditNode
+from service.audit.ordering import HEAD_ID
 from service.auth.principals import Principal, Role
 from service.sectors import Sector
 
@@ -150,8 +151,8 @@ class _Signer:
 
 async def export_probe(url: str, out: Path, org: uuid.UUID | None, marks: list[int]) -> None:
     from service.audit.service import EntryFilters, export_stream
-    from service.db.engine import make_engine, make_sessionmaker
     from service.settings import Settings
+    from service.storage import make_engine, make_sessionmaker
 
     engine = make_engine(Settings(database_url=url, environment="test"))
     signer = _Signer()

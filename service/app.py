@@ -19,7 +19,7 @@ from service.clock import Clock, SystemClock
 from service.collaborations.router import router as collaborations_router
 from service.consents.router import router as consents_router
 from service.db import migrate
-from service.db.engine import make_engine, make_sessionmaker
+from service.disclosures.router import router as disclosures_router
 from service.keyring import load_keyring
 from service.operations.router import router as operations_router
 from service.organizations.router import router as organizations_router
@@ -27,8 +27,9 @@ from service.policy.router import router as policy_router
 from service.policy.setup import load_policies
 from service.records_requests.router import router as records_requests_router
 from service.referrals.router import router as referrals_router
-from service.referrals.shred import sweep_loop
+from service.retention import sweep_loop
 from service.settings import Environment, Settings
+from service.storage import make_engine, make_sessionmaker
 from service.subjects.router import router as subjects_router
 from service.web import error_handlers
 from service.web.middleware import RequestGuard
@@ -117,6 +118,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         collaborations_router,
         subjects_router,
         policy_router,
+        disclosures_router,
         audit_router,
         consents_router,
         referrals_router,

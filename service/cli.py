@@ -16,10 +16,10 @@ from service.auth.dev_tokens import DevTokensUnavailableError, issue_dev_token
 from service.auth.principals import Principal, Role
 from service.clock import SystemClock
 from service.db import migrate
-from service.db.engine import make_engine, make_sessionmaker
 from service.keyring import load_keyring
 from service.sectors import Sector
 from service.settings import Settings
+from service.storage import make_engine, make_sessionmaker
 
 T = TypeVar("T")
 
@@ -223,7 +223,7 @@ def sweep() -> None:
     ACCORD_SWEEP_INTERVAL_SECONDS). Prints the referral and request ids shredded."""
     from datetime import timedelta
 
-    from service.referrals.shred import run_sweep
+    from service.retention import run_sweep
 
     settings = Settings()
 

@@ -5,9 +5,8 @@ fails, the caller's transaction fails with it. Appends are serialized by the hea
 row (PostgreSQL: the append queue, an advisory lock granted in arrival order, then
 SELECT ... FOR UPDATE, both held to the commit; SQLite: the write lock that BEGIN
 IMMEDIATE takes), so sequence numbers are gap-free, and each append writes the
-leaf, the O(log n) subtree nodes it completes, and the new right edge. On
-PostgreSQL `lock_head` also holds the policy lock exclusively, unless the
-transaction holds it shared to release (`share_policy`; service/disclosures/decide.py).
+leaf, the O(log n) subtree nodes it completes, and the new right edge. The locks
+and their order are service/audit/ordering.py's.
 """
 
 from __future__ import annotations
@@ -21,18 +20,16 @@ from typing import Any
 
 from accord_client.audit_format import entry_bytes, entry_document
 from accord_client.merkle import CompactRange, leaf_hash, node_hash
-from sqlalchemy import Executable, Table, bindparam, insert, select, text, update
+from sqlalchemy import Table, bindparam, insert, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
 from service.audit.models import AuditEntry, AuditHead, AuditNode
+from service.audit.ordering import HEAD_ID, lock_head
 from service.auth.principals import Principal
 from service.clock import Clock
 from service.db import direct
 from service.db.direct import DirectStatement
 from service.db.engine import Base
-
-HEAD_ID = 1
 
 
 @dataclass(frozen=True)
@@ -72,16 +69,6 @@ def _extend(compact: CompactRange, seq: int, leaf: bytes) -> list[dict[str, Any]
     return nodes
 
 
-@dataclass
-class HeadState:
-    """The locked head row as this transaction sees it; `append` keeps it current."""
-
-    size: int
-    last_hash: str
-    frontier: list[str]
-    policy_epoch: int
-
-
 @dataclass(frozen=True)
 class Appended:
     """What an append wrote that its caller may need: the entry's number and time."""
@@ -90,40 +77,13 @@ class Appended:
     at: datetime
 
 
-_HEAD_KEY = "accord.audit_head"
-_SHARED_KEY = "accord.policy_shared"
 # Core statements on the tables themselves (no ORM identity map, bulk or
 # unit-of-work machinery: this runs in every audited request).
 _ENTRIES = Base.metadata.tables[AuditEntry.__tablename__]
 _NODES = Base.metadata.tables[AuditNode.__tablename__]
 _HEAD = Base.metadata.tables[AuditHead.__tablename__]
-_HEAD_STATE = (_HEAD.c.size, _HEAD.c.last_hash, _HEAD.c.frontier, _HEAD.c.policy_epoch)
-_SQLITE_HEAD = select(*_HEAD_STATE).where(_HEAD.c.id == HEAD_ID)
 
 
-def _pg_head(function: str) -> Executable:
-    return text(
-        f"SELECT size, last_hash, frontier, policy_epoch FROM {function}()"  # noqa: S608 - a constant
-    ).columns(*_HEAD_STATE)
-
-
-# (dialect, holds the policy lock shared) -> the statement that locks the head. On
-# SQLite the transaction's BEGIN IMMEDIATE already holds the one write lock. On
-# PostgreSQL (migration 0100): the policy lock exclusively, the append queue, then
-# the row; or, in a transaction holding the policy lock shared, the last two.
-# Run on the driver (service/db/direct.py): every audited request runs these.
-_LOCK_HEAD: dict[tuple[str, bool], DirectStatement] = {
-    ("sqlite", False): DirectStatement(_SQLITE_HEAD),
-    ("sqlite", True): DirectStatement(_SQLITE_HEAD),
-    ("postgresql", False): DirectStatement(_pg_head("accord_lock_head")),
-    ("postgresql", True): DirectStatement(_pg_head("accord_lock_head_to_append")),
-}
-_SHARE_POLICY: dict[str, DirectStatement] = {
-    "sqlite": DirectStatement(select(_HEAD.c.policy_epoch).where(_HEAD.c.id == HEAD_ID)),
-    "postgresql": DirectStatement(
-        text("SELECT accord_share_policy() AS policy_epoch").columns(_HEAD.c.policy_epoch)
-    ),
-}
 _ENTRY_KEYS = (
     "seq",
     "at",
@@ -204,63 +164,6 @@ def _append_statement(
         statement = DirectStatement(text(_PG_APPEND_SQL.format(citing=citing)).bindparams(*binds))
     _APPEND_STATEMENTS[key] = statement
     return statement
-
-
-def _in_this_transaction(session: AsyncSession, key: str) -> Any:
-    """What `key` holds for the session's current transaction, else None."""
-    cached = session.info.get(key)
-    transaction = session.sync_session.get_transaction()
-    if cached is not None and transaction is not None and cached[0] is transaction:
-        return cached[1]
-    return None
-
-
-async def lock_head(session: AsyncSession) -> HeadState:
-    """The head row, locked until the transaction ends. On PostgreSQL this also
-    holds the policy lock exclusively (no release decision runs meanwhile), unless
-    the transaction holds it shared (`share_policy`: a release about to append its
-    entry). Read once per transaction: a second call returns the state already read
-    (and kept current by `append`), without another round trip."""
-    head: HeadState | None = _in_this_transaction(session, _HEAD_KEY)
-    if head is not None:
-        return head
-    shared = _in_this_transaction(session, _SHARED_KEY) is not None
-    dialect = session.sync_session.get_bind().dialect.name
-    ((size, last_hash, frontier, epoch),) = await direct.fetch(
-        session, _LOCK_HEAD[dialect, shared], {}
-    )
-    head = HeadState(size, last_hash, list(frontier), epoch)
-    session.info[_HEAD_KEY] = (session.sync_session.get_transaction(), head)
-    return head
-
-
-async def share_policy(session: AsyncSession) -> int:
-    """Hold the policy lock shared until the transaction ends and return the policy
-    epoch (service/disclosures/inputs.py) as it stands under it. Release decisions run
-    side by side under the shared lock; every change to what they read (consents,
-    organizations, memberships, agreements, rules) holds it exclusively, so each
-    decision falls wholly before or wholly after each change (API.md "Ordering").
-    The caller appends its entry with `lock_head`, which then waits only for the
-    append queue and the head row. On SQLite, BEGIN IMMEDIATE already serializes."""
-    epoch: int | None = _in_this_transaction(session, _SHARED_KEY)
-    if epoch is not None:
-        return epoch
-    head: HeadState | None = _in_this_transaction(session, _HEAD_KEY)
-    if head is not None:
-        return head.policy_epoch  # the head, and so the policy lock, held exclusively
-    dialect = session.sync_session.get_bind().dialect.name
-    ((value,),) = await direct.fetch(session, _SHARE_POLICY[dialect], {})
-    epoch = int(value)
-    session.info[_SHARED_KEY] = (session.sync_session.get_transaction(), epoch)
-    return epoch
-
-
-def forget_head(session: Session) -> None:
-    """Make the next `lock_head` or `share_policy` in this transaction read the row
-    again: database triggers moved a column `append` does not keep in memory (the
-    policy epoch)."""
-    session.info.pop(_HEAD_KEY, None)
-    session.info.pop(_SHARED_KEY, None)
 
 
 def event_document(event: AuditEvent, *, seq: int, at: datetime, prev: str) -> dict[str, Any]:

@@ -18,9 +18,10 @@ from service.audit import service as audit_service
 from service.audit import tree
 from service.audit.log import AuditEvent, append
 from service.audit.service import EntryFilters
-from service.auth.dependencies import AppClock, DbSession, require_role
+from service.auth.dependencies import require_role
 from service.auth.principals import Principal, Role
 from service.errors import rule_violation
+from service.web.deps import AppClock, DbSession
 from service.web.problems import ALL_PROBLEMS
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])

@@ -9,7 +9,7 @@ and the sector comes from its record, never from the token.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Request
@@ -18,13 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.auth.principals import Principal, Role, SurvivorPrincipal, roles_from_claim
 from service.auth.tokens import SURVIVOR_TYP, read_header
-from service.clock import Clock
 from service.db import direct
 from service.db.direct import DirectStatement
-from service.db.engine import Base, session_scope
+from service.db.engine import Base
 from service.errors import ForbiddenError, UnauthorizedError
 from service.organizations.models import Organization
 from service.sectors import Sector
+from service.web.deps import DbSession
 from service.web.ratelimit import Limit, client_address, limits_of
 
 
@@ -49,27 +49,6 @@ class SurvivorClaimsLike(Protocol):
 class TokenVerifierLike(Protocol):
     async def verify_staff(self, token: str) -> StaffClaimsLike: ...
     async def verify_survivor(self, token: str) -> SurvivorClaimsLike: ...
-
-
-async def _session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with session_scope(request.app.state.sessionmaker) as session:
-        yield session
-
-
-# scope="function": the commit runs before the response is sent, so a client never
-# sees 2xx for a transaction that then failed to commit (measured: with the default
-# request scope a failing commit still produced 200).
-DbSession = Annotated[AsyncSession, Depends(_session, scope="function")]
-
-
-# Async, as every dependency here: FastAPI runs a plain `def` dependency in its
-# thread pool, a hand-off to another thread on every request.
-async def get_clock(request: Request) -> Clock:
-    clock: Clock = request.app.state.clock
-    return clock
-
-
-AppClock = Annotated[Clock, Depends(get_clock)]
 
 
 def bearer_token(request: Request) -> str:

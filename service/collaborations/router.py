@@ -6,7 +6,7 @@ import uuid
 
 from fastapi import APIRouter, Request, status
 
-from service.auth.dependencies import AppClock, CurrentPrincipal, DbSession, PlatformAdmin
+from service.auth.dependencies import CurrentPrincipal, PlatformAdmin
 from service.collaborations import service as collab_service
 from service.collaborations.models import AgreementVersion, Collaboration, Membership
 from service.collaborations.schemas import (
@@ -21,6 +21,7 @@ from service.collaborations.schemas import (
     MemberRead,
 )
 from service.vocabulary import Vocabulary
+from service.web.deps import AppClock, DbSession
 from service.web.params import Pages
 from service.web.problems import ALL_PROBLEMS
 

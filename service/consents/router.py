@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
 
-from service.auth.dependencies import AppClock, CaseStaff, CaseStaffOrSurvivor, DbSession
+from service.auth.dependencies import CaseStaff, CaseStaffOrSurvivor
 from service.consents import followups, givers
 from service.consents import service as consent_service
 from service.consents.fhir import to_fhir
@@ -28,6 +28,7 @@ from service.idempotency import service as idempotency
 from service.organizations.models import Organization
 from service.subjects import service as subject_service
 from service.vocabulary import Vocabulary
+from service.web.deps import AppClock, DbSession
 from service.web.params import IdempotencyKey
 from service.web.problems import ALL_PROBLEMS
 

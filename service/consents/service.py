@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.audit.log import AuditEvent, append, lock_head
+from service.audit.log import AuditEvent, append
+from service.audit.ordering import lock_head
 from service.auth.principals import Principal, SurvivorPrincipal
 from service.clock import Clock
 from service.consents import followups, givers

@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, LargeBinary, MetaData, String, event
+from sqlalchemy import JSON, DateTime, MetaData, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, OperationalError
@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
 
@@ -77,7 +77,9 @@ class UTCDateTime(TypeDecorator[datetime]):
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 
-def make_engine(settings: Settings) -> AsyncEngine:
+def engine_for(settings: Settings) -> AsyncEngine:
+    """The engine for `settings`, with the engine-specific set-up below (the service
+    adds its own listeners: service/storage.py)."""
     if settings.is_sqlite:
         engine = create_async_engine(
             settings.database_url,
@@ -98,10 +100,6 @@ def make_engine(settings: Settings) -> AsyncEngine:
         pool_timeout=settings.database_pool_timeout,
     )
     _ping_when_idle(engine, settings.database_ping_idle_seconds)
-    # Imported here: the audit package's models import this module's Base.
-    from service.audit import at_commit
-
-    at_commit.install(engine)  # releases learn their entry's number at COMMIT
     return engine
 
 
@@ -173,17 +171,13 @@ def _install_sqlite_pragmas(engine: AsyncEngine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions of one sessionmaker share one cache of release inputs (safe to lose:
-    service/disclosures/inputs.py)."""
-    from service.disclosures.inputs import CACHE_KEY, ReleaseInputCache
-
-    return async_sessionmaker(
-        engine,
-        expire_on_commit=False,
-        autoflush=False,
-        info={CACHE_KEY: ReleaseInputCache()},
-    )
+def sessionmaker_for(
+    engine: AsyncEngine, *, info: dict[str, Any] | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions that never expire on commit and never autoflush; `info` is shared by
+    every session of the sessionmaker (the service keeps a cache there that is safe
+    to lose: service/storage.py)."""
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False, info=info or {})
 
 
 @asynccontextmanager
@@ -219,21 +213,3 @@ async def _commit(session: AsyncSession) -> None:
         raise ServiceUnavailableError(
             "The change could not be committed; nothing was changed. Retry later"
         ) from error
-
-
-class SealedFieldColumns:
-    """The columns of a stored sealed field (a referral's or a records request's
-    answer): its manifest entry (name, category, SHA-256 of ciphertext and of sealed
-    key, key commitment), kept for good so the field can still be listed as withheld
-    and audited; when it was first released; and the secret parts, `ciphertext` and
-    `sealed_key`, the only columns holding what the sender encrypted, set to NULL by
-    crypto-shredding."""
-
-    name: Mapped[str] = mapped_column(String(64))
-    category: Mapped[str] = mapped_column(String(64))
-    ciphertext_sha256: Mapped[bytes] = mapped_column(LargeBinary)
-    sealed_key_sha256: Mapped[bytes] = mapped_column(LargeBinary)
-    key_commitment: Mapped[bytes] = mapped_column(LargeBinary)
-    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
-    sealed_key: Mapped[bytes | None] = mapped_column(LargeBinary)

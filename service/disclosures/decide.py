@@ -36,7 +36,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.audit.log import share_policy
+from service.audit.ordering import share_policy
 from service.clock import Clock
 from service.consents.in_force import consent_from_terms, consent_in_force
 from service.disclosures.inputs import party_inputs

@@ -31,14 +31,14 @@ from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from service.audit.log import forget_head
+from service.audit.ordering import forget_head
 from service.collaborations.models import AgreementVersion, Membership
 from service.collaborations.service import shared_agreement_flows
 from service.organizations.models import Organization, OrganizationPolicy
+from service.organizations.rules import org_rules_for
 from service.policy.engine import PolicyEngine
 from service.policy.inputs import AgreementFlow, OrgRef
 from service.policy.org_rules import OrgRules
-from service.policy.service import org_rules_for
 from service.sectors import Sector
 
 # The key under which a sessionmaker's sessions find the process's cache (db.py).

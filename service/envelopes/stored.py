@@ -4,25 +4,20 @@ or of a records request's answer) split into released and withheld."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, TypeVar
 
+from sqlalchemy import LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.db.engine import UTCDateTime
 from service.envelopes.format import (
     Envelope,
     EnvelopeContext,
-    EnvelopeField,
     EnvelopeHeader,
     ManifestEntry,
-    WithheldField,
-)
-from service.policy.decisions import Decision, PolicyRef, ReleasePermit
-
-SHREDDED = PolicyRef(
-    id="crypto-shredded",
-    reason="The field's encrypted value was destroyed (withdrawal, revocation or retention)",
-    source="engine",
 )
 
 
@@ -105,53 +100,19 @@ def manifest_entry(row: SealedRow) -> ManifestEntry:
     )
 
 
-def split_fields(
-    rows: Sequence[Row], decision: Decision, permit: ReleasePermit
-) -> tuple[list[Row], list[WithheldField]]:
-    """Released rows (allowed and still holding bytes) and withheld fields with why."""
-    by_name = {f.name: f for f in decision.fields}
-    allowed = permit.field_names
-    released: list[Row] = []
-    withheld: list[WithheldField] = []
-    for row in rows:
-        if row.name in allowed and row.ciphertext is not None:
-            released.append(row)
-            continue
-        refs = (SHREDDED,) if row.name in allowed else by_name[row.name].policies
-        withheld.append(
-            WithheldField(
-                entry=manifest_entry(row),
-                reasons=tuple(r.reason for r in refs),
-                policies=tuple(r.id for r in refs),
-            )
-        )
-    return released, withheld
+class SealedFieldColumns:
+    """The columns of a stored sealed field (a referral's or a records request's
+    answer): its manifest entry (name, category, SHA-256 of ciphertext and of sealed
+    key, key commitment), kept for good so the field can still be listed as withheld
+    and audited; when it was first released; and the secret parts, `ciphertext` and
+    `sealed_key`, the only columns holding what the sender encrypted, set to NULL by
+    crypto-shredding."""
 
-
-def released_field(row: SealedRow) -> EnvelopeField:
-    return EnvelopeField(
-        name=row.name,
-        category=row.category,
-        ciphertext=row.ciphertext or b"",
-        sealed_key=row.sealed_key or b"",
-        key_commitment=row.key_commitment,
-    )
-
-
-def delivery_facts(
-    released: Sequence[SealedRow], withheld: Sequence[WithheldField]
-) -> dict[str, object]:
-    """The release side of a delivery's audit entry: names, categories and the
-    SHA-256 of each released ciphertext, the withheld fields with their policies.
-    Never a value."""
-    return {
-        "released": [
-            {"name": r.name, "category": r.category, "ciphertext_sha256": r.ciphertext_sha256.hex()}
-            for r in released
-        ],
-        "categories": sorted({r.category for r in released}),
-        "withheld": [
-            {"name": w.entry.name, "category": w.entry.category, "policies": w.policies}
-            for w in withheld
-        ],
-    }
+    name: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(64))
+    ciphertext_sha256: Mapped[bytes] = mapped_column(LargeBinary)
+    sealed_key_sha256: Mapped[bytes] = mapped_column(LargeBinary)
+    key_commitment: Mapped[bytes] = mapped_column(LargeBinary)
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
+    sealed_key: Mapped[bytes | None] = mapped_column(LargeBinary)

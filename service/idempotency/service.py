@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.audit.log import lock_head
+from service.audit.ordering import lock_head
 from service.auth.principals import Principal
 from service.clock import Clock
 from service.errors import ProblemItem, RuleViolationError

@@ -13,7 +13,8 @@ import uuid
 from fastapi import APIRouter, status
 from sqlalchemy import text
 
-from service.auth.dependencies import CurrentPrincipal, DbSession
+from service.auth.dependencies import CurrentPrincipal
+from service.web.deps import DbSession
 
 router = APIRouter(tags=["test hooks"], include_in_schema=False)
 

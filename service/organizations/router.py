@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
 
-from service.auth.dependencies import AppClock, CurrentPrincipal, DbSession, PlatformAdmin
+from service.auth.dependencies import CurrentPrincipal, PlatformAdmin
 from service.crypto import b64encode
+from service.organizations import rules
 from service.organizations import service as org_service
 from service.organizations.models import Organization, OrganizationKey
 from service.organizations.schemas import (
@@ -24,13 +25,21 @@ from service.organizations.schemas import (
     PublicKey,
     Service,
 )
+from service.policy.engine import PolicyEngine
+from service.policy.schemas import OrgPolicyRead, OrgPolicyUpdate
 from service.sectors import Sector
+from service.web.deps import AppClock, DbSession
 from service.web.params import Pages
 from service.web.problems import ALL_PROBLEMS
 
 router = APIRouter(prefix="/v1/organizations", tags=["organizations"])
 
 ERRORS = ALL_PROBLEMS
+
+
+def _engine(request: Request) -> PolicyEngine:
+    engine: PolicyEngine = request.app.state.policy_engine
+    return engine
 
 
 def key_read(key: OrganizationKey) -> PublicKey:
@@ -148,3 +157,30 @@ async def put_availability(
     )
     keys = await org_service.current_keys(session, [org.id])
     return org_read(org, keys.get(org.id, {}))
+
+
+@router.put("/{org_id}/policy", responses=ALL_PROBLEMS, tags=["policies"])
+async def put_org_policy(
+    org_id: uuid.UUID,
+    request: Request,
+    body: OrgPolicyUpdate,
+    principal: CurrentPrincipal,
+    session: DbSession,
+    clock: AppClock,
+) -> OrgPolicyRead:
+    """The organization's own stricter rules (forbid statements only), as a new version."""
+    row = await rules.set_org_policy(
+        session,
+        principal=principal,
+        engine=_engine(request),
+        org_id=org_id,
+        cedar_text=body.cedar,
+        clock=clock,
+    )
+    return OrgPolicyRead(
+        org_id=row.org_id,
+        version=row.version,
+        sha256=row.sha256,
+        created_at=row.created_at,
+        created_by=row.created_by,
+    )

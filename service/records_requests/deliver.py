@@ -1,8 +1,15 @@
-"""Delivery of a records request's answer to the requester, as with referrals
-(service/referrals/deliver.py): every field decided again at this moment on the
-holder's authority, the allowed ones released, the others withheld with why, and
-the disclosure's audit entry written in the same transaction (with the legal basis
-and its reference) before anything is answered."""
+"""A records request's delivery to the requester: how it reads its rows, and what
+it marks, around the one door (service/disclosures/release.py), which decides every
+field again at this moment on the holder's authority, splits, audits (with the
+legal basis and its reference) and builds the body after the commit.
+
+The request is read with the audit head held exclusively (every change to a
+records request takes it: service/audit/ordering.py), so deliveries of one request
+never overlap. The first delivery that releases anything under a compelled basis
+opens the holder's duty to tell the survivor (service/records_requests/duties.py);
+every delivery marks when each field was first released and when the answer was
+first delivered.
+"""
 
 from __future__ import annotations
 
@@ -11,17 +18,11 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.audit.log import AuditEvent, append
 from service.auth.principals import Principal, Role
 from service.clock import Clock
-from service.disclosures.decide import ReleaseInputs, decide_at_release, decision_facts
-from service.envelopes.format import build_delivery
-from service.envelopes.stored import (
-    delivery_facts,
-    header_from_json,
-    released_field,
-    split_fields,
-)
+from service.disclosures.decide import ReleaseInputs
+from service.disclosures.release import Body, Disclosure, Outcome, release
+from service.envelopes.stored import header_from_json
 from service.errors import ConflictError, ForbiddenError
 from service.policy.engine import PolicyEngine
 from service.policy.inputs import FieldRef
@@ -41,7 +42,9 @@ async def deliver(
     request_id: uuid.UUID,
     clock: Clock,
     notify_within: timedelta,
-) -> dict[str, object]:
+) -> Body:
+    """Release through the door; return what builds the body, to be called only
+    after the transaction commits."""
     request = await request_service.get_visible(
         session, principal=principal, request_id=request_id, lock=True
     )
@@ -52,29 +55,45 @@ async def deliver(
     if request.subject_id is None or request.signature is None:
         raise ConflictError("There is no released answer to deliver")
     rows = await request_service.fields_of(session, request.id)
-    decision = await decide_at_release(
+
+    async def mark(outcome: Outcome) -> None:
+        first_release = bool(outcome.released) and all(r.released_at is None for r in rows)
+        if first_release and duties.notifies_survivor(
+            LegalBasis(request.legal_basis) in COMPELLED,
+            {o for f in outcome.decision.allowed for o in f.obligations},
+        ):
+            await duties.open_notification(
+                session,
+                request=request,
+                principal=principal,
+                clock=clock,
+                notify_within=notify_within,
+            )
+        for row in rows:
+            if row.name in outcome.released and row.released_at is None:
+                row.released_at = outcome.at
+        if request.delivered_at is None:
+            request.delivered_at = outcome.at
+        await session.flush()
+
+    return await release(
         session,
-        engine,
-        ReleaseInputs(
-            actor_org_id=request.holder_org_id,
-            actor_roles=frozenset(request.responder_roles or ()),
-            sender_org_id=request.holder_org_id,
-            recipient_org_id=request.requester_org_id,
-            subject_owner=request.holder_org_id,
-            purpose=request.purpose,
-            legal_basis=request.legal_basis,
-            consent_id=request.consent_id,
-            fields=[FieldRef(r.name, r.category) for r in rows],
-            justification_given=True,
-        ),
-        clock=clock,
-    )
-    released, withheld = split_fields(rows, decision, decision.permit())
-    entry = await append(
-        session,
-        AuditEvent(
-            "disclosure" if released else "withheld",
-            principal,
+        Disclosure(
+            inputs=ReleaseInputs(
+                actor_org_id=request.holder_org_id,
+                actor_roles=frozenset(request.responder_roles or ()),
+                sender_org_id=request.holder_org_id,
+                recipient_org_id=request.requester_org_id,
+                subject_owner=request.holder_org_id,
+                purpose=request.purpose,
+                legal_basis=request.legal_basis,
+                consent_id=request.consent_id,
+                fields=[FieldRef(r.name, r.category) for r in rows],
+                justification_given=True,
+            ),
+            rows=rows,
+            header=header_from_json(request.envelope_header),
+            signature=request.signature,
             subject_ref=str(request.subject_id),
             counterpart_org_id=request.holder_org_id,
             details={
@@ -84,31 +103,10 @@ async def deliver(
                 "purpose": request.purpose,
                 "legal_basis": request.legal_basis,
                 "legal_reference": request.legal_reference,
-                **decision_facts(decision),
-                **delivery_facts(released, withheld),
             },
         ),
+        principal=principal,
+        engine=engine,
         clock=clock,
-    )
-    now = decision.decided_at or clock.now()
-    first_release = bool(released) and all(r.released_at is None for r in rows)
-    if first_release and duties.notifies_survivor(
-        LegalBasis(request.legal_basis) in COMPELLED,
-        {o for f in decision.allowed for o in f.obligations},
-    ):
-        await duties.open_notification(
-            session, request=request, principal=principal, clock=clock, notify_within=notify_within
-        )
-    for row in released:
-        if row.released_at is None:
-            row.released_at = now
-    if request.delivered_at is None:
-        request.delivered_at = now
-    await session.flush()
-    return build_delivery(
-        header=header_from_json(request.envelope_header),
-        signature=request.signature,
-        released=[released_field(r) for r in released],
-        withheld=withheld,
-        disclosure_seq=entry.seq,
+        mark=mark,
     )

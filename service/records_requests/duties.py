@@ -22,7 +22,8 @@ from typing import Final
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.audit.log import AuditEvent, append, lock_head
+from service.audit.log import AuditEvent, append
+from service.audit.ordering import lock_head
 from service.audit.service import sees_everything
 from service.auth.principals import Principal, Role
 from service.clock import Clock

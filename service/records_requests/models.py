@@ -17,7 +17,8 @@ from enum import StrEnum
 from sqlalchemy import Boolean, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db.engine import Base, JSONType, SealedFieldColumns, UTCDateTime
+from service.db.engine import Base, JSONType, UTCDateTime
+from service.envelopes.stored import SealedFieldColumns
 
 
 class RequestStatus(StrEnum):

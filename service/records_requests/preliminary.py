@@ -15,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.auth.principals import Principal, Role
 from service.clock import Clock
+from service.disclosures import explain as explain_service
 from service.errors import NotFoundError
 from service.organizations.models import Organization
-from service.policy import service as policy_service
 from service.policy.engine import PolicyEngine
 from service.policy.schemas import ExplainRequest
 from service.records_requests.schemas import PreliminaryItem, RecordsRequestCreate
@@ -42,7 +42,7 @@ async def preliminary(
         sector=Sector(holder.sector),
         roles=frozenset({Role.supervisor, Role.caseworker}),
     )
-    explanation = await policy_service.explain(
+    explanation = await explain_service.explain(
         session,
         principal=as_holder,
         engine=engine,

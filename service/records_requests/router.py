@@ -6,18 +6,16 @@ import uuid
 from datetime import timedelta
 from typing import Literal
 
-import orjson
 from fastapi import APIRouter, Request, Response, status
 
 from service.auth.dependencies import (
-    AppClock,
     CaseStaff,
     CurrentPrincipal,
-    DbSession,
     RecordsRequestLimit,
     Requester,
     Supervisor,
 )
+from service.disclosures.schemas import DeliveryRead
 from service.policy.engine import PolicyEngine
 from service.records_requests import deliver as deliver_module
 from service.records_requests import duties, suspensions
@@ -45,10 +43,11 @@ from service.records_requests.schemas import (
     SuspensionCreate,
     SuspensionRead,
 )
-from service.referrals.schemas import DeliveryRead
+from service.web.deps import AppClock, DbSession
 from service.web.pagination import next_position
 from service.web.params import Pages
 from service.web.problems import ALL_PROBLEMS
+from service.web.responses import DeferredJSONResponse
 
 router = APIRouter(tags=["records requests"])
 
@@ -174,8 +173,9 @@ async def deliver_records_request(
     session: DbSession,
     clock: AppClock,
 ) -> Response:
-    """As referral delivery: decided again now, audited in the same transaction."""
-    body = await deliver_module.deliver(
+    """As referral delivery: decided again now, audited in the same transaction, the
+    body built after the commit."""
+    build = await deliver_module.deliver(
         session,
         principal=principal,
         engine=_engine(request),
@@ -183,7 +183,7 @@ async def deliver_records_request(
         clock=clock,
         notify_within=timedelta(days=request.app.state.settings.obligation_notify_days),
     )
-    return Response(orjson.dumps(body), media_type="application/json")
+    return DeferredJSONResponse(build)
 
 
 @router.post(

@@ -18,11 +18,13 @@ from typing import Final, Literal
 from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.audit.log import AuditEvent, append, lock_head
+from service.audit.log import AuditEvent, append
+from service.audit.ordering import lock_head
 from service.auth.principals import Principal, Role
 from service.clock import Clock
 from service.consents.models import ConsentVersion
 from service.disclosures.decide import ReleaseInputs, decide_at_release, decision_facts
+from service.disclosures.errors import PolicyRefusedError, refusal
 from service.envelopes import submission
 from service.envelopes.format import Envelope
 from service.envelopes.format import envelope_id as envelope_id_of
@@ -50,7 +52,6 @@ from service.records_requests.schemas import (
     RecordsRequestCreate,
     RespondRequest,
 )
-from service.referrals.service import PolicyRefusedError, refusal
 from service.subjects.service import get_owned
 from service.web.pagination import PageRequest
 

@@ -1,18 +1,19 @@
-"""Delivery: the only place a referral's ciphertext leaves the service.
+"""A referral's delivery: how it reads its rows, and what it marks, around the
+one door (service/disclosures/release.py), which decides, splits, audits and
+builds the body after the commit. A second delivery decides and is audited again.
 
-Each delivery re-decides every field at this moment (service/disclosures/decide.py), releases
-the ciphertext and sealed key of the allowed fields only, lists the others as
-withheld with their reasons and policies, and writes the disclosure's audit entry
-in the same transaction: if the append fails, nothing is released. The response
-body, the only place ciphertext leaves, is built only after that transaction has
-committed (service/web/responses.py). A second delivery decides and is audited again.
+The referral, its sealed fields and its consent's terms are read in one
+driver-level statement under the policy lock held shared, so deliveries run side
+by side (service/audit/ordering.py); the first delivery marks when each field was
+first released (the retention clock starts) and the referral as delivered, and the
+timeline event cites the disclosure's entry.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final, NamedTuple
 
@@ -29,23 +30,17 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.audit.at_commit import stage
-from service.audit.log import AuditEvent, share_policy
+from service.audit.log import CitingRow
+from service.audit.ordering import share_policy
 from service.auth.principals import Principal, Role
 from service.clock import Clock
 from service.consents.in_force import TERMS_COLUMNS, terms_outerjoin
 from service.db import direct
 from service.db.direct import DirectStatement
 from service.db.engine import Base
-from service.disclosures.decide import ReleaseInputs, decide_at_release, decision_facts
-from service.envelopes.format import build_delivery
-from service.envelopes.stored import (
-    StoredField,
-    delivery_facts,
-    header_from_json,
-    released_field,
-    split_fields,
-)
+from service.disclosures.decide import ReleaseInputs
+from service.disclosures.release import Body, Disclosure, Outcome, release
+from service.envelopes.stored import StoredField, header_from_json
 from service.errors import ConflictError, ForbiddenError, NotFoundError
 from service.policy.engine import PolicyEngine
 from service.policy.inputs import FieldRef
@@ -163,9 +158,9 @@ async def deliver(
     engine: PolicyEngine,
     referral_id: uuid.UUID,
     clock: Clock,
-) -> Callable[[], dict[str, object]]:
-    """Decide, audit and record the delivery; return what builds its body. The
-    caller builds it only after the transaction commits (service/web/responses.py)."""
+) -> Body:
+    """Release through the door (service/disclosures/release.py); return what builds
+    the body. The caller builds it only after the transaction commits."""
     referral, rows, consent_terms = await read_for_delivery(
         session, principal=principal, referral_id=referral_id
     )
@@ -175,43 +170,37 @@ async def deliver(
         raise ForbiddenError("Only the recipient's caseworkers and supervisors may deliver")
     if ReferralStatus(referral.status) not in DELIVERABLE:
         raise ConflictError(f"A referral that is {referral.status} cannot be delivered")
-    decision = await decide_at_release(
+
+    async def mark(outcome: Outcome) -> CitingRow:
+        # The first delivery's own changes: their row locks come before the append
+        # queue (service/audit/ordering.py).
+        first = [r.name for r in rows if r.name in outcome.released and r.released_at is None]
+        await mark_released(session, referral.id, first, outcome.at)
+        if referral.status == ReferralStatus.sent.value:
+            # The first delivery changes the referral; a later one only adds an event.
+            await referral_service.set_delivered(session, referral.id, outcome.at)
+        event = "delivered" if outcome.released else "delivered_withheld"
+        # The timeline event cites the entry, and is written with it.
+        return referral_service.timeline_row(referral.id, event, principal, clock)
+
+    return await release(
         session,
-        engine,
-        ReleaseInputs(
-            actor_org_id=referral.sender_org_id,
-            actor_roles=frozenset(referral.sender_roles),
-            sender_org_id=referral.sender_org_id,
-            recipient_org_id=referral.recipient_org_id,
-            subject_owner=referral.sender_org_id,
-            purpose=referral.purpose,
-            legal_basis=referral_service.CONSENT_BASIS,
-            consent_id=referral.consent_id,
-            fields=[FieldRef(r.name, r.category) for r in rows],
-            consent_terms=consent_terms,
-        ),
-        clock=clock,
-    )
-    released, withheld = split_fields(rows, decision, decision.permit())
-    now = decision.decided_at or clock.now()
-    # The first delivery's own changes come before the append: their row locks are
-    # taken before the append queue (the lock order, service/disclosures/decide.py), and the
-    # audit head is then held for the fewest statements.
-    await mark_released(
-        session, referral.id, [r.name for r in released if r.released_at is None], now
-    )
-    if referral.status == ReferralStatus.sent.value:
-        # The first delivery changes the referral; a later one only adds an event.
-        await referral_service.set_delivered(session, referral.id, now)
-    event = "delivered" if released else "delivered_withheld"
-    # The entry is appended when this transaction commits (service/audit/at_commit.py):
-    # the audit head, which every audited transaction waits for, is held only while
-    # the database runs the commit, not across this process's round trips.
-    entry = await stage(
-        session,
-        AuditEvent(
-            "disclosure" if released else "withheld",
-            principal,
+        Disclosure(
+            inputs=ReleaseInputs(
+                actor_org_id=referral.sender_org_id,
+                actor_roles=frozenset(referral.sender_roles),
+                sender_org_id=referral.sender_org_id,
+                recipient_org_id=referral.recipient_org_id,
+                subject_owner=referral.sender_org_id,
+                purpose=referral.purpose,
+                legal_basis=referral_service.CONSENT_BASIS,
+                consent_id=referral.consent_id,
+                fields=[FieldRef(r.name, r.category) for r in rows],
+                consent_terms=consent_terms,
+            ),
+            rows=rows,
+            header=header_from_json(referral.envelope_header),
+            signature=referral.signature,
             subject_ref=str(referral.subject_id),
             counterpart_org_id=referral.sender_org_id,
             details={
@@ -220,24 +209,10 @@ async def deliver(
                 "consent_id": str(referral.consent_id),
                 "purpose": referral.purpose,
                 "legal_basis": referral_service.CONSENT_BASIS,
-                **decision_facts(decision),
-                **delivery_facts(released, withheld),
             },
         ),
+        principal=principal,
+        engine=engine,
         clock=clock,
-        # The timeline event cites the entry, and is written with it.
-        citing=referral_service.timeline_row(referral.id, event, principal, clock),
+        mark=mark,
     )
-    header = header_from_json(referral.envelope_header)
-    fields = [released_field(r) for r in released]
-
-    def build() -> dict[str, object]:
-        return build_delivery(
-            header=header,
-            signature=referral.signature,
-            released=fields,
-            withheld=withheld,
-            disclosure_seq=entry.committed_seq(),
-        )
-
-    return build

@@ -7,7 +7,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from service.auth.dependencies import AppClock, CaseStaff, CurrentPrincipal, DbSession
+from service.auth.dependencies import CaseStaff, CurrentPrincipal
+from service.disclosures.schemas import DeliveryRead
 from service.organizations.schemas import Service
 from service.policy.engine import PolicyEngine
 from service.referrals import deliver as deliver_module
@@ -23,13 +24,13 @@ from service.referrals.models import (
 from service.referrals.schemas import (
     CloseRequest,
     DeclineRequest,
-    DeliveryRead,
     FieldLabel,
     ReferralCreate,
     ReferralPage,
     ReferralRead,
     TimelineEvent,
 )
+from service.web.deps import AppClock, DbSession
 from service.web.pagination import next_position
 from service.web.params import IdempotencyKey, Pages
 from service.web.problems import ALL_PROBLEMS

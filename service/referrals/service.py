@@ -19,7 +19,8 @@ from typing import Final, NamedTuple
 from sqlalchemy import Select, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.audit.log import AuditEvent, CitingRow, append, lock_head
+from service.audit.log import AuditEvent, CitingRow, append
+from service.audit.ordering import lock_head
 from service.auth.principals import Principal, Role
 from service.clock import Clock
 from service.consents.models import ConsentVersion
@@ -27,6 +28,7 @@ from service.db import direct
 from service.db.direct import DirectStatement
 from service.db.engine import Base
 from service.disclosures.decide import ReleaseInputs, decide_at_release, decision_facts
+from service.disclosures.errors import EnvelopeReplayError, refusal
 from service.envelopes import submission
 from service.envelopes.format import Envelope
 from service.envelopes.format import envelope_id as envelope_id_of
@@ -39,7 +41,6 @@ from service.errors import (
     RuleViolationError,
 )
 from service.organizations.models import Organization
-from service.policy.decisions import Decision
 from service.policy.engine import PolicyEngine
 from service.policy.inputs import FieldRef
 from service.referrals import shred
@@ -50,20 +51,6 @@ from service.web.pagination import PageRequest
 
 STAFF: Final = (Role.caseworker, Role.supervisor, Role.org_admin, Role.auditor)
 CONSENT_BASIS: Final = "consent"
-
-
-class PolicyRefusedError(RuleViolationError):
-    """Policy would not release one or more fields; nothing is stored."""
-
-    type_slug = "policy-refused"
-    title = "Policy would not release one or more fields"
-
-
-class EnvelopeReplayError(RuleViolationError):
-    """The same envelope (same canonical bytes) is never accepted twice (422)."""
-
-    type_slug = "envelope-replayed"
-    title = "This envelope has already been accepted"
 
 
 def visible_referrals(principal: Principal) -> Select[Referral]:
@@ -169,24 +156,6 @@ async def set_delivered(session: AsyncSession, referral_id: uuid.UUID, at: datet
 def request_fingerprint(data: ReferralCreate) -> str:
     material = json.dumps(data.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(material.encode()).hexdigest()
-
-
-def refusal(decision: Decision) -> PolicyRefusedError:
-    return PolicyRefusedError(
-        errors=[
-            ProblemItem(
-                f"/envelope/fields/{f.name}",
-                "policy would not release this field",
-                {
-                    "field": f.name,
-                    "category": f.category,
-                    "reasons": list(f.reasons),
-                    "policies": list(f.policy_ids),
-                },
-            )
-            for f in decision.denied
-        ]
-    )
 
 
 async def _check_request(

@@ -16,18 +16,16 @@ what that means.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from datetime import timedelta
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.audit.log import AuditEvent, append, lock_head
+from service.audit.log import AuditEvent, append
+from service.audit.ordering import lock_head
 from service.clock import Clock
-from service.records_requests import shred as request_shred
 from service.referrals.models import Referral, ReferralField, ReferralStatus
 
 log = logging.getLogger("accord.referrals")
@@ -133,51 +131,3 @@ async def sweep(session: AsyncSession, *, retention: timedelta, clock: Clock) ->
     if due:
         log.info("sweep shredded referrals", extra={"event": "sweep", "count": len(due)})
     return [r.id for r in due]
-
-
-async def checkpoint_sqlite_wal(factory: async_sessionmaker[AsyncSession]) -> None:
-    """After a shredding has committed: copy the WAL into the database file and
-    truncate it, so destroyed bytes survive in neither (secure_delete zeroed them in
-    the pages). Run outside any transaction: a checkpoint cannot pass an open one."""
-    engine = factory.kw.get("bind")
-    if not isinstance(engine, AsyncEngine) or engine.dialect.name != "sqlite":
-        return
-    async with engine.connect() as conn:
-        raw = await conn.get_raw_connection()
-        driver = raw.driver_connection
-        assert driver is not None  # noqa: S101 - a live pooled connection
-        await driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-
-
-async def run_sweep(
-    factory: async_sessionmaker[AsyncSession], *, retention: timedelta, clock: Clock
-) -> list[uuid.UUID]:
-    """One sweep (referrals, then records-request answers) in its own transaction,
-    then (SQLite) a WAL checkpoint outside it, every time: shreddings made by
-    requests since the last sweep (withdrawals, declines, revocations) leave the
-    WAL within one interval too."""
-    async with factory() as session:
-        shredded = await sweep(session, retention=retention, clock=clock)
-        shredded += await request_shred.sweep(session, retention=retention, clock=clock)
-        await session.commit()
-    await checkpoint_sqlite_wal(factory)
-    return shredded
-
-
-async def sweep_loop(
-    factory: async_sessionmaker[AsyncSession],
-    *,
-    retention: timedelta,
-    clock: Clock,
-    interval: float,
-) -> None:
-    """The periodic sweep task of a running service (`accord sweep` runs one by hand)."""
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            await run_sweep(factory, retention=retention, clock=clock)
-        except (IntegrityError, OperationalError) as exc:
-            log.warning(
-                "sweep failed; retried at the next interval",
-                extra={"event": "sweep_failed", "error_type": type(exc).__name__},
-            )

@@ -9,11 +9,9 @@ from fastapi import APIRouter, Request, Response, status
 
 from service.auth.dependencies import (
     AccessLinkLimit,
-    AppClock,
     CaseStaff,
     CaseStaffOrSurvivor,
     CurrentPrincipal,
-    DbSession,
 )
 from service.idempotency import service as idempotency
 from service.subjects import service as subject_service
@@ -26,6 +24,7 @@ from service.subjects.schemas import (
     SubjectCreate,
     SubjectRead,
 )
+from service.web.deps import AppClock, DbSession
 from service.web.params import IdempotencyKey
 from service.web.problems import ALL_PROBLEMS
 

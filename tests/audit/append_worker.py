@@ -7,8 +7,8 @@ import sys
 
 from service.audit.log import AuditEvent, append
 from service.clock import SystemClock
-from service.db.engine import make_engine, make_sessionmaker
 from service.settings import Settings
+from service.storage import make_engine, make_sessionmaker
 
 
 async def main(url: str, worker: int, count: int, tasks: int) -> None:

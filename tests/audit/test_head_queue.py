@@ -15,7 +15,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.audit.log import AuditEvent, append, lock_head, share_policy
+from service.audit.log import AuditEvent, append
+from service.audit.ordering import lock_head, share_policy
 from tests.support.databases import TestDatabase
 
 POLICY, QUEUE = 0, 1

@@ -17,8 +17,8 @@ from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from service.db.engine import make_engine
 from service.settings import Settings
+from service.storage import make_engine
 from tests.support.databases import TestDatabase
 
 

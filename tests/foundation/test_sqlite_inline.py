@@ -14,9 +14,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.db.engine import make_engine
 from service.db.sqlite_inline import _waits
 from service.settings import Settings
+from service.storage import make_engine
 
 
 def _engine(path: Path) -> AsyncEngine:

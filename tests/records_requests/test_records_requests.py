@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from service.auth.principals import Role
 from service.records_requests.models import RecordsRequestField
-from service.referrals.shred import run_sweep
+from service.retention import run_sweep
 from service.settings import Settings
 from tests.records_requests.support import DOC, VALUES, RequestKit, make_request_kit
 from tests.support.databases import TestDatabase

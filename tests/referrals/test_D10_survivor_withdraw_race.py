@@ -24,7 +24,7 @@ import pytest
 from sqlalchemy import select, text
 
 from service.audit.models import AuditEntry
-from service.referrals import deliver as deliver_module
+from service.disclosures import release as door
 from service.subjects import service as subject_service
 from tests.referrals.support import CATEGORIES, PLANTED, Kit, secret_bytes
 from tests.support.databases import TestDatabase
@@ -184,14 +184,14 @@ async def test_D10_a_survivor_withdrawal_waits_for_a_delivery_in_flight(
     referral = await kit.send()
     survivor = await _survivor_link(kit)
     pause = _Pause()
-    original = deliver_module.decide_at_release
+    original = door.decide_at_release
 
     async def decide_then_pause(*args: Any, **kwargs: Any) -> Any:
         decision = await original(*args, **kwargs)
         await pause.hold()
         return decision
 
-    monkeypatch.setattr(deliver_module, "decide_at_release", decide_then_pause)
+    monkeypatch.setattr(door, "decide_at_release", decide_then_pause)
     delivery = asyncio.create_task(kit.deliver(referral["id"]))
     await pause.wait_reached(delivery)
     withdrawal = asyncio.create_task(_withdraw(kit, survivor))

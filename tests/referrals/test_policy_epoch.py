@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Executable, delete, select, text, update
 
-from service.audit.log import lock_head
+from service.audit.ordering import lock_head
 from service.auth.principals import Role
 from service.collaborations.models import AgreementVersion, Membership
 from service.disclosures.decide import INACTIVE_ORGANIZATION

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.audit.models import AuditEntry
 from service.auth.principals import Principal, Role
 from service.referrals.models import ReferralField
-from service.referrals.shred import run_sweep
+from service.retention import run_sweep
 from service.sectors import Sector
 from tests.referrals.support import CATEGORIES, PLANTED, Kit, secret_bytes
 from tests.support.databases import TestDatabase
@@ -118,7 +118,7 @@ async def test_second_delivery_decides_and_is_audited_again(kit: Kit) -> None:
 async def test_F09_audit_append_failure_releases_nothing(
     kit: Kit, db: TestDatabase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from service.referrals import deliver as deliver_module
+    from service.disclosures import release as deliver_module
 
     referral = await kit.send()
 
@@ -193,7 +193,7 @@ async def test_F09_commit_failure_builds_no_body(
     """The disclosure is decided and audited, then the commit fails: the response
     body, where ciphertext would leave, is never built (it is built after the
     commit, service/web/responses.py), and the database is unchanged."""
-    from service.referrals import deliver as deliver_module
+    from service.disclosures import release as deliver_module
 
     referral = await kit.send()
     built: list[object] = []
@@ -284,7 +284,7 @@ async def test_F08_a_delivery_failing_after_its_append_consumes_no_sequence_numb
     the append runs inside the COMMIT (migration 0110) and a second deferred trigger,
     which fires after it, fails; on SQLite the append runs at once and the commit
     itself fails."""
-    from service.referrals import deliver as deliver_module
+    from service.disclosures import release as deliver_module
 
     referral = await kit.send()
     first = (await kit.deliver(referral["id"])).json()["disclosure_seq"]
@@ -331,7 +331,7 @@ async def test_a_delivery_waits_for_the_append_queue_only_in_its_commit(
     is never held across this process's round trips."""
     if db.engine != "postgresql":
         pytest.skip("SQLite has one writer (BEGIN IMMEDIATE): no append queue")
-    from service.referrals import deliver as deliver_module
+    from service.disclosures import release as deliver_module
 
     referral = await kit.send()
     first = (await kit.deliver(referral["id"])).json()["disclosure_seq"]
@@ -384,7 +384,7 @@ async def test_D13_expiry_during_a_slow_delivery_decision_time_is_one_instant(
     """The clock passes the consent's expiry between the decision and the commit. The
     entry records the one instant the inputs were read at; every released field was
     decided before expires_at, and the rows' release time is that same instant."""
-    from service.referrals import deliver as deliver_module
+    from service.disclosures import release as deliver_module
 
     referral = await kit.send()
     expires_at = datetime.fromisoformat(kit.consent["expires_at"])
@@ -427,7 +427,7 @@ async def test_deliveries_of_one_referral_decide_side_by_side(
         pytest.skip("SQLite has one writer (BEGIN IMMEDIATE): deliveries never overlap")
     from sqlalchemy import text
 
-    from service.audit.log import lock_head
+    from service.audit.ordering import lock_head
     from service.referrals.deliver import read_for_delivery
 
     referral = await kit.send()

@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from service.auth.principals import Role
-from service.referrals.shred import run_sweep
+from service.retention import run_sweep
 from tests.referrals.support import Kit
 from tests.support.databases import TestDatabase
 from tests.support.factories import grant_body

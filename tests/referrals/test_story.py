@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from service.auth.principals import Role
-from service.referrals.schemas import DeliveryRead
+from service.disclosures.schemas import DeliveryRead
 from tests.referrals.support import PLANTED, Kit
 from tests.support.databases import TestDatabase
 

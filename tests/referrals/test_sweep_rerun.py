@@ -15,7 +15,7 @@ from sqlalchemy.exc import OperationalError
 from service.audit.models import AuditEntry
 from service.referrals import shred
 from service.referrals.models import ReferralField
-from service.referrals.shred import run_sweep
+from service.retention import run_sweep
 from tests.referrals.support import Kit
 from tests.support.databases import TestDatabase
 

@@ -1,4 +1,4 @@
-"""Policy endpoints' rules: the explain dry run and organizations' own rules.
+"""The explain dry run: what the door would decide, for a hypothetical release.
 
 Explain builds exactly the inputs a real decision would get (the caller's
 organization as sender, the recipient's sector from its record, the agreements
@@ -20,21 +20,17 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Literal
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.audit.log import AuditEvent, append
-from service.auth.authorize import require_own_org
-from service.auth.principals import Principal, Role
+from service.auth.principals import Principal
 from service.clock import Clock
 from service.collaborations.service import shared_agreement_flows
-from service.crypto import sha256
 from service.errors import ProblemItem, RuleViolationError
-from service.organizations.models import Organization, OrganizationPolicy
+from service.organizations.models import Organization
+from service.organizations.rules import org_rules_for
 from service.policy.decisions import Decision
 from service.policy.engine import PolicyEngine, decide_categories
 from service.policy.inputs import WILDCARD, Actor, ConsentInForce, DecisionRequest, OrgRef
-from service.policy.org_rules import OrgRules
 from service.policy.schemas import ExplainRequest, HypotheticalConsent
 from service.sectors import Sector
 from service.vocabulary import Vocabulary
@@ -46,36 +42,6 @@ Outlook = Literal["allowed", "needs_consent", "never"]
 class Explanation:
     decision: Decision
     outlooks: Mapping[str, Outlook]  # by category
-
-
-async def latest_org_policies(
-    session: AsyncSession, org_ids: Sequence[uuid.UUID]
-) -> list[OrganizationPolicy]:
-    """The current version of each organization's own rules (if it has any)."""
-    latest = (
-        select(OrganizationPolicy.org_id, func.max(OrganizationPolicy.version).label("version"))
-        .where(OrganizationPolicy.org_id.in_(list(dict.fromkeys(org_ids))))
-        .group_by(OrganizationPolicy.org_id)
-        .subquery()
-    )
-    stmt = select(OrganizationPolicy).join(
-        latest,
-        (OrganizationPolicy.org_id == latest.c.org_id)
-        & (OrganizationPolicy.version == latest.c.version),
-    )
-    return list((await session.scalars(stmt)).all())
-
-
-async def org_rules_for(
-    session: AsyncSession, engine: PolicyEngine, org_ids: Sequence[uuid.UUID]
-) -> list[OrgRules]:
-    """Compiled rules of the organizations taking part in a decision. Stored rules
-    were validated when stored; if a later policy-set change made one invalid,
-    compiling raises, so no decision is ever made without an organization's rules."""
-    return [
-        engine.compile_org_rules(org_id=row.org_id, version=row.version, cedar_text=row.cedar_text)
-        for row in await latest_org_policies(session, org_ids)
-    ]
 
 
 def _check_explain(
@@ -177,43 +143,3 @@ def _broadest_consent(request: DecisionRequest, categories: Sequence[str]) -> Co
         valid_from=request.at,
         expires_at=request.at + timedelta(days=1),
     )
-
-
-async def set_org_policy(
-    session: AsyncSession,
-    *,
-    principal: Principal,
-    engine: PolicyEngine,
-    org_id: uuid.UUID,
-    cedar_text: str,
-    clock: Clock,
-) -> OrganizationPolicy:
-    """Store a new version of the organization's own rules after validating them:
-    forbid statements only, valid against the schema (422 otherwise, nothing stored)."""
-    require_own_org(principal, org_id, Role.org_admin)
-    current = await latest_org_policies(session, [org_id])
-    version = (current[0].version if current else 0) + 1
-    engine.compile_org_rules(org_id=org_id, version=version, cedar_text=cedar_text)
-    row = OrganizationPolicy(
-        id=uuid.uuid4(),
-        org_id=org_id,
-        version=version,
-        cedar_text=cedar_text,
-        sha256=sha256(cedar_text.encode("utf-8")).hex(),
-        created_at=clock.now(),
-        created_by=principal.label,
-        details={},
-    )
-    session.add(row)
-    await session.flush()
-    await append(
-        session,
-        AuditEvent(
-            "policy.changed",
-            principal,
-            counterpart_org_id=org_id,
-            details={"org_rules_version": version, "sha256": row.sha256},
-        ),
-        clock=clock,
-    )
-    return row

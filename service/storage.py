@@ -1,0 +1,30 @@
+"""The database as the service uses it: the plain engine and sessions of
+service/db/, plus what the layers above the database hang on them.
+
+- On PostgreSQL every connection listens for the numbers that the commit-time
+  trigger reports for staged audit entries (service/audit/at_commit.py).
+- The sessions of one sessionmaker share one cache of release inputs, valid for one
+  policy epoch and safe to lose (service/disclosures/inputs.py).
+
+The database layer imports nothing above it; this module, in the composition
+layer with service/app.py and service/cli.py, joins them.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from service.audit import at_commit
+from service.db.engine import engine_for, sessionmaker_for
+from service.disclosures.inputs import CACHE_KEY, ReleaseInputCache
+from service.settings import Settings
+
+
+def make_engine(settings: Settings) -> AsyncEngine:
+    engine = engine_for(settings)
+    at_commit.install(engine)  # releases learn their entry's number at COMMIT
+    return engine
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return sessionmaker_for(engine, info={CACHE_KEY: ReleaseInputCache()})
