@@ -60,13 +60,13 @@ from service.cli import CLI_PRINCIPAL
 from service.clock import SystemClock
 from service.crypto import FileSigner
 from service.db import migrate
-from service.db.engine import make_sessionmaker
 from service.keyring import CHECKPOINT_KEY
 from service.operations.bench_hooks import CREATE_TABLE
 from service.organizations import service as org_service
 from service.organizations.schemas import OrganizationCreate
 from service.sectors import Sector
 from service.settings import Settings
+from service.storage import make_sessionmaker
 
 ROOT = Path(__file__).resolve().parents[1]
 # (requests per second, p50 ms, p99 ms, errors, requests, tail) of one cell of
