@@ -22,6 +22,7 @@ from service.db import migrate
 from service.disclosures.router import router as disclosures_router
 from service.keyring import load_keyring
 from service.operations.router import router as operations_router
+from service.organizations import service as org_service
 from service.organizations.router import router as organizations_router
 from service.policy.router import router as policy_router
 from service.policy.setup import load_policies
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         app.state.keyring = keyring
         app.state.cursors = CursorCodec(keyring.cursor_secret)
         app.state.token_verifier = build_token_verifier(settings, keyring, clock=app.state.clock)
+        app.state.active_sector = org_service.active_sector  # read by service/auth/dependencies.py
         app.state.policy_engine = policy_engine
         app.state.vocabulary = vocabulary
         checkpoints = asyncio.create_task(

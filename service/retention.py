@@ -28,6 +28,15 @@ from service.referrals import shred as referral_shred
 log = logging.getLogger("accord.retention")
 
 
+async def shred_for_revoked_grant(
+    session: AsyncSession, consent_ids: set[uuid.UUID], *, clock: Clock
+) -> None:
+    """In a revocation's transaction: destroy every field sent under these grant
+    versions and not yet released, of every kind (service/consents/ending.py)."""
+    await referral_shred.shred_for_revoked_grant(session, consent_ids, clock=clock)
+    await request_shred.shred_for_revoked_grant(session, consent_ids)
+
+
 async def checkpoint_sqlite_wal(factory: async_sessionmaker[AsyncSession]) -> None:
     """After a shredding has committed: copy the WAL into the database file and
     truncate it, so destroyed bytes survive in neither (secure_delete zeroed them in

@@ -5,6 +5,8 @@ service/db/, plus what the layers above the database hang on them.
   trigger reports for staged audit entries (service/audit/at_commit.py).
 - The sessions of one sessionmaker share one cache of release inputs, valid for one
   policy epoch and safe to lose (service/disclosures/inputs.py).
+- A consent revocation destroys the unreleased fields of every kind through the
+  function the sessions carry (service/consents/ending.py, service/retention.py).
 
 The database layer imports nothing above it; this module, in the composition
 layer with service/app.py and service/cli.py, joins them.
@@ -15,8 +17,10 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from service.audit import at_commit
+from service.consents.ending import SHRED_UNRELEASED
 from service.db.engine import engine_for, sessionmaker_for
 from service.disclosures.inputs import CACHE_KEY, ReleaseInputCache
+from service.retention import shred_for_revoked_grant
 from service.settings import Settings
 
 
@@ -27,4 +31,7 @@ def make_engine(settings: Settings) -> AsyncEngine:
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return sessionmaker_for(engine, info={CACHE_KEY: ReleaseInputCache()})
+    return sessionmaker_for(
+        engine,
+        info={CACHE_KEY: ReleaseInputCache(), SHRED_UNRELEASED: shred_for_revoked_grant},
+    )

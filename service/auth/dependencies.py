@@ -13,16 +13,11 @@ from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Request
-from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.auth.principals import Principal, Role, SurvivorPrincipal, roles_from_claim
 from service.auth.tokens import SURVIVOR_TYP, read_header
-from service.db import direct
-from service.db.direct import DirectStatement
-from service.db.engine import Base
 from service.errors import ForbiddenError, UnauthorizedError
-from service.organizations.models import Organization
 from service.sectors import Sector
 from service.web.deps import DbSession
 from service.web.ratelimit import Limit, client_address, limits_of
@@ -66,24 +61,22 @@ def _verifier(request: Request) -> TokenVerifierLike:
     return verifier
 
 
-_ORGANIZATIONS = Base.metadata.tables[Organization.__tablename__]
-# On the driver (service/db/direct.py): every authenticated request runs it, and
-# through the ORM (`session.get`, an entity of every column) it was a tenth of a
-# delivery's CPU time.
-_ORGANIZATION_STATE = DirectStatement(
-    select(_ORGANIZATIONS.c.sector, _ORGANIZATIONS.c.active).where(
-        _ORGANIZATIONS.c.id == bindparam("org_id")
-    )
-)
+class ActiveSectorLike(Protocol):
+    """The organization's sector if it is active, else None (service/app.py hands
+    in service/organizations/service.py `active_sector`: the organizations domain
+    sits above auth in the layers)."""
+
+    async def __call__(self, session: AsyncSession, org_id: uuid.UUID) -> Sector | None: ...
 
 
-async def _active_org(session: AsyncSession, org_id: uuid.UUID) -> Sector:
+async def _active_org(request: Request, session: AsyncSession, org_id: uuid.UUID) -> Sector:
     """Read on every request: a deactivated organization is locked out at once (A14).
     Returns its sector, from its record (never from the token)."""
-    rows = await direct.fetch(session, _ORGANIZATION_STATE, {"org_id": org_id})
-    if not rows or not rows[0][1]:
+    active_sector: ActiveSectorLike = request.app.state.active_sector
+    sector = await active_sector(session, org_id)
+    if sector is None:
         raise UnauthorizedError("The token's organization is unknown or inactive")
-    return Sector(rows[0][0])
+    return sector
 
 
 class _FailedAuthentication:
@@ -107,7 +100,7 @@ class _FailedAuthentication:
 async def current_principal(request: Request, session: DbSession) -> Principal:
     async with _FailedAuthentication(request):
         claims = await _verifier(request).verify_staff(bearer_token(request))
-        sector = await _active_org(session, claims.org)
+        sector = await _active_org(request, session, claims.org)
     return Principal(
         subject=claims.sub,
         org_id=claims.org,
@@ -121,7 +114,7 @@ CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 async def _survivor(request: Request, session: AsyncSession, token: str) -> SurvivorPrincipal:
     claims = await _verifier(request).verify_survivor(token)
-    await _active_org(session, claims.org)
+    await _active_org(request, session, claims.org)
     return SurvivorPrincipal(subject_id=claims.subject, org_id=claims.org, token_id=claims.jti)
 
 

@@ -17,6 +17,7 @@ from service.audit.ordering import lock_head
 from service.auth.principals import Principal, SurvivorPrincipal
 from service.clock import Clock
 from service.consents import followups, givers
+from service.consents.ending import shred_unreleased
 from service.consents.models import (
     ConsentGiver,
     ConsentRevocation,
@@ -26,8 +27,6 @@ from service.consents.schemas import ConsentCreate, GivenBy, Method
 from service.errors import ConflictError, NotFoundError, ProblemItem, RuleViolationError
 from service.organizations.models import Organization
 from service.policy.inputs import WILDCARD
-from service.records_requests import shred as request_shred
-from service.referrals import shred
 from service.subjects.models import Subject
 from service.subjects.service import get_owned, resolve_subject
 from service.vocabulary import Vocabulary
@@ -344,9 +343,9 @@ async def revoke(
     notified = await followups.notify_earlier_recipients(
         session, version=state.version, clock=clock
     )
-    # Fields sent under the grant and never released are destroyed now.
-    await shred.shred_for_revoked_grant(session, {v.id for v in history}, clock=clock)
-    await request_shred.shred_for_revoked_grant(session, {v.id for v in history})
+    # Fields sent under the grant and never released are destroyed now, wherever the
+    # delivering domains keep them (service/consents/ending.py).
+    await shred_unreleased(session)(session, {v.id for v in history}, clock=clock)
     await append(
         session,
         AuditEvent(

@@ -111,20 +111,3 @@ class Review(Base):
     # Why the survivor was not told (it would endanger them): kept for the holder,
     # never logged or audited.
     reason_not_notified: Mapped[str | None] = mapped_column(Text)
-
-
-class AccountingSuspension(Base):
-    """A law enforcement agency's written request (document hash) that the
-    disclosures of one records request be left out of the survivor's accounting
-    until `until` (the HIPAA 164.528(a)(2) model). It ends by itself: the
-    accounting shows them again from `until` on, with no job."""
-
-    __tablename__ = "accounting_suspensions"
-
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    request_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("records_requests.id"), index=True)
-    requester_org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"))
-    document_sha256: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    created_by: Mapped[str] = mapped_column(String(200))
-    until: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -16,9 +16,9 @@ from service.audit.log import AuditEvent, append
 from service.auth.principals import Principal, Role
 from service.clock import Clock
 from service.errors import ForbiddenError, ProblemItem, RuleViolationError
-from service.records_requests.models import AccountingSuspension
 from service.records_requests.schemas import SuspensionCreate
 from service.records_requests.service import get_visible
+from service.subjects.models import AccountingSuspension
 
 
 async def suspend_accounting(

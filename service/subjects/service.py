@@ -18,9 +18,8 @@ from service.clock import Clock
 from service.crypto import Signer, key_id_for
 from service.errors import NotFoundError, rule_violation
 from service.organizations.models import Organization
-from service.records_requests.models import AccountingSuspension
 from service.settings import Settings
-from service.subjects.models import Subject
+from service.subjects.models import AccountingSuspension, Subject
 from service.subjects.schemas import SubjectCreate
 
 

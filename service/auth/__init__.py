@@ -1,0 +1,1 @@
+"""Authentication (bearer tokens, keys) and authorization (principals, roles)."""
