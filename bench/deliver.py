@@ -12,11 +12,14 @@ CPU time per request, on PostgreSQL the database server's CPU time per request
 (`db ms`, deliver/baseline: every postgres process on the machine, so run it on a
 quiet server), under each row the tail of both distributions (p90/p95/p98/max),
 and the service's peak RSS (with several workers, CPU and RSS add up
-all their processes). `--engine` runs one engine's half only.
+all their processes). `--engine` runs one engine's half only. `--against REV`
+compares deliveries with another commit's code instead, side by side in the same
+run (bench/compare.py).
 
     .venv/bin/python bench/deliver.py [--seconds 10] [--concurrency 1 8 32] [--client raw]
     ACCORD_BENCH_PG_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/bench_db \
         .venv/bin/python bench/deliver.py [--workers 2]
+    .venv/bin/python bench/deliver.py --against 6297750 [--cells 3] [--seconds 10]
 
 Targets (issue 6): throughput ratio >= 0.5 at every concurrency; p99 at
 concurrency 8 under 50 ms on PostgreSQL. The load generator runs on the same
@@ -333,7 +336,13 @@ def _tail(latencies: list[float]) -> str:
 
 
 async def _drive_httpx(
-    base: str, path: str, headers: dict[str, str], concurrency: int, seconds: float, ok: int
+    base: str,
+    path: str,
+    headers: dict[str, str],
+    concurrency: int,
+    seconds: float,
+    ok: int,
+    sink: list[float] | None = None,
 ) -> Cell:
     """The same load through httpx (`--client httpx`): what earlier figures used. On
     this 2-core machine httpx spent 2.4-2.7 ms of CPU per request, as much as the
@@ -357,6 +366,8 @@ async def _drive_httpx(
         began = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - began
+    if sink is not None:  # each latency in seconds (bench/compare.py pools the cells)
+        sink.extend(latencies)
     rate = len(latencies) / elapsed
     return rate, *_percentiles(latencies), errors, len(latencies), _tail(latencies)
 
@@ -380,9 +391,15 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
 
 
 async def _drive_raw(
-    base: str, path: str, headers: dict[str, str], concurrency: int, seconds: float, ok: int
+    base: str,
+    path: str,
+    headers: dict[str, str],
+    concurrency: int,
+    seconds: float,
+    ok: int,
+    sink: list[float] | None = None,
 ) -> Cell:
-    """(requests per second, p50 ms, p99 ms, errors, requests) for `seconds` of load.
+    """(requests per second, p50 ms, p99 ms, errors, requests, tail) for `seconds` of load.
 
     Each client is one keep-alive connection writing a prebuilt request and reading
     the whole response: about a tenth of httpx's CPU per request, so the load
@@ -420,6 +437,8 @@ async def _drive_raw(
     began = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - began
+    if sink is not None:  # each latency in seconds (bench/compare.py pools the cells)
+        sink.extend(latencies)
     rate = len(latencies) / elapsed
     return rate, *_percentiles(latencies), errors, len(latencies), _tail(latencies)
 
@@ -468,14 +487,23 @@ async def _verify_log(base: str, settings: Settings, platform: uuid.UUID, delive
     )
 
 
+def tree_env(tree: Path) -> dict[str, str]:
+    """The environment that makes Python import `service` and `accord_client` from
+    `tree` (a source tree, e.g. a git worktree of another commit) rather than from the
+    tree the virtual environment's editable install points at: PYTHONPATH comes before
+    site-packages, whose editable finder only answers what the path did not."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree), str(tree / "clients")])}
+
+
 def start_service(
-    url: str, workdir: Path, workers: int, **extra_env: str
+    url: str, workdir: Path, workers: int, tree: Path | None = None, **extra_env: str
 ) -> tuple[subprocess.Popen[bytes], str]:
     """`accord serve` on a free loopback port, on `url`, with its keys in `workdir`
     and its log in `workdir/service.log` (a pipe nobody reads would fill and stall
-    it); (the process, its base URL). Also used by bench/soak.py."""
+    it); (the process, its base URL). Also used by bench/soak.py. With `tree`, the
+    service is that tree's code (bench/compare.py): run from it, with `tree_env`."""
     env = {
-        **os.environ,
+        **(os.environ if tree is None else tree_env(tree)),
         "ACCORD_DATABASE_URL": url,
         "ACCORD_KEY_DIR": str(workdir / "keys"),
         "ACCORD_LOG_LEVEL": "WARNING",
@@ -483,10 +511,12 @@ def start_service(
     }
     port = _free_port()
     command = [str(Path(sys.executable).parent / "accord"), "serve", "--port", str(port)]
+    if tree is not None:  # service/cli.py has no __main__ guard, so not `-m service.cli`
+        command = [sys.executable, "-c", "from service.cli import main; main()", *command[1:]]
     with (workdir / "service.log").open("ab") as log:
         server = subprocess.Popen(
             [*command, "--workers", str(workers)],
-            cwd=ROOT,
+            cwd=ROOT if tree is None else tree,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -587,7 +617,20 @@ async def main() -> None:
         default="both",
         help="run one engine's half only (PostgreSQL needs ACCORD_BENCH_PG_URL)",
     )
+    parser.add_argument(
+        "--against",
+        metavar="REV",
+        help="compare deliveries with REV's code side by side instead (bench/compare.py)",
+    )
+    parser.add_argument(
+        "--cells", type=int, default=3, help="with --against: cells per side (at least 2)"
+    )
     args = parser.parse_args()
+    if args.against:
+        import compare  # bench/compare.py, beside this file
+
+        await compare.main(args)
+        return
     if args.engine != "postgresql":
         with tempfile.TemporaryDirectory(prefix="accord-bench-sqlite-") as tmp:
             # SQLite is served by one process (`accord serve` refuses more).
