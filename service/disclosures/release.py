@@ -40,6 +40,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -52,23 +53,46 @@ from service.envelopes.format import EnvelopeField, EnvelopeHeader, WithheldFiel
 from service.envelopes.stored import Row, SealedRow, manifest_entry
 from service.policy.decisions import Decision, PolicyRef, ReleasePermit
 from service.policy.engine import PolicyEngine
+from service.policy.inputs import FieldRef
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Disclosure:
     """One delivery as its kind read it, under the ordering's locks."""
 
-    inputs: ReleaseInputs  # what the decision needs besides the rows
-    rows: Sequence[SealedRow]  # the sealed fields, by name
+    # The discloser: the referral's sender, the request's holder. It is also the
+    # subject's owner and the organization on whose authority the fields leave.
+    sender_org_id: uuid.UUID
+    sender_roles: frozenset[str]  # the roles of whoever sent or answered
+    recipient_org_id: uuid.UUID
+    subject_id: uuid.UUID
+    purpose: str
+    legal_basis: str
+    consent_id: uuid.UUID | None
+    rows: Sequence[SealedRow]  # the sealed fields, by name: exactly these are decided
     header: EnvelopeHeader
     signature: bytes
-    subject_ref: str
-    # The discloser (the referral's sender, the request's holder): its auditors see
-    # the entry; the recipient is named in the details.
-    counterpart_org_id: uuid.UUID
-    # The kind's identifiers for the entry (referral_id or request_id, recipient_org,
-    # consent_id, purpose, legal_basis, ...): identifiers and codes only.
+    # The kind's own identifiers for the entry (referral_id, or request_id and
+    # legal_reference): identifiers and codes only.
     details: Mapping[str, object]
+    # The consent's terms, when the kind read them with its rows (else read here).
+    consent_terms: Sequence[Any] | None = None
+    justification_given: bool = False
+
+    def inputs(self) -> ReleaseInputs:
+        return ReleaseInputs(
+            actor_org_id=self.sender_org_id,
+            actor_roles=self.sender_roles,
+            sender_org_id=self.sender_org_id,
+            recipient_org_id=self.recipient_org_id,
+            subject_owner=self.sender_org_id,
+            purpose=self.purpose,
+            legal_basis=self.legal_basis,
+            consent_id=self.consent_id,
+            fields=[FieldRef(r.name, r.category) for r in self.rows],
+            justification_given=self.justification_given,
+            consent_terms=self.consent_terms,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +121,7 @@ async def release(
 ) -> Body:
     """Decide, split, mark and audit one delivery in the caller's transaction;
     return what builds its body, to be called only after the commit."""
-    decision = await decide_at_release(session, engine, disclosure.inputs, clock=clock)
+    decision = await decide_at_release(session, engine, disclosure.inputs(), clock=clock)
     released, withheld = split_fields(disclosure.rows, decision, decision.permit())
     at = decision.decided_at or clock.now()
     citing = await mark(Outcome(frozenset(r.name for r in released), decision, at))
@@ -106,10 +130,15 @@ async def release(
         AuditEvent(
             "disclosure" if released else "withheld",
             principal,
-            subject_ref=disclosure.subject_ref,
-            counterpart_org_id=disclosure.counterpart_org_id,
+            subject_ref=str(disclosure.subject_id),
+            # The discloser's auditors see the entry; the recipient is in the details.
+            counterpart_org_id=disclosure.sender_org_id,
             details={
                 **disclosure.details,
+                "recipient_org": str(disclosure.recipient_org_id),
+                "consent_id": str(disclosure.consent_id) if disclosure.consent_id else None,
+                "purpose": disclosure.purpose,
+                "legal_basis": disclosure.legal_basis,
                 **decision_facts(decision),
                 **delivery_facts(released, withheld),
             },

@@ -20,12 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.auth.principals import Principal, Role
 from service.clock import Clock
-from service.disclosures.decide import ReleaseInputs
 from service.disclosures.release import Body, Disclosure, Outcome, release
 from service.envelopes.stored import header_from_json
 from service.errors import ConflictError, ForbiddenError
 from service.policy.engine import PolicyEngine
-from service.policy.inputs import FieldRef
 from service.records_requests import duties
 from service.records_requests import service as request_service
 from service.records_requests.models import LegalBasis, RequestStatus
@@ -79,31 +77,18 @@ async def deliver(
     return await release(
         session,
         Disclosure(
-            inputs=ReleaseInputs(
-                actor_org_id=request.holder_org_id,
-                actor_roles=frozenset(request.responder_roles or ()),
-                sender_org_id=request.holder_org_id,
-                recipient_org_id=request.requester_org_id,
-                subject_owner=request.holder_org_id,
-                purpose=request.purpose,
-                legal_basis=request.legal_basis,
-                consent_id=request.consent_id,
-                fields=[FieldRef(r.name, r.category) for r in rows],
-                justification_given=True,
-            ),
+            sender_org_id=request.holder_org_id,
+            sender_roles=frozenset(request.responder_roles or ()),
+            recipient_org_id=request.requester_org_id,
+            subject_id=request.subject_id,
+            purpose=request.purpose,
+            legal_basis=request.legal_basis,
+            consent_id=request.consent_id,
             rows=rows,
             header=header_from_json(request.envelope_header),
             signature=request.signature,
-            subject_ref=str(request.subject_id),
-            counterpart_org_id=request.holder_org_id,
-            details={
-                "request_id": str(request.id),
-                "recipient_org": str(request.requester_org_id),
-                "consent_id": str(request.consent_id) if request.consent_id else None,
-                "purpose": request.purpose,
-                "legal_basis": request.legal_basis,
-                "legal_reference": request.legal_reference,
-            },
+            details={"request_id": str(request.id), "legal_reference": request.legal_reference},
+            justification_given=True,
         ),
         principal=principal,
         engine=engine,

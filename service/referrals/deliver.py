@@ -38,12 +38,10 @@ from service.consents.in_force import TERMS_COLUMNS, terms_outerjoin
 from service.db import direct
 from service.db.direct import DirectStatement
 from service.db.engine import Base
-from service.disclosures.decide import ReleaseInputs
 from service.disclosures.release import Body, Disclosure, Outcome, release
 from service.envelopes.stored import StoredField, header_from_json
 from service.errors import ConflictError, ForbiddenError, NotFoundError
 from service.policy.engine import PolicyEngine
-from service.policy.inputs import FieldRef
 from service.referrals import service as referral_service
 from service.referrals.models import Referral, ReferralField, ReferralStatus
 from service.referrals.service import VISIBLE_WHERE, DeliveryRow
@@ -186,30 +184,18 @@ async def deliver(
     return await release(
         session,
         Disclosure(
-            inputs=ReleaseInputs(
-                actor_org_id=referral.sender_org_id,
-                actor_roles=frozenset(referral.sender_roles),
-                sender_org_id=referral.sender_org_id,
-                recipient_org_id=referral.recipient_org_id,
-                subject_owner=referral.sender_org_id,
-                purpose=referral.purpose,
-                legal_basis=referral_service.CONSENT_BASIS,
-                consent_id=referral.consent_id,
-                fields=[FieldRef(r.name, r.category) for r in rows],
-                consent_terms=consent_terms,
-            ),
+            sender_org_id=referral.sender_org_id,
+            sender_roles=frozenset(referral.sender_roles),
+            recipient_org_id=referral.recipient_org_id,
+            subject_id=referral.subject_id,
+            purpose=referral.purpose,
+            legal_basis=referral_service.CONSENT_BASIS,
+            consent_id=referral.consent_id,
             rows=rows,
             header=header_from_json(referral.envelope_header),
             signature=referral.signature,
-            subject_ref=str(referral.subject_id),
-            counterpart_org_id=referral.sender_org_id,
-            details={
-                "referral_id": str(referral.id),
-                "recipient_org": str(referral.recipient_org_id),
-                "consent_id": str(referral.consent_id),
-                "purpose": referral.purpose,
-                "legal_basis": referral_service.CONSENT_BASIS,
-            },
+            details={"referral_id": str(referral.id)},
+            consent_terms=consent_terms,
         ),
         principal=principal,
         engine=engine,
