@@ -20,12 +20,14 @@ from service.collaborations.router import router as collaborations_router
 from service.consents.router import router as consents_router
 from service.db import migrate
 from service.disclosures.router import router as disclosures_router
+from service.events.router import router as events_router
 from service.keyring import load_keyring
 from service.operations.router import router as operations_router
 from service.organizations import service as org_service
 from service.organizations.router import router as organizations_router
 from service.policy.router import router as policy_router
 from service.policy.setup import load_policies
+from service.records_requests.overdue import overdue_loop
 from service.records_requests.router import router as records_requests_router
 from service.referrals.router import router as referrals_router
 from service.retention import sweep_loop
@@ -80,6 +82,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 interval=settings.sweep_interval_seconds,
             )
         )
+        overdue = asyncio.create_task(
+            overdue_loop(
+                app.state.sessionmaker,
+                clock=app.state.clock,
+                interval=settings.overdue_scan_interval_seconds,
+            )
+        )
         # Everything built so far lives as long as the process: move it out of the
         # collector's generations, so that a full collection walks only what requests
         # create (measured: an 80 ms pause every few hundred deliveries without this,
@@ -95,7 +104,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         finally:
             if freeze:
                 gc.unfreeze()
-            for task in (checkpoints, sweeper):
+            for task in (checkpoints, sweeper, overdue):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -125,6 +134,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         consents_router,
         referrals_router,
         records_requests_router,
+        events_router,
     ):
         app.include_router(router)
     if settings.test_hooks:

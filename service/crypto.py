@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+import nacl.secret
 import nacl.signing
 
 # Key validation and signature verification are the client library's, so the
@@ -120,3 +121,15 @@ def generate_ed25519_seed() -> bytes:
 
 def ed25519_public_from_seed(seed: bytes) -> bytes:
     return bytes(nacl.signing.SigningKey(seed).verify_key)
+
+
+def seal_secret(key: bytes, secret: bytes) -> bytes:
+    """Encrypt one of the service's own secrets (a webhook endpoint's signing
+    secret) with a 32-byte key from the key directory (XSalsa20-Poly1305, random
+    nonce), so a copy of the database alone does not reveal it. Never survivor data:
+    the server holds no key that opens that."""
+    return bytes(nacl.secret.SecretBox(key).encrypt(secret))
+
+
+def open_secret(key: bytes, sealed: bytes) -> bytes:
+    return bytes(nacl.secret.SecretBox(key).decrypt(sealed))

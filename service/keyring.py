@@ -6,7 +6,11 @@
   key from the staff tokens' issuer);
 - development staff token key (Ed25519, development and test only): signs the
   tokens `accord token issue` prints, standing in for an identity provider;
-- cursor secret: authenticates pagination cursors.
+- cursor secret: authenticates pagination cursors;
+- webhook signing key (Ed25519): signs every webhook (`v1a`), its public key
+  published at GET /v1/webhooks/signing-key;
+- webhook secrets key: seals each webhook endpoint's HMAC secret (`v1`) in the
+  database.
 
 Each lives in its own 0600 file in the key directory. Development and test
 generate missing keys on first start; production refuses to start without them
@@ -28,6 +32,8 @@ RECEIPT_KEY = "receipt.ed25519"
 CURSOR_SECRET = "cursor.secret"  # noqa: S105 - a file name
 SURVIVOR_TOKEN_KEY = "survivor-token.ed25519"  # noqa: S105 - a file name
 DEV_STAFF_TOKEN_KEY = "dev-staff-token.ed25519"  # noqa: S105 - a file name
+WEBHOOK_KEY = "webhook.ed25519"
+WEBHOOK_SECRETS_KEY = "webhook-secrets.key"
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,8 @@ class Keyring:
     receipt: Signer
     survivor_token: Signer
     cursor_secret: bytes
+    webhook: Signer
+    webhook_secrets_key: bytes
     # Only when no identity provider is configured outside production.
     dev_staff_token: Signer | None
 
@@ -52,7 +60,7 @@ def _signer(path: Path, create: bool) -> FileSigner:
     return FileSigner.load(path)
 
 
-def _cursor_secret(path: Path, create: bool) -> bytes:
+def _secret(path: Path, create: bool) -> bytes:
     if not path.exists():
         if not create:
             raise MissingKeyError(f"key file {path} is missing; run `accord keys init`")
@@ -70,7 +78,9 @@ def load_keyring(settings: Settings, *, create: bool | None = None) -> Keyring:
         checkpoint=_signer(key_dir / CHECKPOINT_KEY, create),
         receipt=_signer(key_dir / RECEIPT_KEY, create),
         survivor_token=_signer(key_dir / SURVIVOR_TOKEN_KEY, create),
-        cursor_secret=_cursor_secret(key_dir / CURSOR_SECRET, create),
+        cursor_secret=_secret(key_dir / CURSOR_SECRET, create),
+        webhook=_signer(key_dir / WEBHOOK_KEY, create),
+        webhook_secrets_key=_secret(key_dir / WEBHOOK_SECRETS_KEY, create)[:32],
         dev_staff_token=load_dev_staff_key(settings, create=create),
     )
 

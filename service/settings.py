@@ -7,6 +7,7 @@ unsafe settings are refused at start-up (STYLE.md convention 7).
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -80,6 +81,13 @@ class Settings(BaseSettings):
     # within this many days; an emergency release must be reviewed within these hours.
     obligation_notify_days: float = Field(default=5.0, gt=0.0, le=90.0)
     review_due_hours: float = Field(default=72.0, gt=0.0, le=24.0 * 30)
+    # How often the running service looks for duties past their date, to announce
+    # each once as an `obligation.overdue` or `review.overdue` event.
+    overdue_scan_interval_seconds: float = Field(default=60.0, ge=1.0)
+    # Webhooks (docs/notifications.md): networks a webhook may reach although they
+    # are not public (CIDRs, e.g. a receiver on the deployment's private network).
+    # Comma-separated in the environment.
+    webhook_allowed_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # The longest a law enforcement agency may keep a disclosure out of the
     # survivor's accounting with one written request.
     accounting_suspension_max_days: float = Field(default=365.0, gt=0.0, le=3650.0)
@@ -108,6 +116,20 @@ class Settings(BaseSettings):
     @classmethod
     def _split_algorithms(cls, value: object) -> object:
         return parse_algorithms(value) if isinstance(value, str) else value
+
+    @field_validator("webhook_allowed_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            ipaddress.ip_network(network, strict=False)  # ValueError: named in the error
+        return value
 
     @model_validator(mode="after")
     def _refuse_unsafe_outside_development(self) -> Settings:

@@ -16,6 +16,8 @@ from service.collaborations.models import AgreementVersion, Collaboration, Membe
 from service.collaborations.schemas import AgreementInput, CollaborationCreate
 from service.consents import followups
 from service.errors import ConflictError, NotFoundError, ProblemItem, RuleViolationError
+from service.events.catalog import EventType
+from service.events.outbox import emit
 from service.organizations.models import Organization
 from service.policy.inputs import AgreementFlow
 from service.vocabulary import Vocabulary
@@ -272,6 +274,15 @@ async def remove_member(
             details={"collaboration_id": str(collab.id)},
         ),
         clock=clock,
+    )
+    await emit(
+        session,
+        kind=EventType.member_removed,
+        to=[m.org_id for m in current],  # the removed organization and the others
+        object_type="collaboration",
+        object_id=collab.id,
+        data={"collaboration_id": str(collab.id), "org_id": str(org_id)},
+        at=membership.removed_at,
     )
     return membership
 

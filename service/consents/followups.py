@@ -21,6 +21,8 @@ from service.consents.models import (
     ConsentRevocation,
     ConsentVersion,
 )
+from service.events.catalog import EventType
+from service.events.outbox import emit
 from service.organizations.models import Organization
 
 
@@ -46,8 +48,12 @@ async def _live_latest(session: AsyncSession, version: ConsentVersion, now: date
 async def notify_earlier_recipients(
     session: AsyncSession, *, version: ConsentVersion, clock: Clock
 ) -> list[ConsentNotification]:
-    """Queue a notice for every organization that already received data under any
-    version of this grant (from the audit log's disclosure entries)."""
+    """Tell every organization that already received data under any version of this
+    grant (from the audit log's disclosure entries) that its basis is gone and that
+    it must destroy its copies (GDPR Art. 19; VAWA): a `consent.withdrawn` event to
+    each, naming only the referrals and requests that organization holds, and one to
+    the grant's owner naming all of them (a survivor may have withdrawn it through
+    the access link). Also kept as rows of `consent_notifications`."""
     ids = {str(v.id) for v in await _versions(session, version.grant_id)}
     entries = (
         await session.scalars(
@@ -57,25 +63,53 @@ async def notify_earlier_recipients(
             )
         )
     ).all()
-    recipients = {
-        recipient
-        for e in entries
-        if (recipient := disclosure_recipient(e)) is not None
-        and json.loads(e.body).get("details", {}).get("consent_id") in ids
-    }
+    held: dict[uuid.UUID, tuple[set[str], set[str]]] = {}
+    for e in entries:
+        details = json.loads(e.body).get("details", {})
+        recipient = disclosure_recipient(e)
+        if recipient is None or details.get("consent_id") not in ids:
+            continue
+        referrals, requests = held.setdefault(recipient, (set(), set()))
+        if isinstance(details.get("referral_id"), str):
+            referrals.add(details["referral_id"])
+        if isinstance(details.get("request_id"), str):
+            requests.add(details["request_id"])
+    now = clock.now()
     rows = [
         ConsentNotification(
             id=uuid.uuid4(),
             grant_id=version.grant_id,
             recipient_org_id=org_id,
             event="consent.revoked",
-            created_at=clock.now(),
+            created_at=now,
             delivered_at=None,
         )
-        for org_id in sorted(recipients)
+        for org_id in sorted(held)
     ]
     session.add_all(rows)
     await session.flush()
+    every = (
+        set().union(*(r for r, _ in held.values())),
+        set().union(*(q for _, q in held.values())),
+    )
+    for org_id, (referrals, requests) in sorted({**held, version.owner_org_id: every}.items()):
+        await emit(
+            session,
+            kind=EventType.consent_withdrawn,
+            to=[org_id],
+            object_type="consent",
+            object_id=version.grant_id,
+            data={
+                "consent_id": str(version.id),
+                "grant_id": str(version.grant_id),
+                "owner_org": str(version.owner_org_id),
+                "withdrawn_at": now.isoformat(),
+                "referral_ids": sorted(referrals),
+                "request_ids": sorted(requests),
+                "action": "destroy_copies",
+            },
+            at=now,
+        )
     return rows
 
 
@@ -144,6 +178,20 @@ async def flag_for_review(
             )
             session.add(review)
             flagged.append(review)
+            await emit(
+                session,
+                kind=EventType.consent_review_needed,
+                to=[version.owner_org_id],
+                object_type="consent",
+                object_id=version.grant_id,
+                data={
+                    "consent_id": str(version.id),
+                    "grant_id": str(version.grant_id),
+                    "collaboration_id": str(collaboration_id),
+                    "agreement_version": agreement_version,
+                },
+                at=now,
+            )
     await session.flush()
     return flagged
 

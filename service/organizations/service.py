@@ -18,6 +18,8 @@ from service.db import direct
 from service.db.direct import DirectStatement
 from service.db.engine import Base
 from service.errors import NotFoundError, ProblemItem, RuleViolationError
+from service.events.catalog import EventType
+from service.events.outbox import emit
 from service.organizations.models import Organization, OrganizationKey
 from service.organizations.schemas import AvailabilityUpdate, KeysUpdate, OrganizationCreate
 from service.sectors import Sector
@@ -231,6 +233,22 @@ async def register_keys(
             details={"encryption_key_id": new_keys[0].key_id, "signing_key_id": new_keys[1].key_id},
         ),
         clock=clock,
+    )
+    # Every principal may read any organization's current keys in the directory, so
+    # every active organization is told (a tool refreshes the keys it seals to).
+    active = (await session.scalars(select(Organization.id).where(Organization.active))).all()
+    await emit(
+        session,
+        kind=EventType.keys_rotated,
+        to=active,
+        object_type="organization",
+        object_id=org_id,
+        data={
+            "org_id": str(org_id),
+            "encryption_key_id": new_keys[0].key_id,
+            "signing_key_id": new_keys[1].key_id,
+        },
+        at=now,
     )
     return new_keys[0].key_id, new_keys[1].key_id, True
 

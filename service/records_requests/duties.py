@@ -34,6 +34,8 @@ from service.errors import (
     ProblemItem,
     RuleViolationError,
 )
+from service.events.catalog import EventType
+from service.events.outbox import emit
 from service.records_requests.models import Obligation, RecordsRequest, Review
 from service.records_requests.schemas import ObligationDone, ReviewClose
 
@@ -67,6 +69,7 @@ async def open_review(
     session.add(review)
     await _audit(session, principal, "review.opened", request, review.id, clock)
     await session.flush()
+    await announce_review(session, review, EventType.review_due, now)
 
 
 def notifies_survivor(compelled: bool, obligations: set[str]) -> bool:
@@ -109,6 +112,46 @@ async def open_notification(
         due_at=duty.due_at.isoformat(),
     )
     await session.flush()
+    await announce_obligation(session, duty, EventType.obligation_due, now)
+
+
+async def announce_obligation(
+    session: AsyncSession, duty: Obligation, kind: EventType, at: datetime
+) -> None:
+    """Tell the holder that a duty is due by a date, or overdue (service/events)."""
+    await emit(
+        session,
+        kind=kind,
+        to=[duty.holder_org_id],
+        object_type="obligation",
+        object_id=duty.id,
+        data={
+            "obligation_id": str(duty.id),
+            "request_id": str(duty.request_id),
+            "kind": duty.kind,
+            "due_at": duty.due_at.isoformat(),
+        },
+        at=at,
+    )
+
+
+async def announce_review(
+    session: AsyncSession, review: Review, kind: EventType, at: datetime
+) -> None:
+    """Tell the holder that an emergency release's review is due, or overdue."""
+    await emit(
+        session,
+        kind=kind,
+        to=[review.holder_org_id],
+        object_type="review",
+        object_id=review.id,
+        data={
+            "review_id": str(review.id),
+            "request_id": str(review.request_id),
+            "due_at": review.due_at.isoformat(),
+        },
+        at=at,
+    )
 
 
 async def _audit(

@@ -41,6 +41,7 @@ from service.db.engine import Base
 from service.disclosures.release import Body, Disclosure, Outcome, release
 from service.envelopes.stored import StoredField, header_from_json
 from service.errors import ConflictError, ForbiddenError, NotFoundError
+from service.events.catalog import EventType
 from service.policy.engine import PolicyEngine
 from service.referrals import service as referral_service
 from service.referrals.models import Referral, ReferralField, ReferralStatus
@@ -174,9 +175,18 @@ async def deliver(
         # queue (service/audit/ordering.py).
         first = [r.name for r in rows if r.name in outcome.released and r.released_at is None]
         await mark_released(session, referral.id, first, outcome.at)
-        if referral.status == ReferralStatus.sent.value:
-            # The first delivery changes the referral; a later one only adds an event.
-            await referral_service.set_delivered(session, referral.id, outcome.at)
+        # The first delivery changes the referral (and tells both parties); a later
+        # one only adds a timeline event.
+        if referral.status == ReferralStatus.sent.value and await referral_service.set_delivered(
+            session, referral.id, outcome.at
+        ):
+            await referral_service.notify(
+                session,
+                referral,
+                EventType.referral_delivered,
+                ReferralStatus.delivered.value,
+                outcome.at,
+            )
         event = "delivered" if outcome.released else "delivered_withheld"
         # The timeline event cites the entry, and is written with it.
         return referral_service.timeline_row(referral.id, event, principal, clock)

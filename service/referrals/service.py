@@ -40,6 +40,8 @@ from service.errors import (
     ProblemItem,
     RuleViolationError,
 )
+from service.events.catalog import EventType
+from service.events.outbox import emit
 from service.organizations.models import Organization
 from service.policy.engine import PolicyEngine
 from service.policy.inputs import FieldRef
@@ -143,14 +145,16 @@ _SET_DELIVERED: Final = DirectStatement(
         delivered_at=bindparam("at"),
         updated_at=bindparam("at"),
     )
+    .returning(_REFERRALS.c.id)
 )
 
 
-async def set_delivered(session: AsyncSession, referral_id: uuid.UUID, at: datetime) -> None:
+async def set_delivered(session: AsyncSession, referral_id: uuid.UUID, at: datetime) -> bool:
     """The first delivery's change to a referral: only while it is still `sent`, so
     of two first deliveries at once the later one changes nothing (the row lock the
-    first one's UPDATE takes makes the second re-check the state after its commit)."""
-    await direct.execute(session, _SET_DELIVERED, {"b_id": referral_id, "at": at})
+    first one's UPDATE takes makes the second re-check the state after its commit).
+    True if this call changed it."""
+    return bool(await direct.fetch(session, _SET_DELIVERED, {"b_id": referral_id, "at": at}))
 
 
 def request_fingerprint(data: ReferralCreate) -> str:
@@ -294,6 +298,9 @@ async def create(
         clock=clock,
     )
     await record_event(session, referral.id, "sent", principal, entry.seq, clock)
+    await notify(
+        session, referral, EventType.referral_sent, referral.status, now, urgency=referral.urgency
+    )
     return referral, True
 
 
@@ -315,6 +322,33 @@ def timeline_row(
             "actor_org_id": principal.org_id if principal else None,
             "detail": detail,
         },
+    )
+
+
+async def notify(
+    session: AsyncSession,
+    referral: Referral | DeliveryRow,
+    kind: EventType,
+    status: str,
+    at: datetime,
+    **extra: str,
+) -> None:
+    """Tell both parties of a state change, in its transaction (the outbox:
+    service/events/outbox.py). Identifiers, the state and codes only."""
+    await emit(
+        session,
+        kind=kind,
+        to=(referral.sender_org_id, referral.recipient_org_id),
+        object_type="referral",
+        object_id=referral.id,
+        data={
+            "referral_id": str(referral.id),
+            "status": status,
+            "sender_org": str(referral.sender_org_id),
+            "recipient_org": str(referral.recipient_org_id),
+            **extra,
+        },
+        at=at,
     )
 
 
@@ -444,4 +478,13 @@ async def transition(
         clock=clock,
     )
     await record_event(session, referral.id, target.value, principal, entry.seq, clock)
+    await notify(
+        session,
+        referral,
+        EventType(f"referral.{target.value}"),
+        referral.status,
+        referral.updated_at,
+        **({"reason": decline_reason} if decline_reason else {}),
+        **({"outcome": outcome} if outcome else {}),
+    )
     return referral

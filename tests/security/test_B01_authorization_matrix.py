@@ -179,6 +179,7 @@ TABLE: tuple[Endpoint, ...] = (
     ),
     Endpoint("POST", "/v1/subjects", CASE, 201, body=lambda w: {}),
     Endpoint("GET", "/v1/policies", ALL_ROLES, 200),
+    Endpoint("GET", "/v1/events", ALL_ROLES, 200),
     Endpoint("GET", "/v1/consent-reviews", CASE, 200),
     # The audit log: auditors of any organization (their own entries; oversight: all).
     Endpoint("GET", "/v1/audit/checkpoint", (Role.auditor,), 200),

@@ -1,0 +1,143 @@
+"""Emit an event in the transaction of the change it reports (the outbox).
+
+`emit` writes one row per receiving organization and one pending webhook delivery
+per subscribed endpoint, in the caller's transaction: a change that rolls back
+emits nothing, and a change that commits always has its events (DESIGN.md
+guarantee 8). Each organization's events are numbered from its row in
+`event_counters`, locked by the writer until it commits: rows in the lock order's
+second rank (service/audit/ordering.py), taken in organization-id order.
+
+Every value in `data` is checked: a UUID, an RFC 3339 time, a code (lower-case
+letters, digits, `._:-`), an integer, a boolean, null, or a list of those. Free
+text cannot pass, so no event can carry a field value or a caseworker's note.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Final
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.events.catalog import EventType
+from service.events.models import Event, EventCounter, WebhookDelivery, WebhookEndpoint
+
+Scalar = str | int | bool | None
+Value = Scalar | Sequence[Scalar]
+
+_KEY: Final = re.compile(r"[a-z][a-z0-9_]{0,63}")
+_CODE: Final = re.compile(r"[a-z0-9][a-z0-9_.:-]{0,63}")
+_TIME: Final = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(\+00:00|Z)")
+
+
+class UnsafeEventDataError(ValueError):
+    """A programming error: an event's data must hold identifiers and codes only."""
+
+
+def _safe_scalar(value: object) -> bool:
+    if value is None or isinstance(value, bool | int):
+        return True
+    if not isinstance(value, str):
+        return False
+    if _CODE.fullmatch(value) or _TIME.fullmatch(value):
+        return True
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return len(value) == 36
+
+
+def check_data(data: Mapping[str, Value]) -> dict[str, Value]:
+    for key, value in data.items():
+        if not _KEY.fullmatch(key):
+            raise UnsafeEventDataError(f"event data key {key!r}")
+        values = value if isinstance(value, list | tuple) else [value]
+        if not all(_safe_scalar(v) for v in values):
+            raise UnsafeEventDataError(f"event data value under {key!r} is not an identifier")
+    return {k: list(v) if isinstance(v, list | tuple) else v for k, v in data.items()}
+
+
+def _upsert_counter(dialect: str, org_id: uuid.UUID) -> object:
+    module = postgresql if dialect == "postgresql" else sqlite
+    return (
+        module.insert(EventCounter)
+        .values(org_id=org_id, last_seq=0)
+        .on_conflict_do_nothing(index_elements=["org_id"])
+    )
+
+
+async def _next_seq(session: AsyncSession, org_id: uuid.UUID) -> int:
+    """The organization's next event number; its counter row stays locked until
+    the transaction ends, so numbers follow the commit order."""
+    dialect = session.sync_session.get_bind().dialect.name
+    await session.execute(_upsert_counter(dialect, org_id))  # type: ignore[call-overload]
+    result = await session.execute(
+        update(EventCounter)
+        .where(EventCounter.org_id == org_id)
+        .values(last_seq=EventCounter.last_seq + 1)
+        .returning(EventCounter.last_seq)
+    )
+    return int(result.scalar_one())
+
+
+async def emit(
+    session: AsyncSession,
+    *,
+    kind: EventType,
+    to: Iterable[uuid.UUID],
+    object_type: str,
+    object_id: uuid.UUID,
+    data: Mapping[str, Value],
+    at: datetime,
+) -> list[uuid.UUID]:
+    """Write the event for each organization in `to`; return the event ids."""
+    checked = check_data(data)
+    orgs = sorted(set(to))
+    if not orgs:
+        return []
+    rows = [
+        {
+            "id": uuid.uuid4(),
+            "org_id": org_id,
+            "seq": await _next_seq(session, org_id),
+            "type": kind.value,
+            "at": at,
+            "object_type": object_type,
+            "object_id": object_id,
+            "data": checked,
+        }
+        for org_id in orgs
+    ]
+    await session.execute(insert(Event), rows)
+    endpoints = (
+        await session.execute(
+            select(WebhookEndpoint.id, WebhookEndpoint.org_id, WebhookEndpoint.event_types).where(
+                WebhookEndpoint.org_id.in_(orgs), WebhookEndpoint.deleted_at.is_(None)
+            )
+        )
+    ).all()
+    by_org = {row["org_id"]: row for row in rows}
+    deliveries = [
+        {
+            "id": uuid.uuid4(),
+            "event_id": by_org[org_id]["id"],
+            "event_seq": by_org[org_id]["seq"],
+            "endpoint_id": endpoint_id,
+            "object_key": f"{object_type}:{object_id}",
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": at,
+            "created_at": at,
+        }
+        for endpoint_id, org_id, types in endpoints
+        if kind.value in types
+    ]
+    if deliveries:
+        await session.execute(insert(WebhookDelivery), deliveries)
+    return [row["id"] for row in rows]  # type: ignore[misc]
