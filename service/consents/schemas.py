@@ -59,6 +59,7 @@ class ConsentCreate(StrictInput):
 
 
 class RevokeRequest(StrictInput):
+    multiline = frozenset({"reason"})  # free text may have line breaks
     reason: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
 
 

@@ -77,6 +77,7 @@ class ExplainResponse(BaseModel):
 
 
 class OrgPolicyUpdate(StrictInput):
+    multiline = frozenset({"cedar"})  # free text may have line breaks
     cedar: Annotated[str, StringConstraints(min_length=1)] = Field(
         description="Cedar forbid statements, each with @id and @reason annotations"
     )

@@ -18,6 +18,7 @@ CODE = r"^[a-z][a-z0-9_]{0,31}$"
 
 
 class RecordsRequestCreate(StrictInput):
+    multiline = frozenset({"justification"})  # free text may have line breaks
     holder_org_id: uuid.UUID
     subject_ref: str = Field(
         min_length=1,
@@ -49,6 +50,7 @@ class Decision(StrEnum):
 
 
 class RespondRequest(StrictInput):
+    multiline = frozenset({"note"})  # free text may have line breaks
     decision: Decision
     consent_id: uuid.UUID | None = Field(
         default=None,
@@ -134,6 +136,8 @@ class Finding(StrEnum):
 
 
 class ReviewClose(StrictInput):
+    multiline = frozenset({"reason_not_notified"})  # free text may have line breaks
+
     finding: Finding
     survivor_notified: bool
     reason_not_notified: str | None = Field(

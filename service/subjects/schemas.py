@@ -5,14 +5,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from service.schemas import StrictInput
 
 
-class SubjectCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class SubjectCreate(StrictInput):
     is_minor: bool = False
 
 
