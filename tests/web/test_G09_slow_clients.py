@@ -36,9 +36,14 @@ SLACK = 6.0  # how late a close may come on a busy machine
 SERVED_WITHIN = 2.0
 
 
-async def _closed_after(reader: asyncio.StreamReader) -> tuple[float, bytes]:
-    """Seconds until the server closed the connection, and what it sent first."""
-    started = time.perf_counter()
+async def _closed_after(
+    reader: asyncio.StreamReader, started: float | None = None
+) -> tuple[float, bytes]:
+    """Seconds until the server closed the connection, and what it sent first.
+    `started`: when the client began to connect. The server's deadline starts when it
+    accepts, which is after that; measuring from the moment this coroutine resumes
+    instead could start late on a busy machine and make a close look early."""
+    started = time.perf_counter() if started is None else started
     data = await reader.read(65536)
     while data and not reader.at_eof():
         more = await reader.read(65536)
@@ -49,6 +54,7 @@ async def _closed_after(reader: asyncio.StreamReader) -> tuple[float, bytes]:
 
 
 async def _slowloris(port: int, stop: asyncio.Event) -> tuple[float, bytes]:
+    connecting = time.perf_counter()
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     head = b"GET /healthz HTTP/1.1\r\nHost: accord\r\nX-Slow: " + b"a" * 4096
 
@@ -63,16 +69,17 @@ async def _slowloris(port: int, stop: asyncio.Event) -> tuple[float, bytes]:
 
     sending = asyncio.create_task(trickle())
     try:
-        return await _closed_after(reader)
+        return await _closed_after(reader, connecting)
     finally:
         sending.cancel()
         writer.close()
 
 
 async def _silent(port: int) -> tuple[float, bytes]:
+    connecting = time.perf_counter()
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        return await _closed_after(reader)
+        return await _closed_after(reader, connecting)
     finally:
         writer.close()
 
