@@ -20,11 +20,15 @@ from service.collaborations.router import router as collaborations_router
 from service.consents.router import router as consents_router
 from service.db import migrate
 from service.disclosures.router import router as disclosures_router
+from service.events.dispatch import DispatchConfig, dispatch_loop
 from service.events.router import router as events_router
+from service.events.webhooks_router import router as webhooks_router
 from service.keyring import load_keyring
 from service.operations.router import router as operations_router
 from service.organizations import service as org_service
 from service.organizations.router import router as organizations_router
+from service.pages import site as pages_site
+from service.pages.router import router as pages_router
 from service.policy.router import router as policy_router
 from service.policy.setup import load_policies
 from service.records_requests.overdue import overdue_loop
@@ -33,6 +37,8 @@ from service.referrals.router import router as referrals_router
 from service.retention import sweep_loop
 from service.settings import Environment, Settings
 from service.storage import make_engine, make_sessionmaker
+from service.subjects import access_links
+from service.subjects.router import links_router as access_links_router
 from service.subjects.router import router as subjects_router
 from service.web import error_handlers
 from service.web.middleware import RequestGuard
@@ -65,6 +71,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         app.state.active_sector = org_service.active_sector  # read by service/auth/dependencies.py
         app.state.policy_engine = policy_engine
         app.state.vocabulary = vocabulary
+        # The survivor pages: catalogs compiled, plain-language names checked.
+        app.state.pages = pages_site.load_site(settings, policy_engine.taxonomy)
+        app.state.access_link_live = access_links.token_live  # read by service/auth/dependencies.py
         checkpoints = asyncio.create_task(
             checkpoint_loop(
                 app.state.sessionmaker,
@@ -89,6 +98,20 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 interval=settings.overdue_scan_interval_seconds,
             )
         )
+        loops = [checkpoints, sweeper, overdue]
+        if settings.webhook_dispatch_in_serve:  # else `accord dispatch` runs apart
+            loops.append(
+                asyncio.create_task(
+                    dispatch_loop(
+                        app.state.sessionmaker,
+                        signer=keyring.webhook,
+                        secrets_key=keyring.webhook_secrets_key,
+                        config=DispatchConfig.from_settings(settings),
+                        clock=app.state.clock,
+                        metrics=metrics,
+                    )
+                )
+            )
         # Everything built so far lives as long as the process: move it out of the
         # collector's generations, so that a full collection walks only what requests
         # create (measured: an 80 ms pause every few hundred deliveries without this,
@@ -104,7 +127,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         finally:
             if freeze:
                 gc.unfreeze()
-            for task in (checkpoints, sweeper, overdue):
+            for task in loops:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -123,11 +146,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.rate_limits = RateLimits(settings)
     app.state.metrics = metrics
     error_handlers.install(app)
+    pages_site.install(app)
     for router in (
         operations_router,
         organizations_router,
         collaborations_router,
         subjects_router,
+        access_links_router,
+        pages_router,
         policy_router,
         disclosures_router,
         audit_router,
@@ -135,6 +161,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         referrals_router,
         records_requests_router,
         events_router,
+        webhooks_router,
     ):
         app.include_router(router)
     if settings.test_hooks:

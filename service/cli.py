@@ -4,7 +4,9 @@ seed a demonstration federation, manage keys."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import signal
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
@@ -242,6 +244,59 @@ def sweep() -> None:
 
     shredded = asyncio.run(run())
     typer.echo(json.dumps({"shredded": [str(i) for i in shredded]}, indent=2))
+
+
+@app.command()
+def dispatch(
+    once: Annotated[
+        bool, typer.Option(help="Deliver what is due now, then exit (default: run until stopped)")
+    ] = False,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve Prometheus metrics on 127.0.0.1 at this port (default: none)"),
+    ] = None,
+) -> None:
+    """Deliver webhooks (for deployments that run the dispatcher apart from `accord serve`:
+    set ACCORD_WEBHOOK_DISPATCH_IN_SERVE=false there). Several may run against one
+    PostgreSQL; on SQLite only one process may dispatch, and `accord serve` counts."""
+    from service.events.dispatch import DispatchConfig, Dispatcher
+    from service.web.observability import Metrics, configure_logging
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    keyring = load_keyring(settings)
+    metrics = Metrics()
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr="127.0.0.1", registry=metrics.registry)
+
+    async def run() -> None:
+        engine = make_engine(settings)
+        try:
+            if settings.auto_migrate:
+                await migrate.upgrade(engine)
+            async with Dispatcher(
+                make_sessionmaker(engine),
+                signer=keyring.webhook,
+                secrets_key=keyring.webhook_secrets_key,
+                config=DispatchConfig.from_settings(settings),
+                clock=SystemClock(),
+                metrics=metrics,
+            ) as dispatcher:
+                # SIGTERM stops it between two database operations; requests in flight
+                # are abandoned and their deliveries sent again after the lease.
+                asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, dispatcher.stop)
+                typer.echo("dispatching", err=True)
+                if once:
+                    await dispatcher.run_until_idle()
+                else:
+                    await dispatcher.serve()
+        finally:
+            await engine.dispose()
+
+    with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
+        asyncio.run(run())
 
 
 @app.command()

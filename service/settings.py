@@ -11,6 +11,8 @@ import ipaddress
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import limits
 from pydantic import Field, field_validator, model_validator
@@ -59,6 +61,17 @@ class Settings(BaseSettings):
     survivor_jwt_audience: str = "accord-survivor"
     survivor_jwt_issuer: str = "accord-service"
     survivor_token_max_lifetime_seconds: int = Field(default=86400, ge=60, le=7 * 86400)
+    # The single-use code in a survivor access link's URL (/s/{code}): how long it can
+    # be exchanged for a session; the session then lasts as long as the link.
+    access_link_code_seconds: int = Field(default=900, ge=60, le=86400)
+    # The service's public address (scheme and host, no path), such as
+    # "https://accord.example.org": access links are returned as absolute URLs, and the
+    # survivor pages accept forms only from this origin. Unset: the Host header's.
+    public_base_url: str | None = None
+    # Where "Leave this page quickly" on the survivor pages goes (an ordinary site).
+    pages_exit_url: str = "https://www.google.com/"
+    # The time zone the survivor pages show times in (an IANA name).
+    pages_time_zone: str = "UTC"
     # How often at most the JWKS URL is fetched again for an unknown `kid`, and how
     # long fetched keys are trusted before a refresh.
     jwks_min_refresh_seconds: float = Field(default=30.0, ge=0)
@@ -88,6 +101,17 @@ class Settings(BaseSettings):
     # are not public (CIDRs, e.g. a receiver on the deployment's private network).
     # Comma-separated in the environment.
     webhook_allowed_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # The webhook dispatcher (service/events/dispatch.py): inside `accord serve` or only
+    # as `accord dispatch`; how often it looks for due deliveries; how many requests it
+    # has in flight at most (one per endpoint); an attempt's connect and total
+    # timeouts; and how long a claimed delivery is leased to its dispatcher (longer
+    # than an attempt can last: a crashed dispatcher's deliveries are due again after it).
+    webhook_dispatch_in_serve: bool = True
+    webhook_dispatch_interval_seconds: float = Field(default=0.5, ge=0.01, le=60.0)
+    webhook_dispatch_concurrency: int = Field(default=16, ge=1, le=256)
+    webhook_connect_timeout_seconds: float = Field(default=5.0, gt=0.0, le=60.0)
+    webhook_timeout_seconds: float = Field(default=15.0, gt=0.0, le=300.0)
+    webhook_lease_seconds: float = Field(default=60.0, gt=0.0, le=3600.0)
     # The longest a law enforcement agency may keep a disclosure out of the
     # survivor's accounting with one written request.
     accounting_suspension_max_days: float = Field(default=365.0, gt=0.0, le=3650.0)
@@ -110,6 +134,35 @@ class Settings(BaseSettings):
             limits.parse(value)
         except ValueError as exc:
             raise ValueError(f"not a rate limit such as '30/minute': {value!r}") from exc
+        return value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _public_base_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parsed = urlsplit(value.rstrip("/"))
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ValueError("public_base_url must be an http(s) URL such as https://host")
+        if parsed.path or parsed.query or parsed.fragment:
+            raise ValueError("public_base_url is a scheme and host only, without a path")
+        return f"{parsed.scheme}://{parsed.netloc}"
+
+    @field_validator("pages_exit_url")
+    @classmethod
+    def _exit_url(cls, value: str) -> str:
+        parsed = urlsplit(value)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ValueError("pages_exit_url must be an absolute http(s) URL")
+        return value
+
+    @field_validator("pages_time_zone")
+    @classmethod
+    def _time_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"not a time zone name: {value!r}") from exc
         return value
 
     @field_validator("jwt_algorithms", mode="before")
@@ -144,6 +197,9 @@ class Settings(BaseSettings):
             raise ValueError("jwt_algorithms must name at least one algorithm")
         if self.page_size_default > self.page_size_max:
             raise ValueError("page_size_default may not exceed page_size_max")
+        if self.webhook_lease_seconds <= self.webhook_timeout_seconds:
+            # A lease that ends while its attempt may still run invites a second send.
+            raise ValueError("webhook_lease_seconds must exceed webhook_timeout_seconds")
         if self.environment is Environment.production:
             if self.test_hooks:
                 raise ValueError("test_hooks cannot be enabled in production")
@@ -168,6 +224,14 @@ class Settings(BaseSettings):
             self.environment is not Environment.production
             and self.jwt_jwks_file is None
             and self.jwt_jwks_url is None
+        )
+
+    @property
+    def pages_cookie_secure(self) -> bool:
+        """The survivor pages' cookies are `Secure` in production and whenever the
+        public address is https (a browser then never sends them in clear)."""
+        return self.environment is Environment.production or (
+            self.public_base_url is not None and self.public_base_url.startswith("https://")
         )
 
     @property

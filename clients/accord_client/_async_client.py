@@ -9,6 +9,7 @@ from typing import Any, cast
 import httpx
 from tenacity import AsyncRetrying
 
+from accord_client._events_client import AsyncEventMethods
 from accord_client._http import (
     DEFAULT_TIMEOUT,
     BearerAuth,
@@ -41,13 +42,14 @@ from accord_client.api_models import (
     raise_for_problem,
     recipient_encryption_key,
     referral_body,
+    response_body,
     signing_key_from_history,
 )
 from accord_client.envelope import PlainField, seal_envelope
 from accord_client.keys import OrganizationKeys
 
 
-class AsyncAccordClient:
+class AsyncAccordClient(AsyncEventMethods):
     """Asynchronous twin of `AccordClient`: the same methods, awaited; iterators are
     async iterators. Use `async with`, or `await close()`."""
 
@@ -96,13 +98,13 @@ class AsyncAccordClient:
         return response
 
     async def request(self, spec: RequestSpec) -> Any:
-        """Send one call (retried when idempotent) and return its JSON body."""
+        """Send one call (retried when idempotent) and return its JSON body (None for 204)."""
         if not spec.idempotent or self._retry.attempts == 1:
-            return (await self._once(spec)).json()
+            return response_body(await self._once(spec))
         response: httpx.Response = await AsyncRetrying(**retry_args(self._retry, spec))(
             self._once, spec
         )
-        return response.json()
+        return response_body(response)
 
     # -- organizations ------------------------------------------------------------------
 

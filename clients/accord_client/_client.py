@@ -9,6 +9,7 @@ from typing import Any, cast
 import httpx
 from tenacity import Retrying
 
+from accord_client._events_client import EventMethods
 from accord_client._http import (
     DEFAULT_TIMEOUT,
     BearerAuth,
@@ -41,13 +42,14 @@ from accord_client.api_models import (
     raise_for_problem,
     recipient_encryption_key,
     referral_body,
+    response_body,
     signing_key_from_history,
 )
 from accord_client.envelope import PlainField, seal_envelope
 from accord_client.keys import OrganizationKeys
 
 
-class AccordClient:
+class AccordClient(EventMethods):
     """Synchronous client. Use as a context manager, or call `close()`.
 
     `http_client` (an existing httpx.Client) or `transport` may be given, e.g. for
@@ -99,10 +101,10 @@ class AccordClient:
         return response
 
     def request(self, spec: RequestSpec) -> Any:
-        """Send one call (retried when idempotent) and return its JSON body."""
+        """Send one call (retried when idempotent) and return its JSON body (None for 204)."""
         if not spec.idempotent or self._retry.attempts == 1:
-            return self._once(spec).json()
-        return Retrying(**retry_args(self._retry, spec))(self._once, spec).json()
+            return response_body(self._once(spec))
+        return response_body(Retrying(**retry_args(self._retry, spec))(self._once, spec))
 
     # -- organizations ------------------------------------------------------------------
 

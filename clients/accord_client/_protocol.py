@@ -209,6 +209,13 @@ def page_of(body: JSON) -> Page[Any]:
     return Page(items=list(body["items"]), next_cursor=body.get("next_cursor"))
 
 
+def response_body(response: httpx.Response) -> Any:
+    """The JSON body of a 2xx answer; None for 204 No Content (e.g. a DELETE)."""
+    if response.status_code == 204 or not response.content:
+        return None
+    return response.json()
+
+
 # --- referrals: the directory is the only source of keys --------------------------------
 
 

@@ -1,9 +1,11 @@
 """The types, errors and request rules that the sync and async API clients share,
 gathered in one public module: response shapes (`accord_client._models`), errors
 parsed from problem details (`._exceptions`), the retry rule and pure request
-building (`._protocol`). Nothing here performs I/O.
+building (`._protocol`; the event feed's and webhooks' in `._events_protocol`).
+Nothing here performs I/O.
 """
 
+from accord_client._events_protocol import UnexpectedResponseError
 from accord_client._exceptions import (
     AccordAPIError,
     AuthenticationError,
@@ -23,7 +25,11 @@ from accord_client._models import (
     AuditPage,
     Box,
     Consent,
+    CreatedWebhook,
     DeclineReason,
+    DeliveryPage,
+    Event,
+    EventPage,
     KeysRegistered,
     Organization,
     Page,
@@ -31,6 +37,9 @@ from accord_client._models import (
     Referral,
     Subject,
     Urgency,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
 )
 from accord_client._protocol import (
     ConsentDraft,
@@ -48,6 +57,7 @@ from accord_client._protocol import (
     query,
     recipient_encryption_key,
     referral_body,
+    response_body,
     signing_key_from_history,
 )
 
@@ -60,8 +70,12 @@ __all__ = [
     "ConflictError",
     "Consent",
     "ConsentDraft",
+    "CreatedWebhook",
     "DeclineReason",
+    "DeliveryPage",
     "DirectoryKeyError",
+    "Event",
+    "EventPage",
     "KeysRegistered",
     "NotFoundError",
     "Organization",
@@ -77,8 +91,12 @@ __all__ = [
     "RetryPolicy",
     "ServiceUnavailableError",
     "Subject",
+    "UnexpectedResponseError",
     "UnprocessableError",
     "Urgency",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "backoff_seconds",
     "create",
     "delivery_key_ids",
@@ -90,6 +108,7 @@ __all__ = [
     "raise_for_problem",
     "recipient_encryption_key",
     "referral_body",
+    "response_body",
     "retry_after_seconds",
     "signing_key_from_history",
 ]

@@ -112,9 +112,20 @@ async def current_principal(request: Request, session: DbSession) -> Principal:
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
+class AccessLinkLiveLike(Protocol):
+    """Whether a survivor token's link still stands (service/app.py hands in
+    service/subjects/access_links.py `token_live`: subjects sit above auth)."""
+
+    async def __call__(self, session: AsyncSession, token_id: str) -> bool: ...
+
+
 async def _survivor(request: Request, session: AsyncSession, token: str) -> SurvivorPrincipal:
     claims = await _verifier(request).verify_survivor(token)
     await _active_org(request, session, claims.org)
+    # Read on every request: a link its caseworker ended is refused at once.
+    link_live: AccessLinkLiveLike = request.app.state.access_link_live
+    if not await link_live(session, claims.jti):
+        raise UnauthorizedError("The access link was ended")
     return SurvivorPrincipal(subject_id=claims.subject, org_id=claims.org, token_id=claims.jti)
 
 

@@ -37,3 +37,28 @@ class AccountingSuspension(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     created_by: Mapped[str] = mapped_column(String(200))
     until: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AccessLink(Base):
+    """A survivor access link (issue 20): a bearer token for the API, and a
+    single-use code that the survivor's browser exchanges once for a session.
+
+    Only SHA-256 hashes of the code and of the session secret are stored (both are
+    random, 128 and 256 bits, so a plain hash suffices); a copy of the database
+    opens no session. The token's `jti` is `id.hex`. Nothing here is survivor data.
+    Revocation ends the token and the session on their next request."""
+
+    __tablename__ = "access_links"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    subject_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subjects.id"), index=True)
+    owner_org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    code_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    code_expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    code_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    session_sha256: Mapped[str | None] = mapped_column(String(64), unique=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_by: Mapped[str | None] = mapped_column(String(200))

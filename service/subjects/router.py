@@ -14,6 +14,7 @@ from service.auth.dependencies import (
     CurrentPrincipal,
 )
 from service.idempotency import service as idempotency
+from service.subjects import access_links
 from service.subjects import service as subject_service
 from service.subjects.models import Subject
 from service.subjects.schemas import (
@@ -120,15 +121,38 @@ async def create_access_link(
     clock: AppClock,
     body: AccessLinkCreate | None = None,
 ) -> AccessLink:
-    """A short-lived, read-only token for the survivor: their consents, their
-    disclosures, withdrawing a consent; nothing else. Its every use is audited."""
-    token, expires_at = await subject_service.create_access_link(
+    """A link for the survivor (docs/survivor-pages.md): `url` opens their own pages
+    once (a single-use code, valid until `code_expires_at`, exchanged for a session
+    that lasts until `expires_at`); `token` reads their consents and disclosures and
+    withdraws a consent through the API; nothing else. Its every use is audited."""
+    settings = request.app.state.settings
+    issued = await access_links.create(
         session,
         principal=principal,
         subject_id=subject_id,
         lifetime_seconds=(body or AccessLinkCreate()).lifetime_seconds,
-        settings=request.app.state.settings,
+        settings=settings,
         signer=request.app.state.keyring.survivor_token,
         clock=clock,
     )
-    return AccessLink(token=token, expires_at=expires_at)
+    return AccessLink(
+        id=issued.link.id,
+        token=issued.token,
+        expires_at=issued.link.expires_at,
+        url=f"{settings.public_base_url or ''}/s/{issued.code}",
+        code_expires_at=issued.link.code_expires_at,
+    )
+
+
+links_router = APIRouter(prefix="/v1/access-links", tags=["subjects"])
+
+
+@links_router.delete(
+    "/{access_link_id}", status_code=status.HTTP_204_NO_CONTENT, responses=ALL_PROBLEMS
+)
+async def revoke_access_link(
+    access_link_id: uuid.UUID, principal: CaseStaff, session: DbSession, clock: AppClock
+) -> None:
+    """End a survivor access link before it expires: its token, its unused code and
+    its session stop working on their next request. Audited; idempotent."""
+    await access_links.revoke(session, principal=principal, link_id=access_link_id, clock=clock)

@@ -44,5 +44,13 @@ class AccessLinkCreate(StrictInput):
 
 
 class AccessLink(BaseModel):
-    token: str
+    id: uuid.UUID = Field(description="The link's id: DELETE /v1/access-links/{id} ends it")
+    token: str = Field(description="Bearer token for the survivor endpoints of the API")
     expires_at: datetime
+    url: str = Field(
+        description=(
+            "The link to hand to the survivor: /s/{code}, absolute when the service's "
+            "public address is configured. The code works once, until code_expires_at"
+        )
+    )
+    code_expires_at: datetime

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,12 +13,9 @@ from service.audit import service as audit_service
 from service.audit.log import AuditEvent, append, disclosure_recipient
 from service.audit.models import AuditEntry
 from service.auth.principals import Principal, SurvivorPrincipal
-from service.auth.tokens import SURVIVOR_TYP, encode_eddsa
 from service.clock import Clock
-from service.crypto import Signer, key_id_for
-from service.errors import NotFoundError, rule_violation
+from service.errors import NotFoundError
 from service.organizations.models import Organization
-from service.settings import Settings
 from service.subjects.models import AccountingSuspension, Subject
 from service.subjects.schemas import SubjectCreate
 
@@ -131,56 +128,9 @@ async def record_link_use(
                 None,
                 actor_label=who.label,
                 subject_ref=str(who.subject_id),
+                # The owner's auditors see every use of its links.
+                counterpart_org_id=who.org_id,
                 details={"what": what},
             ),
             clock=clock,
         )
-
-
-async def create_access_link(
-    session: AsyncSession,
-    *,
-    principal: Principal,
-    subject_id: uuid.UUID,
-    lifetime_seconds: int,
-    settings: Settings,
-    signer: Signer,
-    clock: Clock,
-) -> tuple[str, datetime]:
-    """A short-lived, read-only token for the survivor, bound to this subject."""
-    subject = await get_owned(session, principal=principal, subject_id=subject_id)
-    if not 60 <= lifetime_seconds <= settings.survivor_token_max_lifetime_seconds:
-        raise rule_violation(
-            (
-                "/lifetime_seconds",
-                f"between 60 and {settings.survivor_token_max_lifetime_seconds} seconds",
-            )
-        )
-    now = clock.now()
-    expires_at = now + timedelta(seconds=lifetime_seconds)
-    jti = uuid.uuid4().hex
-    token = encode_eddsa(
-        signer,
-        kid=key_id_for(signer.public_key),
-        typ=SURVIVOR_TYP,
-        claims={
-            "iss": settings.survivor_jwt_issuer,
-            "aud": settings.survivor_jwt_audience,
-            "sub": str(subject.id),
-            "org": str(subject.owner_org_id),
-            "iat": int(now.timestamp()),
-            "exp": int(expires_at.timestamp()),
-            "jti": jti,
-        },
-    )
-    await append(
-        session,
-        AuditEvent(
-            "access_link.created",
-            principal,
-            subject_ref=str(subject.id),
-            details={"jti": jti, "expires_at": expires_at.isoformat()},
-        ),
-        clock=clock,
-    )
-    return token, expires_at

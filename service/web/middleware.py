@@ -2,8 +2,9 @@
 
 It assigns the request id, limits headers (count, size, UTF-8; SECURITY-TESTS G15:
 431 or 400, never a 500), enforces the body size limit (declared and streamed),
-accepts only JSON bodies, rejects malformed JSON and duplicate keys (API.md:
-"a JSON body with a duplicate key is rejected") before any handler runs, refuses
+accepts only JSON bodies (and HTML forms only under /s/, the survivor's pages),
+rejects malformed JSON and duplicate keys (API.md: "a JSON body with a duplicate
+key is rejected") before any handler runs, refuses
 duplicate Authorization headers, marks every response `Cache-Control: no-store`,
 and records metrics and an access log line by route template.
 """
@@ -33,6 +34,9 @@ from service.web.observability import Metrics, request_id_var
 log = logging.getLogger("accord.http")
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# The survivor's pages (service/pages/) post plain HTML forms, and only those.
+FORM_PATH_PREFIX = "/s/"
+FORM_MEDIA = b"application/x-www-form-urlencoded"
 # Header limits: far above what any client of this API sends (a bearer token is
 # under 2 KB), far below what would cost the service memory or time.
 MAX_HEADERS = 64
@@ -208,9 +212,13 @@ class RequestGuard:
         if body:
             content_type = next((v for k, v in headers if k == b"content-type"), b"")
             media = content_type.split(b";")[0].strip().lower()
-            if media != b"application/json" and not media.endswith(b"+json"):
+            if scope["path"].startswith(FORM_PATH_PREFIX):
+                if media != FORM_MEDIA:
+                    raise UnsupportedMediaTypeError("Send an HTML form")
+            elif media != b"application/json" and not media.endswith(b"+json"):
                 raise UnsupportedMediaTypeError("Send application/json")
-            check_json(body)
+            else:
+                check_json(body)
         sent = False
 
         async def replay() -> Message:

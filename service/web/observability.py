@@ -14,7 +14,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
@@ -37,6 +37,11 @@ ALLOWED_EXTRA = frozenset(
         "seq",
         "count",
         "reason",
+        # Webhook deliveries (service/events/dispatch.py): identifiers and outcomes only.
+        "event_id",
+        "delivery_id",
+        "attempt",
+        "outcome",
     }
 )
 
@@ -93,5 +98,28 @@ class Metrics:
             "accord_field_decisions_total",
             "Field release decisions by outcome",
             ["outcome"],
+            registry=self.registry,
+        )
+        # Webhooks (service/events/dispatch.py; the gauges are read every few seconds).
+        self.webhook_attempts = Counter(
+            "accord_webhook_attempts_total",
+            "Webhook delivery attempts by outcome (succeeded, retry, failed, superseded) "
+            "and result (status class such as 2xx, or an error code such as timeout)",
+            ["outcome", "result"],
+            registry=self.registry,
+        )
+        self.webhook_pending = Gauge(
+            "accord_webhook_deliveries_pending",
+            "Webhook deliveries not yet delivered nor given up, to active endpoints",
+            registry=self.registry,
+        )
+        self.webhook_oldest_pending_age = Gauge(
+            "accord_webhook_oldest_pending_age_seconds",
+            "Age of the oldest pending webhook delivery (0 when none)",
+            registry=self.registry,
+        )
+        self.webhook_endpoints_failing = Gauge(
+            "accord_webhook_endpoints_failing",
+            "Webhook endpoints whose last delivery exhausted its retries",
             registry=self.registry,
         )

@@ -198,16 +198,22 @@ async def test_retry_against_the_app_creates_exactly_one_subject(app: Any, world
 
 
 def _public(cls: type) -> dict[str, inspect.Signature]:
-    return {
-        name: inspect.signature(member)
-        for name, member in vars(cls).items()
-        if callable(member) and not name.startswith("_")
-    }
+    """Public methods, inherited ones included (the event and webhook methods come
+    from a mixin per twin: accord_client/_events_client.py)."""
+    members: dict[str, inspect.Signature] = {}
+    for klass in reversed(cls.__mro__[:-1]):  # without object; subclasses override
+        members.update(
+            (name, inspect.signature(member))
+            for name, member in vars(klass).items()
+            if callable(member) and not name.startswith("_")
+        )
+    return members
 
 
 def test_the_sync_and_async_clients_expose_the_same_methods() -> None:
     sync_methods, async_methods = _public(AccordClient), _public(AsyncAccordClient)
     assert sync_methods.keys() == async_methods.keys()
+    assert {"events", "iter_events", "create_webhook", "webhook_signing_key"} <= sync_methods.keys()
     for name, signature in sync_methods.items():
         other = async_methods[name]
         assert list(signature.parameters) == list(other.parameters), name

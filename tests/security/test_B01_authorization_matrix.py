@@ -8,7 +8,7 @@ route that exists in the app but not in the table fails test_every_route_is_in_t
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -18,6 +18,7 @@ import pytest
 
 from service.auth.principals import Role
 from service.web.middleware import app_routes
+from tests.support import webhooks
 from tests.support.databases import TestDatabase
 from tests.support.keys import org_public_keys
 from tests.support.world import World
@@ -41,6 +42,8 @@ class Endpoint:
     query: str = ""
     # Path parameters for the "own" and "other" relation.
     params: Callable[[World, str, str], dict[str, str]] | None = None
+    # Objects the paths name, created before the first cell.
+    prepare: Callable[[World], Awaitable[None]] | None = None
 
 
 def _org_params(world: World, caller_org: str, relation: str) -> dict[str, str]:
@@ -107,6 +110,58 @@ AVAILABILITY = {
     "services": ["emergency_shelter"],
     "populations": ["adults"],
 }
+
+
+def _webhook_params(world: World, caller_org: str, relation: str) -> dict[str, str]:
+    """An endpoint and a delivery of the target organization (tests/support/webhooks.py)."""
+    target = _org_params(world, caller_org, relation)["org_id"]
+    org = next(key for key, value in world.orgs.items() if str(value) == target)
+    return {
+        "org_id": target,
+        "endpoint_id": str(webhooks.endpoint_id(world, org)),
+        "delivery_id": str(webhooks.delivery_id(world, org)),
+    }
+
+
+def _seeded_webhook(
+    method: str, template: str, success: int, body: Callable[[World], Any] | None = None
+) -> Endpoint:
+    """An endpoint that acts on one of the organization's webhooks: its org_admin only;
+    another organization's are 404."""
+    return Endpoint(
+        method,
+        template,
+        (Role.org_admin,),
+        success,
+        other="404",
+        body=body,
+        params=_webhook_params,
+        prepare=webhooks.seed,
+    )
+
+
+_HOOKS = "/v1/organizations/{org_id}/webhooks"
+_HOOK = _HOOKS + "/{endpoint_id}"
+WEBHOOK_ROWS = (
+    Endpoint(
+        "POST",
+        _HOOKS,
+        (Role.org_admin,),
+        201,
+        other="404",
+        body=lambda w: {"url": webhooks.PUBLIC_URL, "event_types": ["referral.sent"]},
+        params=_org_params,
+    ),
+    Endpoint("GET", _HOOKS, (Role.org_admin,), 200, other="404", params=_org_params),
+    _seeded_webhook("GET", _HOOK, 200),
+    _seeded_webhook("PATCH", _HOOK, 200, body=lambda w: {"paused": True}),
+    _seeded_webhook("DELETE", _HOOK, 204),
+    _seeded_webhook("POST", _HOOK + "/rotate-secret", 200),
+    _seeded_webhook("POST", _HOOK + "/test", 202),
+    _seeded_webhook("GET", _HOOK + "/deliveries", 200),
+    _seeded_webhook("POST", _HOOK + "/deliveries/{delivery_id}/redeliver", 202),
+)
+
 
 TABLE: tuple[Endpoint, ...] = (
     Endpoint(
@@ -199,6 +254,8 @@ TABLE: tuple[Endpoint, ...] = (
         body=lambda w: {"cedar": ORG_FORBID},
         params=_org_params,
     ),
+    *WEBHOOK_ROWS,
+    Endpoint("GET", "/v1/webhooks/signing-key", ALL_ROLES, 200),
 )
 
 # Routes that need no token at all.
@@ -212,6 +269,9 @@ PUBLIC = {
     ("GET", "/docs/oauth2-redirect"),
     ("HEAD", "/openapi.json"),
     ("HEAD", "/docs/oauth2-redirect"),
+    # The survivor pages' own style sheet and script (no survivor data).
+    ("GET", "/s/static/pages.css"),
+    ("GET", "/s/static/exit.js"),
 }
 # Routes covered by the matrix tests of their own domains (they need objects to exist).
 COVERED_ELSEWHERE = {
@@ -225,6 +285,17 @@ COVERED_ELSEWHERE = {
     ("GET", "/v1/consents/{consent_id}/receipt"),
     ("GET", "/v1/consents/{consent_id}/fhir"),
     ("POST", "/v1/subjects/{subject_id}/access-links"),  # tests/consents/test_survivor_access.py
+    ("DELETE", "/v1/access-links/{access_link_id}"),  # tests/pages/test_links.py (B01 there)
+    # The survivor's pages: a single-use code, then a session cookie bound to one subject,
+    # no bearer token (tests/pages/: test_links.py, test_scope.py, test_headers.py).
+    ("GET", "/s/{code}"),
+    ("GET", "/s/consents"),
+    ("GET", "/s/disclosures"),
+    ("GET", "/s/help"),
+    ("GET", "/s/consents/{consent_id}/receipt"),
+    ("POST", "/s/consents/{consent_id}/withdraw"),
+    ("POST", "/s/consents/{consent_id}/withdraw/confirm"),
+    ("GET", "/s/consents/{consent_id}/withdrawn"),
     ("POST", "/v1/subjects/{subject_id}/alleged-abusers"),  # tests/consents/test_matrix.py
     # tests/referrals/test_referral_security.py (B02, B03, roles and parties):
     ("POST", "/v1/referrals"),
@@ -299,6 +370,8 @@ async def test_B01_authorization_matrix(
     results: list[tuple[Role, str, str, int, int]] = []
     # Denied cells first, each checked for O-unchanged; allowed (state-changing) cells last.
     cells.sort(key=lambda c: _expected(endpoint, c[0], c[1], c[2], world) < 400)
+    if endpoint.prepare is not None:
+        await endpoint.prepare(world)
     # O-unchanged over all denied cells at once (they run first): one dump before the
     # first and one after the last keeps the matrix fast on PostgreSQL.
     before = db.dump()

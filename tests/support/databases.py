@@ -197,5 +197,7 @@ def settings_for(db: TestDatabase, key_dir: Path, **extra: Any) -> Settings:
         "key_dir": key_dir,
         "auto_migrate": False,
         "test_hooks": True,
+        # Webhook tests start a dispatcher of their own (tests/events/support.py).
+        "webhook_dispatch_in_serve": False,
     }
     return Settings(**{**base, **extra})
