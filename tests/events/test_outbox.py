@@ -292,3 +292,30 @@ async def test_a_court_ordered_release_announces_its_duty_due_then_overdue_once(
         i for i in await feed(kit.client, kit.world, "vsp") if i["type"] == "obligation.overdue"
     ]
     assert [o["object_id"] for o in overdue] == [due[0]["object_id"]]
+
+
+async def test_an_emergency_release_announces_its_review_due_then_overdue_once(
+    request_kit: RequestKit, app: Any
+) -> None:
+    kit = request_kit
+    made = await kit.made(
+        purpose="emergency_contact", legal_basis="emergency", categories=["location"]
+    )
+    subject = await kit.subject()
+    envelope = kit.seal(made, subject, {"location": "planted location value"})
+    r = await kit.respond(
+        made["id"], {"decision": "release", "envelope": envelope}, Role.supervisor, "sam"
+    )
+    assert r.status_code == 200, r.text
+    due = [i for i in await feed(kit.client, kit.world, "vsp") if i["type"] == "review.due"]
+    assert len(due) == 1
+    assert due[0]["data"]["request_id"] == made["id"]
+    police = await feed(kit.client, kit.world, "police")
+    assert [i for i in police if i["type"].startswith("review.")] == []  # the holder's duty
+    factory = app.state.sessionmaker
+    assert await announce_overdue(factory, clock=kit.world.clock) == 0
+    kit.world.clock.advance(Settings().review_due_hours * 3600)
+    assert await announce_overdue(factory, clock=kit.world.clock) == 1
+    assert await announce_overdue(factory, clock=kit.world.clock) == 0
+    overdue = [i for i in await feed(kit.client, kit.world, "vsp") if i["type"] == "review.overdue"]
+    assert [o["object_id"] for o in overdue] == [due[0]["object_id"]]
