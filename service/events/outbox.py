@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -63,26 +63,16 @@ def check_data(data: Mapping[str, Value]) -> dict[str, Value]:
     return {k: list(v) if isinstance(v, list | tuple) else v for k, v in data.items()}
 
 
-def _upsert_counter(dialect: str, org_id: uuid.UUID) -> object:
-    module = postgresql if dialect == "postgresql" else sqlite
-    return (
-        module.insert(EventCounter)
-        .values(org_id=org_id, last_seq=0)
-        .on_conflict_do_nothing(index_elements=["org_id"])
-    )
-
-
 async def _next_seq(session: AsyncSession, org_id: uuid.UUID) -> int:
-    """The organization's next event number; its counter row stays locked until
-    the transaction ends, so numbers follow the commit order."""
-    dialect = session.sync_session.get_bind().dialect.name
-    await session.execute(_upsert_counter(dialect, org_id))  # type: ignore[call-overload]
-    result = await session.execute(
-        update(EventCounter)
-        .where(EventCounter.org_id == org_id)
-        .values(last_seq=EventCounter.last_seq + 1)
-        .returning(EventCounter.last_seq)
-    )
+    """The organization's next event number, in one statement (an upsert that
+    returns it); its counter row stays locked until the transaction ends, so numbers
+    follow the commit order."""
+    module = postgresql if session.sync_session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = module.insert(EventCounter).values(org_id=org_id, last_seq=1)
+    statement = statement.on_conflict_do_update(
+        index_elements=["org_id"], set_={"last_seq": EventCounter.last_seq + 1}
+    ).returning(EventCounter.last_seq)
+    result = await session.execute(statement)
     return int(result.scalar_one())
 
 
