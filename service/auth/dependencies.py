@@ -1,22 +1,34 @@
 """FastAPI dependencies as Annotated aliases that name the right (STYLE.md rule 2).
 
 Authentication reads the bearer token from the Authorization header only (never a
-query string or cookie: those end up in logs). The organization is loaded on every
-request, so a deactivated organization is locked out at once (SECURITY-TESTS A14),
-and the sector comes from its record, never from the token.
+query string or cookie: those end up in logs). The organization, the principal's
+standing and the token's revocation are read on every request, so a deactivated
+organization or principal, or a revoked token, is locked out at once on every app
+node (SECURITY-TESTS A14, docs/threat-model.md P01); the sector comes from the
+organization's record, never from the token, and a role outside that sector grants
+nothing (P02).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Coroutine
+from datetime import datetime
 from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.auth.link_misuse import (
+    EXPIRED,
+    REVOKED,
+    STAFF_ENDPOINT,
+    note_misuse,
+    note_survivor,
+)
 from service.auth.principals import Principal, Role, SurvivorPrincipal, roles_from_claim
-from service.auth.tokens import SURVIVOR_TYP, read_header
+from service.auth.tokens import SURVIVOR_TYP, TokenRejectedError, read_header
+from service.clock import Clock
 from service.errors import ForbiddenError, UnauthorizedError
 from service.sectors import Sector
 from service.web.deps import DbSession
@@ -30,6 +42,8 @@ class StaffClaimsLike(Protocol):
     def org(self) -> uuid.UUID: ...
     @property
     def roles(self) -> tuple[str, ...]: ...
+    @property
+    def jti(self) -> str: ...
 
 
 class SurvivorClaimsLike(Protocol):
@@ -44,6 +58,7 @@ class SurvivorClaimsLike(Protocol):
 class TokenVerifierLike(Protocol):
     async def verify_staff(self, token: str) -> StaffClaimsLike: ...
     async def verify_survivor(self, token: str) -> SurvivorClaimsLike: ...
+    async def survivor_token_id(self, token: str) -> str | None: ...
 
 
 def bearer_token(request: Request) -> str:
@@ -79,6 +94,40 @@ async def _active_org(request: Request, session: AsyncSession, org_id: uuid.UUID
     return sector
 
 
+class StaffStandingLike(Protocol):
+    """The sector of the token's organization if the organization is active, the
+    principal (organization and `sub`) not deactivated and the token (`jti`) not
+    revoked; else None. service/app.py hands in service/organizations/principals.py
+    `standing`, one statement read on every request (issue 22): a deactivation or a
+    revocation holds on the very next request on every app node, with no cache."""
+
+    async def __call__(
+        self,
+        session: AsyncSession,
+        *,
+        org_id: uuid.UUID,
+        subject: str,
+        token_id: str,
+        at: datetime,
+    ) -> Sector | None: ...
+
+
+async def _staff_standing(
+    request: Request, session: AsyncSession, claims: StaffClaimsLike
+) -> Sector:
+    standing: StaffStandingLike = request.app.state.staff_standing
+    clock: Clock = request.app.state.clock
+    sector = await standing(
+        session, org_id=claims.org, subject=claims.sub, token_id=claims.jti, at=clock.now()
+    )
+    if sector is None:
+        raise UnauthorizedError(
+            "The token's organization is unknown or inactive, its principal was "
+            "deactivated, or the token was revoked"
+        )
+    return sector
+
+
 class _FailedAuthentication:
     """Counts a failed authentication against the client's address (G07). Over the
     limit, a failure is answered 429 with Retry-After instead of 401; a valid token
@@ -97,15 +146,34 @@ class _FailedAuthentication:
             await self._limits.hit(Limit.failed_auth, self._address)
 
 
+async def _note_survivor_token(request: Request, token: str) -> None:
+    """A survivor's token on an endpoint for staff: refused (its `typ` is wrong), and
+    noted to be audited for the link's caseworker (service/auth/link_misuse.py)."""
+    try:
+        if read_header(token).get("typ") != SURVIVOR_TYP:
+            return
+    except UnauthorizedError:
+        return
+    link_id = await _verifier(request).survivor_token_id(token)
+    if link_id is not None:
+        note_misuse(link_id, STAFF_ENDPOINT)
+
+
 async def current_principal(request: Request, session: DbSession) -> Principal:
     async with _FailedAuthentication(request):
-        claims = await _verifier(request).verify_staff(bearer_token(request))
-        sector = await _active_org(request, session, claims.org)
+        token = bearer_token(request)
+        try:
+            claims = await _verifier(request).verify_staff(token)
+        except UnauthorizedError:
+            await _note_survivor_token(request, token)
+            raise
+        sector = await _staff_standing(request, session, claims)
     return Principal(
         subject=claims.sub,
         org_id=claims.org,
         sector=sector,
-        roles=roles_from_claim(claims.roles),
+        # Only the roles that mean something in the organization's sector (A18, P02).
+        roles=roles_from_claim(claims.roles, sector),
     )
 
 
@@ -120,12 +188,22 @@ class AccessLinkLiveLike(Protocol):
 
 
 async def _survivor(request: Request, session: AsyncSession, token: str) -> SurvivorPrincipal:
-    claims = await _verifier(request).verify_survivor(token)
+    try:
+        claims = await _verifier(request).verify_survivor(token)
+    except TokenRejectedError as exc:
+        if exc.reason == "expired":
+            # A link used after it expired: audited for its caseworker (P04).
+            link_id = await _verifier(request).survivor_token_id(token)
+            if link_id is not None:
+                note_misuse(link_id, EXPIRED)
+        raise
     await _active_org(request, session, claims.org)
     # Read on every request: a link its caseworker ended is refused at once.
     link_live: AccessLinkLiveLike = request.app.state.access_link_live
     if not await link_live(session, claims.jti):
+        note_misuse(claims.jti, REVOKED)
         raise UnauthorizedError("The access link was ended")
+    note_survivor(claims.jti)
     return SurvivorPrincipal(subject_id=claims.subject, org_id=claims.org, token_id=claims.jti)
 
 

@@ -8,7 +8,7 @@ from service.clock import Clock
 from service.keyring import Keyring
 from service.settings import Settings
 
-STAFF_REQUIRED = ("iss", "aud", "sub", "exp", "iat", "org", "roles")
+STAFF_REQUIRED = ("iss", "aud", "sub", "exp", "iat", "org", "roles", "jti")
 SURVIVOR_REQUIRED = ("iss", "aud", "sub", "exp", "iat", "org", "jti")
 
 

@@ -71,6 +71,9 @@ def referral_read(
             )
             for e in events
         ],
+        recipient_warnings=[
+            e.event for e in events if e.event in referral_service.RECIPIENT_WARNINGS
+        ],
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -13,6 +13,7 @@ from service.referrals.models import DeclineReason, ReferralStatus, Urgency
 from service.schemas import StrictInput
 
 SERVICE_CODE = r"^[a-z][a-z0-9_]{0,63}$"
+RecipientWarning = Literal["recipient_not_accepting", "recipient_limited_hours"]
 
 
 class ReferralCreate(StrictInput):
@@ -75,6 +76,14 @@ class ReferralRead(BaseModel):
         description="When the ciphertexts and sealed keys were destroyed (metadata stays)"
     )
     timeline: list[TimelineEvent]
+    recipient_warnings: list[RecipientWarning] = Field(
+        description=(
+            "What the directory said about the recipient when the referral was sent "
+            "(it was taken all the same): recipient_not_accepting (not accepting "
+            "referrals), recipient_limited_hours (not staffed around the clock). Also "
+            "on the timeline, at the time of sending"
+        )
+    )
 
 
 class ReferralPage(BaseModel):

@@ -46,6 +46,8 @@ from service.organizations.models import Organization
 from service.policy.engine import PolicyEngine
 from service.policy.inputs import FieldRef
 from service.referrals import shred
+from service.referrals.availability import RECIPIENT_WARNINGS as RECIPIENT_WARNINGS
+from service.referrals.availability import recipient_warnings
 from service.referrals.models import Referral, ReferralEvent, ReferralField, ReferralStatus
 from service.referrals.schemas import ReferralCreate
 from service.subjects.service import get_owned
@@ -176,7 +178,7 @@ async def _check_request(
     consent = await session.get(ConsentVersion, data.consent_id)
     if consent is None or consent.subject_id != data.subject_id:
         problems.append(ProblemItem("/consent_id", "no such consent for this subject"))
-    parse_problems, envelope = submission.parse(data.envelope)
+    parse_problems, envelope = submission.parse(data.envelope, engine.taxonomy.vocabulary)
     problems += parse_problems
     if problems or envelope is None:
         return problems, None
@@ -279,6 +281,7 @@ async def create(
     session.add_all(
         ReferralField(referral_id=referral.id, **columns) for columns in sealed_columns(envelope)
     )
+    warnings = await recipient_warnings(session, data.recipient_org_id)
     entry = await append(
         session,
         AuditEvent(
@@ -292,12 +295,16 @@ async def create(
                 "consent_id": str(data.consent_id),
                 "purpose": data.purpose,
                 "fields": [{"name": f.name, "category": f.category} for f in envelope.fields],
+                **({"recipient_warnings": warnings} if warnings else {}),
                 **decision_facts(decision),
             },
         ),
         clock=clock,
     )
     await record_event(session, referral.id, "sent", principal, entry.seq, clock)
+    for warning in warnings:
+        # On the timeline both parties see, citing the same entry (docs/referrals.md).
+        await record_event(session, referral.id, warning, principal, entry.seq, clock)
     await notify(
         session, referral, EventType.referral_sent, referral.status, now, urgency=referral.urgency
     )

@@ -10,30 +10,42 @@ A link is three things bound to one subject of one organization:
   only its SHA-256 stored, valid until the link expires or is revoked.
 
 Every use is audited (`access_link.used`, `.refused`, `.revoked`) with the link's
-id, never the code, the token or the session secret.
+id, never the code, the token or the session secret. So is every misuse of a link
+(issue 22, item 4): its token on a staff endpoint, its token or session after it
+expired or was ended, a request for a record that is not the survivor's. Those
+requests are refused and their transaction rolled back, so the entry is written
+after it, in a transaction of its own (`record_misuse`, through
+service/auth/link_misuse.py), with a reason code and nothing the request carried;
+the caseworker reads them with `refusals`.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit.log import AuditEvent, append
+from service.audit.models import AuditEntry
+from service.auth.link_misuse import EXPIRED, REVOKED, note_misuse, note_survivor
 from service.auth.principals import Principal, SurvivorPrincipal
 from service.auth.tokens import SURVIVOR_TYP, encode_eddsa
 from service.clock import Clock
 from service.crypto import Signer, key_id_for
+from service.db.engine import session_scope
 from service.errors import NotFoundError, rule_violation
 from service.settings import Settings
 from service.subjects.models import AccessLink
 from service.subjects.service import get_owned
+from service.web.pagination import PageRequest, Position
 
 CODE_BYTES = 16  # 128 bits: 26 characters of lowercase base32, easy to copy from paper
 SESSION_BYTES = 32
@@ -204,8 +216,14 @@ async def session_link(
             select(AccessLink).where(AccessLink.session_sha256 == _sha256(secret))
         )
     ).first()
-    if link is None or not _live(link, clock.now()):
+    if link is None:
         return None
+    now = clock.now()
+    if not _live(link, now):
+        # A real session of a link that ended: audited for the caseworker (P04).
+        note_misuse(link.id.hex, REVOKED if link.revoked_at is not None else EXPIRED)
+        return None
+    note_survivor(link.id.hex)
     return link
 
 
@@ -250,3 +268,60 @@ async def revoke(
         clock=clock,
     )
     return link
+
+
+async def record_misuse(state: Any, link_id: str, reason: str) -> None:
+    """Audit a refused use of the link `link_id` (a `jti`) as `access_link.refused`
+    with `reason`, in a transaction of its own (service/auth/link_misuse.py calls
+    it after the refused request's transaction ended). An id that names no link
+    writes nothing."""
+    try:
+        parsed = uuid.UUID(hex=link_id)
+    except ValueError:
+        return
+    clock: Clock = state.clock
+    async with session_scope(state.sessionmaker) as session:
+        link = await session.get(AccessLink, parsed)
+        if link is not None:
+            await _audit_use(session, link, "access_link.refused", {"reason": reason}, clock)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    at: datetime
+    link_id: uuid.UUID
+    reason: str
+    audit_seq: int
+
+
+async def refusals(
+    session: AsyncSession, *, principal: Principal, subject_id: uuid.UUID, page: PageRequest
+) -> tuple[list[Refusal], Position | None]:
+    """The refused uses of the subject's links, newest first, from the audit log:
+    what the owner's case staff see (another organization's subject is 404). The
+    page position's id is the entry's sequence number as a UUID."""
+    subject = await get_owned(session, principal=principal, subject_id=subject_id)
+    stmt = select(AuditEntry).where(
+        AuditEntry.subject_ref == str(subject.id), AuditEntry.action == "access_link.refused"
+    )
+    if page.after is not None:
+        stmt = stmt.where(AuditEntry.seq < page.after.id.int)
+    entries = list(
+        (await session.scalars(stmt.order_by(AuditEntry.seq.desc()).limit(page.limit + 1))).all()
+    )
+    position = None
+    if len(entries) > page.limit:
+        last = entries[page.limit - 1]
+        position = Position(at=last.at, id=uuid.UUID(int=last.seq))
+    out = []
+    for entry in entries[: page.limit]:
+        details = json.loads(entry.body).get("details", {})
+        out.append(
+            Refusal(
+                at=entry.at,
+                link_id=uuid.UUID(details["link_id"]),
+                reason=str(details.get("reason", "")),
+                audit_seq=entry.seq,
+            )
+        )
+    return out, position

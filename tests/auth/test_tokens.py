@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from service.auth.keys import JwksError, RemoteJwks, StaticKeys
+from service.auth.setup import STAFF_REQUIRED, SURVIVOR_REQUIRED
 from service.auth.tokens import (
     STAFF_TYP,
     SURVIVOR_TYP,
@@ -50,7 +51,8 @@ def _policy(algorithms: set[str], typ: str = STAFF_TYP, aud: str = "accord-api")
         algorithms=frozenset(algorithms),
         max_lifetime_seconds=3600,
         leeway_seconds=60,
-        required=("iss", "aud", "sub", "exp", "iat", "org", "roles" if staff else "jti"),
+        # The service's own lists: a staff token without `jti` could not be revoked (P01).
+        required=STAFF_REQUIRED if staff else SURVIVOR_REQUIRED,
     )
 
 
@@ -63,6 +65,7 @@ def _claims(**extra: Any) -> dict[str, Any]:
         "exp": T0 + 600,
         "org": ORG,
         "roles": ["caseworker"],
+        "jti": "token-1",
     }
     claims.update(extra)
     return {k: v for k, v in claims.items() if v is not ...}
@@ -164,6 +167,9 @@ async def test_A03_hs512_and_small_rsa(keys: Keys, tmp_path: Path) -> None:
         _claims(sub=None),
         _claims(org=None),
         _claims(roles=None),
+        _claims(jti=...),
+        _claims(jti=None),
+        _claims(jti=""),
         _claims(exp=True),
         _claims(iat=float(T0)),
         _claims(sub=7),

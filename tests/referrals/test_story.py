@@ -61,9 +61,13 @@ async def test_full_story_values_round_trip_and_the_sender_sees_every_state(kit:
     state = seen.json()
     assert state["status"] == "closed"
     assert state["outcome"] == "services_provided"
-    assert [e["event"] for e in state["timeline"]] == ["sent", "delivered", "accepted", "closed"]
+    # The state changes; the shelter's directory entry (not accepting, business hours)
+    # adds its warnings after `sent` (docs/referrals.md, P03).
+    assert state["recipient_warnings"] == ["recipient_not_accepting", "recipient_limited_hours"]
+    changes = [e for e in state["timeline"] if e["event"] not in state["recipient_warnings"]]
+    assert [e["event"] for e in changes] == ["sent", "delivered", "accepted", "closed"]
     assert all(e["audit_seq"] is not None for e in state["timeline"])
-    assert delivery["disclosure_seq"] == state["timeline"][1]["audit_seq"]
+    assert delivery["disclosure_seq"] == changes[1]["audit_seq"]
 
     accounting = await client.get(
         f"/v1/subjects/{kit.subject}/disclosures", headers=kit.staff("vsp")
