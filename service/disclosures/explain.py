@@ -17,7 +17,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -70,8 +70,11 @@ def _check_explain(
 
 
 def _consent(
-    consent: HypotheticalConsent | None, owner: uuid.UUID, clock: Clock
+    consent: HypotheticalConsent | None, owner: uuid.UUID, now: datetime
 ) -> ConsentInForce | None:
+    """The hypothetical grant as a real one recorded at `now` would be: without
+    `valid_from` it starts at `now`, the instant of the decision (a consent recorded
+    without a start is live at once: service/consents/service.py)."""
     if consent is None:
         return None
     return ConsentInForce(
@@ -79,7 +82,7 @@ def _consent(
         recipients=frozenset(consent.recipients),
         purposes=frozenset(consent.purposes),
         categories=frozenset(consent.categories),
-        valid_from=consent.valid_from or clock.now(),
+        valid_from=consent.valid_from or now,
         expires_at=consent.expires_at,
         fields=frozenset(consent.fields) if consent.fields is not None else None,
     )
@@ -101,6 +104,7 @@ async def explain(
     if problems:
         raise RuleViolationError(errors=problems)
     assert recipient is not None  # noqa: S101 - checked above
+    now = clock.now()  # one instant: the decision's, and the default consent start
     request = DecisionRequest(
         actor=Actor(org_id=principal.org_id, roles=frozenset(r.value for r in principal.roles)),
         sender=OrgRef(id=principal.org_id, sector=principal.sector),
@@ -108,9 +112,9 @@ async def explain(
         subject_owner=principal.org_id,
         purpose=data.purpose,
         legal_basis=data.legal_basis,
-        at=clock.now(),
+        at=now,
         fields=(),
-        consent=_consent(data.consent, principal.org_id, clock),
+        consent=_consent(data.consent, principal.org_id, now),
         agreements=await shared_agreement_flows(session, principal.org_id, recipient.id),
         justification_given=data.justification_given,
     )

@@ -14,13 +14,20 @@ from service.envelopes import verify
 from service.envelopes.format import Envelope
 from service.errors import ProblemItem
 from service.organizations.service import current_keys
+from service.vocabulary import Vocabulary
 
 
-def parse(raw: dict[str, Any]) -> tuple[list[ProblemItem], Envelope | None]:
+def parse(raw: dict[str, Any], vocabulary: Vocabulary) -> tuple[list[ProblemItem], Envelope | None]:
+    """The envelope and its problems; a field named after a category of the
+    taxonomy must carry that category, or the whole send is refused (no envelope)."""
     try:
-        return [], verify.parse_envelope(raw, path="envelope")
+        envelope = verify.parse_envelope(raw, path="envelope")
     except verify.EnvelopeRejectedError as exc:
         return list(exc.errors), None
+    labels = vocabulary.check_labels(
+        "envelope.fields", ((f.name, f.category) for f in envelope.fields)
+    )
+    return (labels, None) if labels else ([], envelope)
 
 
 async def check_bound_and_signed(

@@ -22,11 +22,8 @@ from service.audit.log import AuditEvent, append
 from service.audit.ordering import lock_head
 from service.auth.principals import Principal, Role
 from service.clock import Clock
-from service.consents.models import ConsentVersion
 from service.disclosures.decide import ReleaseInputs, decide_at_release, decision_facts
 from service.disclosures.errors import PolicyRefusedError, refusal
-from service.envelopes import submission
-from service.envelopes.format import Envelope
 from service.envelopes.format import envelope_id as envelope_id_of
 from service.envelopes.stored import sealed_columns
 from service.errors import (
@@ -42,6 +39,7 @@ from service.organizations.models import Organization
 from service.policy.engine import PolicyEngine
 from service.policy.inputs import FieldRef
 from service.records_requests import duties
+from service.records_requests.answer import check_answer
 from service.records_requests.models import (
     LegalBasis,
     RecordsRequest,
@@ -54,7 +52,6 @@ from service.records_requests.schemas import (
     RecordsRequestCreate,
     RespondRequest,
 )
-from service.subjects.service import get_owned
 from service.web.pagination import PageRequest
 
 COMPELLED: Final = frozenset({LegalBasis.court_order, LegalBasis.subpoena})
@@ -219,67 +216,6 @@ async def fields_by_request(
     return out
 
 
-async def _check_answer(
-    session: AsyncSession,
-    principal: Principal,
-    request: RecordsRequest,
-    data: RespondRequest,
-) -> tuple[Envelope, uuid.UUID]:
-    """The answer's envelope: sealed by the holder to the requester about one of the
-    holder's subjects, under this request, in the asked categories. Every problem at
-    once; nothing is stored on any."""
-    problems: list[ProblemItem] = []
-    basis = LegalBasis(request.legal_basis)
-    if data.envelope is None:
-        raise RuleViolationError(errors=[ProblemItem("/envelope", "required to release")])
-    # On other bases a consent is optional: it is what turns a preliminary
-    # `needs_consent` into a release (a court order plus a consent naming
-    # substance_use, for instance); the policies still decide every field.
-    if basis is LegalBasis.consent and data.consent_id is None:
-        problems.append(ProblemItem("/consent_id", "required when the basis is consent"))
-    parse_problems, envelope = submission.parse(data.envelope)
-    problems += parse_problems
-    if envelope is None:
-        raise RuleViolationError(errors=problems)
-    subject_id = uuid.UUID(envelope.header.context.subject_id)
-    try:
-        await get_owned(session, principal=principal, subject_id=subject_id)
-    except NotFoundError:
-        problems.append(
-            ProblemItem("/envelope/header/context/subject_id", "not a subject of yours")
-        )
-    if data.consent_id is not None:
-        consent = await session.get(ConsentVersion, data.consent_id)
-        if consent is None or consent.subject_id != subject_id:
-            problems.append(ProblemItem("/consent_id", "no such consent for this subject"))
-    asked = set(request.categories)
-    problems += [
-        ProblemItem(
-            f"/envelope/fields/{f.name}",
-            f"category {f.category} was not asked for",
-            {"field": f.name, "category": f.category},
-        )
-        for f in envelope.fields
-        if f.category not in asked
-    ]
-    if problems:
-        raise RuleViolationError(errors=problems)
-    problems += await submission.check_bound_and_signed(
-        session,
-        envelope,
-        sender_org_id=principal.org_id,
-        recipient_org_id=request.requester_org_id,
-        recipient_path="/envelope/recipient_org",
-        subject_id=subject_id,
-        purpose=request.purpose,
-        consent_id=data.consent_id,
-        request_id=request.id,
-    )
-    if problems:
-        raise RuleViolationError(errors=problems)
-    return envelope, subject_id
-
-
 async def respond(
     session: AsyncSession,
     *,
@@ -302,7 +238,9 @@ async def respond(
         return await _close(session, principal, request, RequestStatus.refused, data, clock)
     if basis is LegalBasis.emergency and not principal.has_any(Role.supervisor):
         raise ForbiddenError("Only a supervisor may release in an emergency")
-    envelope, subject_id = await _check_answer(session, principal, request, data)
+    envelope, subject_id = await check_answer(
+        session, principal, request, data, engine.taxonomy.vocabulary
+    )
     envelope_id = envelope_id_of(envelope)
     replayed = await session.scalars(
         select(RecordsRequest.id).where(RecordsRequest.envelope_id == envelope_id)
