@@ -11,6 +11,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db.engine import Base, JSONType, UTCDateTime
 
+# On PostgreSQL, migration 0180 adds to `audit_entries` two stored generated columns
+# (`prev_seq`, `prev_hash`) and a foreign key from them to (seq, leaf_hash): the
+# database computes and checks them, the service never reads or writes them.
+UNMODELLED = frozenset(
+    {"prev_seq", "prev_hash", "fk_audit_entries_prev_entry", "uq_audit_entries_seq_leaf_hash"}
+)
+
 
 class AuditEntry(Base):
     __tablename__ = "audit_entries"

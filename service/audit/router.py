@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+import weakref
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -13,12 +14,14 @@ from accord_client.checkpoint import verifier_key
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
+from starlette.background import BackgroundTask
 
 from service.audit import service as audit_service
 from service.audit import tree
+from service.audit.exports import ExportSlots
 from service.audit.log import AuditEvent, append
 from service.audit.service import EntryFilters
-from service.auth.dependencies import require_role
+from service.auth.dependencies import CurrentPrincipal, require_role
 from service.auth.principals import Principal, Role
 from service.errors import rule_violation
 from service.web.deps import AppClock, DbSession
@@ -27,6 +30,10 @@ from service.web.problems import ALL_PROBLEMS
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
 Auditor = Annotated[Principal, Depends(require_role(Role.auditor))]
+# Checkpoints and consistency proofs reveal no entry (sizes and hashes only): every
+# member's client reads them to witness the log (DESIGN.md guarantee 4), like the
+# shared policies: any authenticated staff principal.
+Witness = CurrentPrincipal
 
 
 class CheckpointRead(BaseModel):
@@ -78,7 +85,7 @@ Filters = Annotated[EntryFilters, Depends(_filters)]
 
 @router.get("/checkpoint", responses=ALL_PROBLEMS)
 async def get_checkpoint(
-    request: Request, principal: Auditor, session: DbSession
+    request: Request, principal: Witness, session: DbSession
 ) -> CheckpointRead:
     """The latest checkpoint, signed by the service's audit key (C2SP tlog-checkpoint)."""
     signer = request.app.state.keyring.checkpoint
@@ -119,7 +126,7 @@ async def get_inclusion_proof(
 
 @router.get("/proof/consistency", responses=ALL_PROBLEMS)
 async def get_consistency_proof(
-    principal: Auditor,
+    principal: Witness,
     session: DbSession,
     from_size: Annotated[int, Query(ge=0)],
     to_size: Annotated[int, Query(ge=0)],
@@ -171,20 +178,14 @@ async def export(
     format: Literal["jsonl", "csv"] = "jsonl",
 ) -> StreamingResponse:
     """Streamed in constant memory, ending (JSON Lines) with the signed checkpoint
-    that covers it. The export itself is recorded in the log first."""
-    await append(
-        session,
-        AuditEvent(
-            action="audit.exported",
-            actor=principal,
-            details={
-                "format": format,
-                "all_organizations": audit_service.sees_everything(principal),
-                "filters": {k: str(v) for k, v in vars(filters).items() if v is not None},
-            },
-        ),
-        clock=clock,
-    )
+    that covers it, then a trailer line that only a complete export has. The export
+    itself is recorded in the log first. Over the concurrency caps: 429."""
+    slot = _export_slots(request).acquire(principal)
+    try:
+        await _record_export(session, principal, filters, format, clock)
+    except BaseException:
+        slot.release()
+        raise
     stream = audit_service.export_stream(
         request.app.state.sessionmaker,
         principal=principal,
@@ -192,6 +193,40 @@ async def export(
         fmt=format,
         signer=request.app.state.keyring.checkpoint,
         origin=request.app.state.settings.audit_origin,
+        on_end=slot.release,
     )
+    # A stream that never starts (the commit failed, the client left) frees its slot
+    # when it is dropped; the background task when the response was sent.
+    weakref.finalize(stream, slot.release)
     media = "application/jsonl" if format == "jsonl" else "text/csv"
-    return StreamingResponse(stream, media_type=media)
+    return StreamingResponse(stream, media_type=media, background=BackgroundTask(slot.release))
+
+
+def _export_slots(request: Request) -> ExportSlots:
+    state = request.app.state
+    slots: ExportSlots | None = getattr(state, "audit_export_slots", None)
+    if slots is None:
+        settings = state.settings
+        slots = state.audit_export_slots = ExportSlots(
+            total=settings.audit_export_max_concurrent,
+            per_principal=settings.audit_export_max_per_principal,
+        )
+    return slots
+
+
+async def _record_export(
+    session: DbSession, principal: Principal, filters: EntryFilters, fmt: str, clock: AppClock
+) -> None:
+    await append(
+        session,
+        AuditEvent(
+            action="audit.exported",
+            actor=principal,
+            details={
+                "format": fmt,
+                "all_organizations": audit_service.sees_everything(principal),
+                "filters": {k: str(v) for k, v in vars(filters).items() if v is not None},
+            },
+        ),
+        clock=clock,
+    )

@@ -7,7 +7,7 @@ import csv
 import io
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,6 +23,7 @@ from service.sectors import Sector
 
 EXPORT_BATCH = 500
 EXPORT_WINDOW = 10_000
+CSV_END = "end"
 CSV_COLUMNS = ("seq", "at", "action", "actor_org", "counterpart", "subject", "leaf_hash", "body")
 
 
@@ -129,6 +130,13 @@ def _proved_lines(entry: AuditEntry, proof: list[bytes], size: int) -> str:
     return entry.body + "\n" + json.dumps({"inclusion": inclusion}, separators=(",", ":")) + "\n"
 
 
+def csv_end_row(entries: int, size: int) -> bytes:
+    """The last row of every complete CSV export (docs/audit.md "Exports"):
+    `end,<entries>,<tree size>` and the other columns empty. A JSON Lines export's
+    last line is its signed checkpoint, which names the tree size and root."""
+    return f"{CSV_END},{entries},{size}{',' * (len(CSV_COLUMNS) - 3)}\n".encode()
+
+
 async def export_stream(
     factory: async_sessionmaker[AsyncSession],
     *,
@@ -137,57 +145,77 @@ async def export_stream(
     fmt: str,
     signer: Signer,
     origin: str,
+    on_end: Callable[[], None] | None = None,
 ) -> AsyncIterator[bytes]:
-    """Entries in sequence order, read in batches (constant memory), then the signed
-    checkpoint that covers them. A snapshot: entries appended meanwhile are left out.
+    """Entries in sequence order, a batch at a time (constant memory), then (JSON
+    Lines) the signed checkpoint that covers them, or (CSV) the `csv_end_row`: only a
+    complete export ends so. A snapshot: entries appended meanwhile are left out.
+    `on_end` runs however the stream ends.
+
+    Each batch is read in its own short session, closed before the batch goes to the
+    client: a slow reader holds no connection between batches (on SQLite the only
+    one, and the write lock with it; issue 22, item 10). The log is append-only, so
+    batches of the first `size` entries read in separate transactions are one
+    consistent export.
 
     A filtered JSON Lines export (see `is_filtered`) starts with a header line
     `{"filtered_export": {"tree_size": N}}` and follows every entry line with its
     inclusion proof in the tree of size N, the size of the closing checkpoint, so
     that it verifies offline without the entries left out."""
-    async with factory() as session:
-        size = await tree_size(session)
-        prover = (
-            InclusionProver(session, size)
-            if fmt == "jsonl" and is_filtered(principal, filters)
-            else None
-        )
+    try:
+        async with factory() as session:
+            size = await tree_size(session)
+        proved = fmt == "jsonl" and is_filtered(principal, filters)
+        prover: InclusionProver | None = None
         if fmt == "csv":
             yield (",".join(CSV_COLUMNS) + "\n").encode()
-        if prover is not None:
+        if proved:
             header = {"filtered_export": {"tree_size": size}}
             yield (json.dumps(header, separators=(",", ":")) + "\n").encode()
+        count = 0
         # Each query covers at most EXPORT_WINDOW sequence numbers, so that none reads
         # more than that however the database plans it: one walk over the log in all.
         after = -1
         while after < size - 1:
-            upper = min(size, after + 1 + EXPORT_WINDOW)
-            batch = await list_entries(
-                session,
-                principal=principal,
-                filters=filters,
-                after_seq=after,
-                limit=EXPORT_BATCH,
-                below=upper,
-                in_seq_order=True,
-            )
-            after = batch[-1].seq if len(batch) == EXPORT_BATCH else upper - 1
-            if not batch:
-                continue
-            if fmt == "csv":
-                text = "".join(_csv_row(e) for e in batch)
-            elif prover is not None:
-                proofs = await prover.prove(e.seq for e in batch)
-                text = "".join(
-                    _proved_lines(e, p, size) for e, p in zip(batch, proofs, strict=True)
+            async with factory() as session:
+                upper = min(size, after + 1 + EXPORT_WINDOW)
+                batch = await list_entries(
+                    session,
+                    principal=principal,
+                    filters=filters,
+                    after_seq=after,
+                    limit=EXPORT_BATCH,
+                    below=upper,
+                    in_seq_order=True,
                 )
-            else:
-                text = "".join(e.body + "\n" for e in batch)
+                after = batch[-1].seq if len(batch) == EXPORT_BATCH else upper - 1
+                if not batch:
+                    continue
+                if fmt == "csv":
+                    text = "".join(_csv_row(e) for e in batch)
+                elif proved:
+                    if prover is None:
+                        prover = InclusionProver(session, size)
+                    # The nodes it keeps are append-only: reused across sessions.
+                    prover.session = session
+                    proofs = await prover.prove(e.seq for e in batch)
+                    text = "".join(
+                        _proved_lines(e, p, size) for e, p in zip(batch, proofs, strict=True)
+                    )
+                else:
+                    text = "".join(e.body + "\n" for e in batch)
+                count += len(batch)
+            # The session is closed: the client reads this batch at its own pace.
             yield text.encode("utf-8")
-            session.expunge_all()
-        note = await signed_checkpoint_at(session, size, signer=signer, origin=origin)
-        if fmt == "jsonl":
-            yield (json.dumps({"checkpoint": note}) + "\n").encode()
+        if fmt == "csv":
+            yield csv_end_row(count, size)
+            return
+        async with factory() as session:
+            note = await signed_checkpoint_at(session, size, signer=signer, origin=origin)
+        yield (json.dumps({"checkpoint": note}) + "\n").encode()
+    finally:
+        if on_end is not None:
+            on_end()
 
 
 async def subject_disclosures(session: AsyncSession, subject_ref: str) -> list[AuditEntry]:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from service.audit.readiness import audit_faults
 from service.db import migrate
 from service.errors import ServiceUnavailableError
 from service.web.problems import problem_responses
@@ -24,8 +25,9 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", responses=problem_responses(503))
 async def readyz(request: Request) -> dict[str, str]:
-    """The database is reachable, migrations are at head, the policies are loaded and
-    the keys that verify tokens are at hand (a JWKS URL fetched at least once)."""
+    """The database is reachable, migrations are at head, the audit log's protections
+    stand (service/audit/readiness.py), the policies are loaded and the keys that
+    verify tokens are at hand (a JWKS URL fetched at least once)."""
     state = request.app.state
     if getattr(state, "policy_engine", None) is None:
         raise ServiceUnavailableError("policies not loaded")
@@ -38,6 +40,9 @@ async def readyz(request: Request) -> dict[str, str]:
         raise ServiceUnavailableError("database unreachable") from exc
     if current != migrate.head_revision():
         raise ServiceUnavailableError("database schema is not at the head migration")
+    faults = await audit_faults(state.sessionmaker)
+    if faults:
+        raise ServiceUnavailableError("audit log unprotected: " + "; ".join(faults))
     if not await state.token_verifier.keys_available():
         raise ServiceUnavailableError("the token issuer's keys are unavailable")
     return {"status": "ready"}

@@ -6,7 +6,16 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db.engine import Base, JSONType, UTCDateTime
@@ -30,6 +39,9 @@ class Organization(Base):
     services: Mapped[list[str]] = mapped_column(JSONType, default=list)
     populations: Mapped[list[str]] = mapped_column(JSONType, default=list)
     availability_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Shown by name only to members of its collaborations and to oversight; to others
+    # as a sector and an opaque id (service/organizations/visibility.py; migration 0180).
+    confidential: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class OrganizationKey(Base):
@@ -63,3 +75,51 @@ class OrganizationPolicy(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     created_by: Mapped[str] = mapped_column(String(200))
     details: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+
+class PrincipalStatus(Base):
+    """An organization's decision about one of its principals (by token subject):
+    written only by its admins, read on every authenticated request, so a
+    deactivation holds on the very next request on every app node (issue 22)."""
+
+    __tablename__ = "principal_status"
+    __table_args__ = (UniqueConstraint("org_id", "subject"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"))
+    subject: Mapped[str] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    changed_by: Mapped[str] = mapped_column(String(255))
+
+
+class PrincipalSighting(Base):
+    """When a principal was last seen: bookkeeping of authentication, written at
+    most once a minute per principal (`SIGHTING_GRANULARITY`), kept apart from the
+    admins' decisions above so it never contends with them."""
+
+    __tablename__ = "principal_sightings"
+    __table_args__ = (UniqueConstraint("org_id", "subject"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"))
+    subject: Mapped[str] = mapped_column(String(255))
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The `jti` of the token last seen, so an admin can revoke that one token.
+    last_token_id: Mapped[str] = mapped_column(String(255))
+
+
+class RevokedToken(Base):
+    """A staff token revoked one by one (by its `jti`). Kept until every token that
+    could carry the id has expired (`keep_until`), then swept."""
+
+    __tablename__ = "revoked_tokens"
+    __table_args__ = (UniqueConstraint("org_id", "token_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id"))
+    token_id: Mapped[str] = mapped_column(String(255))
+    revoked_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_by: Mapped[str] = mapped_column(String(255))
+    keep_until: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

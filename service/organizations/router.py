@@ -8,13 +8,16 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, status
 
 from service.auth.dependencies import CurrentPrincipal, PlatformAdmin
+from service.auth.principals import Principal
 from service.crypto import b64encode
-from service.organizations import rules
+from service.errors import NotFoundError
+from service.organizations import rules, visibility
 from service.organizations import service as org_service
 from service.organizations.models import Organization, OrganizationKey
 from service.organizations.schemas import (
     Availability,
     AvailabilityUpdate,
+    ConfidentialityUpdate,
     KeyHistory,
     KeysRegistered,
     KeysUpdate,
@@ -72,6 +75,7 @@ def org_read(org: Organization, keys: dict[str, OrganizationKey]) -> Organizatio
         keys=OrganizationKeys(
             encryption=key_read(enc) if enc else None, signing=key_read(sig) if sig else None
         ),
+        confidential=org.confidential,
     )
 
 
@@ -103,7 +107,10 @@ async def list_organizations(
         principal.subject + "|" + str(principal.org_id), "organizations", filters.as_dict()
     )
     rows, position = await org_service.list_directory(
-        session, filters=filters, page=pages.page(binding)
+        session,
+        filters=filters,
+        page=pages.page(binding),
+        visible=visibility.visible_clause(visibility.Viewer(principal.org_id, principal.sector)),
     )
     keys = await org_service.current_keys(session, [o.id for o in rows])
     return OrganizationPage(
@@ -116,9 +123,17 @@ async def list_organizations(
 async def get_organization(
     org_id: uuid.UUID, principal: CurrentPrincipal, session: DbSession
 ) -> OrganizationRead:
+    await _named_to(session, principal, org_id)
     org = await org_service.get_visible(session, org_id)
     keys = await org_service.current_keys(session, [org.id])
     return org_read(org, keys.get(org.id, {}))
+
+
+async def _named_to(session: DbSession, principal: Principal, org_id: uuid.UUID) -> None:
+    """A confidential organization is a random id to those it is hidden from."""
+    viewer = visibility.Viewer(principal.org_id, principal.sector)
+    if not await visibility.may_see(session, viewer, org_id):
+        raise NotFoundError()
 
 
 @router.get("/{org_id}/keys", responses=ERRORS)
@@ -127,6 +142,7 @@ async def get_key_history(
 ) -> KeyHistory:
     """Every key the organization ever registered, current and retired, so a recipient
     can check a signature made before a rotation by its key id."""
+    await _named_to(session, principal, org_id)
     return KeyHistory(items=[key_read(k) for k in await org_service.key_history(session, org_id)])
 
 
@@ -154,6 +170,23 @@ async def put_availability(
 ) -> OrganizationRead:
     org = await org_service.update_availability(
         session, principal=principal, org_id=org_id, data=body, clock=clock
+    )
+    keys = await org_service.current_keys(session, [org.id])
+    return org_read(org, keys.get(org.id, {}))
+
+
+@router.put("/{org_id}/confidentiality", responses=ERRORS)
+async def put_confidentiality(
+    org_id: uuid.UUID,
+    body: ConfidentialityUpdate,
+    principal: CurrentPrincipal,
+    session: DbSession,
+    clock: AppClock,
+) -> OrganizationRead:
+    """Mark the organization confidential (its admins): named only to members of its
+    collaborations and to oversight (docs/threat-model.md "Confidential organizations")."""
+    org = await visibility.set_confidential(
+        session, principal=principal, org_id=org_id, confidential=body.confidential, clock=clock
     )
     keys = await org_service.current_keys(session, [org.id])
     return org_read(org, keys.get(org.id, {}))

@@ -107,6 +107,14 @@ class OrganizationRead(BaseModel):
     jurisdiction: str | None
     availability: Availability
     keys: OrganizationKeys
+    confidential: bool = Field(
+        default=False,
+        description="Named only to members of its collaborations and to oversight",
+    )
+
+
+class ConfidentialityUpdate(StrictInput):
+    confidential: bool
 
 
 class OrganizationPage(BaseModel):
@@ -121,3 +129,42 @@ class KeyHistory(BaseModel):
 class KeysRegistered(BaseModel):
     encryption_key_id: str
     signing_key_id: str
+
+
+TokenSubject = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+
+
+class PrincipalChange(StrictInput):
+    """Deactivate or reactivate a principal by its token subject (`sub`)."""
+
+    subject: TokenSubject
+
+
+class TokenRevoke(StrictInput):
+    """Revoke one staff token by its `jti` (a principal's `last_token_id`, or the
+    id the token's holder reads from it)."""
+
+    jti: TokenSubject
+
+
+class PrincipalRead(BaseModel):
+    subject: str
+    active: bool
+    first_seen_at: datetime | None = Field(description="None if never seen")
+    last_seen_at: datetime | None = Field(
+        description="The last request that succeeded, up to a minute early; None if never seen"
+    )
+    last_token_id: str | None = Field(description="The `jti` of the token last seen")
+    changed_at: datetime | None = Field(description="When an admin last (de)activated it")
+    changed_by: str | None
+
+
+class PrincipalPage(BaseModel):
+    items: list[PrincipalRead]
+    next_cursor: str | None
+
+
+class TokenRevoked(BaseModel):
+    jti: str
+    revoked_at: datetime
+    revoked_by: str

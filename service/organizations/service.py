@@ -98,9 +98,16 @@ def _directory_statement(session: AsyncSession, filters: DirectoryFilters) -> Se
 
 
 async def list_directory(
-    session: AsyncSession, *, filters: DirectoryFilters, page: PageRequest
+    session: AsyncSession,
+    *,
+    filters: DirectoryFilters,
+    page: PageRequest,
+    visible: ColumnElement[bool] | None = None,
 ) -> tuple[list[Organization], Position | None]:
+    """`visible`: which organizations the caller may see (service/organizations/visibility.py)."""
     stmt = _directory_statement(session, filters)
+    if visible is not None:
+        stmt = stmt.where(visible)
     if page.after is not None:
         stmt = stmt.where(
             (Organization.created_at > page.after.at)

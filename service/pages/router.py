@@ -97,7 +97,9 @@ async def consents_page(
     states = await _states(session, visitor)
     lang = site.language(request, grant=views.newest_language(states))
     orgs = await views.organizations(
-        session, views.recipients_of(states) | {visitor.link.owner_org_id}
+        session,
+        views.recipients_of(states) | {visitor.link.owner_org_id},
+        viewer=visitor.link.owner_org_id,
     )
     consents = [
         views.consent_view(
@@ -218,7 +220,9 @@ async def withdraw_ask(
     if state.revocation is not None:
         return _see_other(f"/s/consents/{state.version.id}/withdrawn")
     orgs = await views.organizations(
-        session, views.recipients_of([state]) | {visitor.link.owner_org_id}
+        session,
+        views.recipients_of([state]) | {visitor.link.owner_org_id},
+        viewer=visitor.link.owner_org_id,
     )
     consent = views.consent_view(
         state,

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit.models import AuditEntry
 from service.consents.service import ConsentState
+from service.organizations import visibility
 from service.organizations.models import Organization
 from service.pages import words
 from service.pages.terms import Terms
@@ -76,13 +77,18 @@ class HelpView:
 
 
 async def organizations(
-    session: AsyncSession, ids: Iterable[uuid.UUID]
+    session: AsyncSession, ids: Iterable[uuid.UUID], *, viewer: uuid.UUID | None = None
 ) -> dict[uuid.UUID, Organization]:
+    """By id; with `viewer` (the serving organization), a confidential one it shares
+    no collaboration with is a stand-in (service/organizations/visibility.py)."""
     wanted = set(ids)
     if not wanted:
         return {}
     rows = await session.scalars(select(Organization).where(Organization.id.in_(wanted)))
-    return {org.id: org for org in rows.all()}
+    found = {org.id: org for org in rows.all()}
+    if viewer is None:
+        return found
+    return await visibility.mask_all(session, visibility.Viewer(viewer), found)
 
 
 def org_view(org: Organization, _: Gettext) -> OrgView:

@@ -14,19 +14,22 @@ from service.auth.dependencies import (
     CurrentPrincipal,
 )
 from service.idempotency import service as idempotency
+from service.organizations import visibility
 from service.subjects import access_links
 from service.subjects import service as subject_service
 from service.subjects.models import Subject
 from service.subjects.schemas import (
     AccessLink,
     AccessLinkCreate,
+    AccessLinkRefusal,
+    AccessLinkRefusalPage,
     DisclosureAccount,
     DisclosureAccounting,
     SubjectCreate,
     SubjectRead,
 )
 from service.web.deps import AppClock, DbSession
-from service.web.params import IdempotencyKey
+from service.web.params import IdempotencyKey, Pages
 from service.web.problems import ALL_PROBLEMS
 
 router = APIRouter(prefix="/v1/subjects", tags=["subjects"])
@@ -82,12 +85,20 @@ async def get_subject(
 
 @router.get("/{subject_id}/disclosures", responses=ALL_PROBLEMS)
 async def get_disclosures(
-    subject_id: uuid.UUID, who: CaseStaffOrSurvivor, session: DbSession, clock: AppClock
+    subject_id: uuid.UUID,
+    who: CaseStaffOrSurvivor,
+    session: DbSession,
+    clock: AppClock,
+    request: Request,
 ) -> DisclosureAccounting:
     """Every disclosure about this subject, from the audit log: who received which
     categories, when, for what purpose and on what legal basis."""
     subject, rows = await subject_service.disclosures(
-        session, who=who, subject_id=subject_id, at=clock.now()
+        session,
+        who=who,
+        subject_id=subject_id,
+        at=clock.now(),
+        pseudonyms=visibility.pseudonym_key(request.app.state.keyring.cursor_secret),
     )
     await subject_service.record_link_use(session, who=who, what="disclosures", clock=clock)
     items = []
@@ -141,6 +152,30 @@ async def create_access_link(
         expires_at=issued.link.expires_at,
         url=f"{settings.public_base_url or ''}/s/{issued.code}",
         code_expires_at=issued.link.code_expires_at,
+    )
+
+
+@router.get("/{subject_id}/access-link-refusals", responses=ALL_PROBLEMS)
+async def list_access_link_refusals(
+    subject_id: uuid.UUID, principal: CaseStaff, session: DbSession, pages: Pages
+) -> AccessLinkRefusalPage:
+    """Refused uses of the subject's access links, newest first (a used code, an
+    expired or ended link, its token on a staff endpoint, another record): someone
+    tried. From the audit log; the owner's case staff only."""
+    binding = pages.codec.binding(
+        principal.subject + "|" + str(principal.org_id),
+        "access-link-refusals",
+        {"subject_id": str(subject_id)},
+    )
+    items, position = await access_links.refusals(
+        session, principal=principal, subject_id=subject_id, page=pages.page(binding)
+    )
+    return AccessLinkRefusalPage(
+        items=[
+            AccessLinkRefusal(at=r.at, link_id=r.link_id, reason=r.reason, audit_seq=r.audit_seq)
+            for r in items
+        ],
+        next_cursor=pages.next_cursor(position, binding),
     )
 
 

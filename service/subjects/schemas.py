@@ -54,3 +54,23 @@ class AccessLink(BaseModel):
         )
     )
     code_expires_at: datetime
+
+
+class AccessLinkRefusal(BaseModel):
+    """A refused use of one of the subject's access links (docs/survivor-pages.md):
+    a reason code only, never anything the refused request carried."""
+
+    at: datetime
+    link_id: uuid.UUID
+    reason: str = Field(
+        description=(
+            "code_used, expired, revoked, staff_endpoint (its token on an endpoint for "
+            "staff) or other_record (a record that is not the survivor's, or none)"
+        )
+    )
+    audit_seq: int
+
+
+class AccessLinkRefusalPage(BaseModel):
+    items: list[AccessLinkRefusal]
+    next_cursor: str | None

@@ -15,6 +15,7 @@ from service.audit.models import AuditEntry
 from service.auth.principals import Principal, SurvivorPrincipal
 from service.clock import Clock
 from service.errors import NotFoundError
+from service.organizations import visibility
 from service.organizations.models import Organization
 from service.subjects.models import AccountingSuspension, Subject
 from service.subjects.schemas import SubjectCreate
@@ -59,11 +60,14 @@ async def disclosures(
     who: Principal | SurvivorPrincipal,
     subject_id: uuid.UUID,
     at: datetime,
+    pseudonyms: bytes | None = None,
 ) -> tuple[Subject, list[tuple[AuditEntry, uuid.UUID | None, Organization | None]]]:
     """The accounting of disclosures, for the owner's staff or the survivor: each
     entry with its recipient's id and directory record. Disclosures of a records
     request under a law enforcement agency's suspension are left out until the
-    suspension ends (docs/law-enforcement.md)."""
+    suspension ends (docs/law-enforcement.md). A confidential recipient the owner no
+    longer shares a collaboration with is a stand-in with its opaque id (with the
+    `pseudonyms` key; without one, no id: service/organizations/visibility.py)."""
     subject = await resolve_subject(session, who=who, subject_id=subject_id)
     entries = await audit_service.subject_disclosures(session, str(subject.id))
     by_request: dict[int, uuid.UUID | None] = {}
@@ -82,8 +86,15 @@ async def disclosures(
             await session.scalars(select(Organization).where(Organization.id.in_(wanted)))
         ).all()
     }
+    viewer = visibility.Viewer(
+        subject.owner_org_id, who.sector if isinstance(who, Principal) else None
+    )
+    shown: dict[uuid.UUID | None, uuid.UUID | None] = {r: r for r in recipients}
+    for hidden in await visibility.hidden_among(session, viewer, orgs):
+        shown[hidden] = visibility.opaque_id(pseudonyms, viewer, hidden) if pseudonyms else None
+        orgs[hidden] = visibility.masked(orgs[hidden], shown[hidden])
     return subject, [
-        (e, r, orgs.get(r) if r else None) for e, r in zip(entries, recipients, strict=True)
+        (e, shown[r], orgs.get(r) if r else None) for e, r in zip(entries, recipients, strict=True)
     ]
 
 
