@@ -7,12 +7,27 @@ that run it apart. Several may run against one PostgreSQL (service/events/claims
 says why no delivery is sent twice in a normal run); on SQLite only one process may
 dispatch.
 
-Each pass claims due deliveries in a short transaction and commits, sends them with
-no transaction open, and records each outcome in another short transaction. Every
-delivery runs in its own task: at most one request in flight per endpoint in this
-process and at most ACCORD_WEBHOOK_DISPATCH_CONCURRENCY in all, and a pass never
-waits for a send to finish. So a slow or dead endpoint holds one slot for at most
-the total timeout, and never delays another organization's deliveries.
+Each pass claims, in one short transaction, a run of due deliveries per endpoint
+(distinct objects, each its object's earliest pending event there; service/events/
+claims.py), sends the run with no transaction open, one request at a time, and
+records all its outcomes in another short transaction. Every endpoint's run is a
+task of its own: at most one request in flight per endpoint in this process and at
+most ACCORD_WEBHOOK_DISPATCH_CONCURRENCY endpoints at once, and a pass never waits
+for a send to finish. So a slow or dead endpoint holds one slot, and never delays
+another organization's deliveries.
+
+A run starts at one delivery and doubles after a run that all succeeded, up to
+claims.MAX_BATCH; a failed attempt ends the run (the rest are released, due again
+at once) and the next starts at one again. So a healthy endpoint under load gets
+its backlog in a few transactions, while a failing one holds one row at a time, as
+before. A run never starts a send that could outlast its lease (elapsed time plus
+the total timeout within nine tenths of the lease): no other dispatcher can claim
+a row while it may still be sent.
+
+A pass runs when a send finishes, when a transaction of this process that wrote
+deliveries commits (service/events/wake.py), and otherwise every
+ACCORD_WEBHOOK_DISPATCH_INTERVAL_SECONDS: the poll that finds work committed by
+another node, or by the service when the dispatcher runs apart.
 
 The body is the event exactly as the feed shows it; the headers carry the event's id
 as `webhook-id` on every attempt (a receiver drops duplicates by it), this attempt's
@@ -30,8 +45,7 @@ import logging
 import secrets
 import time
 import uuid
-from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime
 from types import TracebackType
 
 import httpx
@@ -41,11 +55,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from service.clock import Clock
 from service.crypto import Signer, open_secret
 from service.errors import ServiceUnavailableError
-from service.events import attempt, claims, signing
+from service.events import attempt, claims, signing, wake
+from service.events.dispatch_config import DispatchConfig
 from service.events.schedule import Uniform, retry_delay
-from service.events.ssrf import Network, parse_networks
-from service.settings import Environment, Settings
 from service.web.observability import Metrics
+
+__all__ = ["DispatchConfig", "Dispatcher", "dispatch_loop"]
 
 log = logging.getLogger("accord.events.dispatch")
 
@@ -53,29 +68,6 @@ log = logging.getLogger("accord.events.dispatch")
 _DATABASE_ERRORS = (SQLAlchemyError, ServiceUnavailableError, OSError)
 # How often at most the backlog gauges are read from the database.
 _BACKLOG_EVERY_SECONDS = 5.0
-
-
-@dataclass(frozen=True)
-class DispatchConfig:
-    allowed: tuple[Network, ...]
-    require_https: bool
-    concurrency: int
-    connect_timeout: float
-    timeout: float
-    lease: timedelta
-    interval: float
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> DispatchConfig:
-        return cls(
-            allowed=parse_networks(settings.webhook_allowed_networks),
-            require_https=settings.environment is Environment.production,
-            concurrency=settings.webhook_dispatch_concurrency,
-            connect_timeout=settings.webhook_connect_timeout_seconds,
-            timeout=settings.webhook_timeout_seconds,
-            lease=timedelta(seconds=settings.webhook_lease_seconds),
-            interval=settings.webhook_dispatch_interval_seconds,
-        )
 
 
 class Dispatcher:
@@ -100,10 +92,12 @@ class Dispatcher:
         self._metrics = metrics
         self._uniform = uniform or secrets.SystemRandom().uniform
         self._in_flight: dict[uuid.UUID, asyncio.Task[None]] = {}  # by endpoint
+        self._batch: dict[uuid.UUID, int] = {}  # the next run's size, by endpoint
         self._sends: dict[uuid.UUID, asyncio.Task[attempt.Outcome]] = {}  # by delivery
         self._wake = asyncio.Event()
         self._stopping = False
         self._client: httpx.AsyncClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._backlog_read_at = float("-inf")
 
     async def __aenter__(self) -> Dispatcher:
@@ -112,7 +106,20 @@ class Dispatcher:
             connect_timeout=self._config.connect_timeout,
             connections=self._config.concurrency,
         )
+        self._loop = asyncio.get_running_loop()
+        wake.subscribe(self._woken)
         return self
+
+    def _woken(self, endpoints: frozenset[uuid.UUID]) -> None:
+        """After a commit that wrote deliveries (on whichever thread committed it)."""
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nothing to wake
+                self._loop.call_soon_threadsafe(self._woken_for, endpoints)
+
+    def _woken_for(self, endpoints: frozenset[uuid.UUID]) -> None:
+        # An endpoint in flight is looked at again when its run ends (_done).
+        if not endpoints <= self._in_flight.keys():
+            self._wake.set()
 
     async def __aexit__(
         self,
@@ -121,6 +128,7 @@ class Dispatcher:
         traceback: TracebackType | None,
     ) -> None:
         # Requests cut short here leave their deliveries leased: sent again after the lease.
+        wake.unsubscribe(self._woken)
         self.stop()
         for task in list(self._in_flight.values()):
             with contextlib.suppress(asyncio.CancelledError):
@@ -179,10 +187,11 @@ class Dispatcher:
 
     async def dispatch_pass(self) -> int:
         """Claim what is due for endpoints not in flight, within the free slots, and start
-        sending each in its own task; the number started."""
+        sending each endpoint's run in its own task; the number of deliveries claimed."""
         free = self._config.concurrency - len(self._in_flight)
         if free <= 0 or self._stopping:
             return 0
+        started = time.monotonic()
         try:
             async with self._factory() as session:
                 claimed = await claims.claim(
@@ -191,6 +200,7 @@ class Dispatcher:
                     lease=self._config.lease,
                     limit=free,
                     busy=set(self._in_flight),
+                    batch=lambda endpoint_id: self._batch.get(endpoint_id, 1),
                 )
                 await session.commit()
         except _DATABASE_ERRORS as error:
@@ -199,10 +209,13 @@ class Dispatcher:
                 extra={"event": "webhook.claim_failed", "error_type": type(error).__name__},
             )
             return 0
+        runs: dict[uuid.UUID, list[claims.Claim]] = {}
         for item in claimed:
-            task = asyncio.create_task(self._deliver(item))
-            self._in_flight[item.endpoint_id] = task
-            task.add_done_callback(functools.partial(self._done, item.endpoint_id))
+            runs.setdefault(item.endpoint_id, []).append(item)
+        for endpoint_id, run in runs.items():
+            task = asyncio.create_task(self._deliver(endpoint_id, run, started))
+            self._in_flight[endpoint_id] = task
+            task.add_done_callback(functools.partial(self._done, endpoint_id))
         return len(claimed)
 
     def _done(self, endpoint_id: uuid.UUID, _task: asyncio.Task[None]) -> None:
@@ -215,25 +228,85 @@ class Dispatcher:
             str(item.event_id), timestamp, item.body, secrets=secrets, signer=self._signer
         )
 
-    async def _deliver(self, item: claims.Claim) -> None:
+    async def _deliver(
+        self, endpoint_id: uuid.UUID, run: list[claims.Claim], claimed_at: float
+    ) -> None:
         try:
-            await self._attempt(item)
+            await self._send_run(endpoint_id, run, claimed_at)
         except asyncio.CancelledError:
             raise
-        except Exception as error:  # noqa: BLE001 - one delivery's fault must not stop the others
+        except Exception as error:  # noqa: BLE001 - one run's fault must not stop the others
+            self._batch.pop(endpoint_id, None)
             log.error(
                 "webhook delivery failed unexpectedly; retried after its lease",
                 extra={
                     "event": "webhook.delivery_error",
-                    "delivery_id": str(item.delivery_id),
-                    "event_id": str(item.event_id),
+                    "delivery_id": str(run[0].delivery_id),
+                    "event_id": str(run[0].event_id),
+                    "run": len(run),
                     "error_type": type(error).__name__,
                 },
             )
 
-    async def _attempt(self, item: claims.Claim) -> None:
+    def _may_start(self, claimed_at: float) -> bool:
+        """Whether a send started now ends (total timeout) well within the lease."""
+        lease = self._config.lease.total_seconds()
+        return time.monotonic() - claimed_at + self._config.timeout <= 0.9 * lease
+
+    async def _send_run(
+        self, endpoint_id: uuid.UUID, run: list[claims.Claim], claimed_at: float
+    ) -> None:
+        """Send the run in order, one at a time, until a failure or the lease's end;
+        then record the outcomes and release what was not sent, in one transaction."""
+        results: list[claims.Result] = []
+        release: list[claims.Claim] = []
+        for index, item in enumerate(run):
+            if self._stopping or (index and not self._may_start(claimed_at)):
+                release = run[index:]
+                break
+            attempted_at = self._clock.now()
+            outcome = await self._send(item, attempted_at)
+            if outcome is None:  # abandoned by stop(): still leased, sent again after it
+                release = run[index + 1 :]
+                break
+            now = self._clock.now()
+            delay = None if outcome.ok else retry_delay(item.attempts + 1, self._uniform)
+            retry_at = now + delay if delay is not None else None
+            results.append(claims.Result(item, outcome, attempted_at, retry_at))
+            if not outcome.ok:
+                release = run[index + 1 :]
+                break
+        if all(r.outcome.ok for r in results) and len(results) == len(run):
+            size = self._batch.get(endpoint_id, 1)
+            self._batch[endpoint_id] = min(claims.MAX_BATCH, size * 2)
+        else:
+            self._batch.pop(endpoint_id, None)
+        if not results and not release:
+            return
+        try:
+            async with self._factory() as session:
+                recorded = await claims.record_all(
+                    session, results, now=self._clock.now(), release=release
+                )
+                await session.commit()
+        except _DATABASE_ERRORS as error:
+            self._batch.pop(endpoint_id, None)
+            log.warning(
+                "recording webhook attempts failed; sent again after their lease",
+                extra={
+                    "event": "webhook.record_failed",
+                    "delivery_ids": [str(r.claimed.delivery_id) for r in results],
+                    "event_ids": [str(r.claimed.event_id) for r in results],
+                    "error_type": type(error).__name__,
+                },
+            )
+            return
+        for result, outcome_name in zip(results, recorded, strict=True):
+            self._log(result, outcome_name)
+
+    async def _send(self, item: claims.Claim, attempted_at: datetime) -> attempt.Outcome | None:
+        """One attempt; None when stop() abandoned it."""
         assert self._client is not None, "use the dispatcher as an async context manager"  # noqa: S101
-        attempted_at = self._clock.now()
         try:
             headers = self._headers(item, int(attempted_at.timestamp()))
         except Exception as error:  # noqa: BLE001 - a secret sealed under another key
@@ -243,51 +316,29 @@ class Dispatcher:
                 "a webhook secret could not be opened (was the key directory replaced?)",
                 extra={"event": "webhook.secret_unopenable", "error_type": type(error).__name__},
             )
-            outcome = attempt.Outcome(None, "secret", 0)
-        else:
-            send = asyncio.create_task(
-                attempt.post(
-                    self._client,
-                    item.url,
-                    body=item.body,
-                    headers=headers,
-                    total_timeout=self._config.timeout,
-                    require_https=self._config.require_https,
-                )
+            return attempt.Outcome(None, "secret", 0)
+        send = asyncio.create_task(
+            attempt.post(
+                self._client,
+                item.url,
+                body=item.body,
+                headers=headers,
+                total_timeout=self._config.timeout,
+                require_https=self._config.require_https,
             )
-            self._sends[item.delivery_id] = send
-            try:
-                outcome = await send
-            except asyncio.CancelledError:
-                if send.cancelled() and self._stopping:
-                    return  # abandoned by stop(): still leased, sent again after the lease
-                raise
-            finally:
-                self._sends.pop(item.delivery_id, None)
-        now = self._clock.now()
-        delay = None if outcome.ok else retry_delay(item.attempts + 1, self._uniform)
+        )
+        self._sends[item.delivery_id] = send
         try:
-            async with self._factory() as session:
-                recorded = await claims.record(
-                    session,
-                    item,
-                    outcome=outcome,
-                    attempted_at=attempted_at,
-                    now=now,
-                    retry_at=now + delay if delay is not None else None,
-                )
-                await session.commit()
-        except _DATABASE_ERRORS as error:
-            log.warning(
-                "recording a webhook attempt failed; sent again after its lease",
-                extra={
-                    "event": "webhook.record_failed",
-                    "delivery_id": str(item.delivery_id),
-                    "event_id": str(item.event_id),
-                    "error_type": type(error).__name__,
-                },
-            )
-            return
+            return await send
+        except asyncio.CancelledError:
+            if send.cancelled() and self._stopping:
+                return None
+            raise
+        finally:
+            self._sends.pop(item.delivery_id, None)
+
+    def _log(self, result: claims.Result, recorded: claims.Recorded) -> None:
+        item, outcome = result.claimed, result.outcome
         if self._metrics is not None:
             self._metrics.webhook_attempts.labels(outcome=recorded, result=outcome.result).inc()
         log.log(

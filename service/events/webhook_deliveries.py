@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.auth.principals import Principal
 from service.clock import Clock
 from service.errors import ConflictError, NotFoundError
+from service.events import wake
 from service.events.catalog import EventType
 from service.events.models import Event, WebhookAttempt, WebhookDelivery
 from service.events.outbox import emit
@@ -125,6 +126,7 @@ async def redeliver(
     delivery.next_attempt_at = clock.now()
     delivery.delivered_at = None
     await session.flush()
+    wake.after_commit(session, [endpoint.id])
     details = {
         "endpoint_id": str(endpoint.id),
         "delivery_id": str(delivery.id),
