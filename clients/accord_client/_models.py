@@ -84,6 +84,9 @@ class Referral(TypedDict):
     envelope_id: str
     fields: list[dict[str, str]]
     timeline: list[JSON]
+    # What the directory said about the recipient when the referral was sent (it was
+    # taken all the same): "recipient_not_accepting", "recipient_limited_hours".
+    recipient_warnings: list[str]
     created_at: str
     updated_at: str
 

@@ -20,6 +20,7 @@ from accord_client.envelope_errors import EnvelopeMalformedError
 from accord_client.envelope_errors import Problem as EnvelopeProblem
 from accord_client.envelope_format import b64decode_strict
 from accord_client.keys import OrganizationKeys
+from accord_client.schemas import DeliveryRead, WithheldFieldRead
 
 # --- retries -----------------------------------------------------------------------------
 
@@ -100,6 +101,11 @@ def _text(value: str | uuid.UUID | datetime) -> str:
             raise ValueError("times must be timezone-aware")
         return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
     return str(value)
+
+
+def iso_time(value: datetime | str) -> str:
+    """A time for a request body: ISO 8601 in UTC with a `Z` (aware datetimes only)."""
+    return _text(value)
 
 
 def query(**values: str | int | bool | uuid.UUID | datetime | None) -> dict[str, str | int]:
@@ -184,6 +190,25 @@ def referral_body(
     }
 
 
+def agreement_body(
+    *,
+    flows: Iterable[Mapping[str, Any]],
+    effective_from: datetime | str,
+    document_sha256: str,
+    effective_to: datetime | str | None = None,
+) -> dict[str, Any]:
+    """An agreement (`AgreementInput`): flows `{from_sector, to_sector, purposes,
+    categories}`, when it takes effect, the SHA-256 of the signed document."""
+    body: dict[str, Any] = {
+        "flows": [dict(flow) for flow in flows],
+        "effective_from": iso_time(effective_from),
+        "document_sha256": document_sha256,
+    }
+    if effective_to is not None:
+        body["effective_to"] = iso_time(effective_to)
+    return body
+
+
 def explain_body(
     *,
     recipient_org_id: str,
@@ -226,12 +251,13 @@ class DirectoryKeyError(Exception):
 @dataclass(frozen=True, slots=True)
 class ReceivedReferral:
     """What `receive_referral` returns: the referral's metadata, the verified and
-    decrypted envelope (values kept out of repr), the service's unsigned reasons
-    for each withheld field, and the audit entry recording the disclosure."""
+    decrypted envelope (values kept out of repr), each withheld field as the service
+    sent it (name, category, digests, and the unsigned `reasons` and deciding
+    `policies`), and the audit entry recording the disclosure."""
 
     referral: Referral
     opened: OpenedEnvelope
-    withheld: tuple[JSON, ...]
+    withheld: tuple[WithheldFieldRead, ...]
     disclosure_seq: int
 
 
@@ -246,7 +272,7 @@ def recipient_encryption_key(org: Organization) -> bytes:
         raise DirectoryKeyError("the directory's encryption key is not valid base64") from None
 
 
-def signing_key_from_history(history: JSON, key_id: str) -> bytes:
+def signing_key_from_history(history: Mapping[str, Any], key_id: str) -> bytes:
     """The Ed25519 key with this id in GET /v1/organizations/{id}/keys (current or
     retired: an envelope signed before a rotation still verifies)."""
     for item in history.get("items", []):
@@ -274,12 +300,12 @@ def delivery_key_ids(delivery: JSON) -> tuple[str, str]:
 
 
 def open_received(
-    referral: Referral, delivery: JSON, keys: OrganizationKeys, sender_key: bytes
+    referral: Referral, delivery: DeliveryRead, keys: OrganizationKeys, sender_key: bytes
 ) -> ReceivedReferral:
     """Verify and decrypt a delivery against the referral's own metadata: the sender
     organization, subject, purpose and consent the service recorded must be the ones
     the sender signed."""
-    _, recipient_key_id = delivery_key_ids(delivery)
+    _, recipient_key_id = delivery_key_ids(dict(delivery))
     opened = open_delivery(
         delivery,
         recipient_private_key=keys.encryption_private_key(recipient_key_id),
@@ -292,14 +318,9 @@ def open_received(
             "consent_id": str(referral["consent_id"]),
         },
     )
-    withheld = tuple(
-        {k: w.get(k) for k in ("name", "category", "reasons", "policies")}
-        for w in delivery.get("withheld", [])
-        if isinstance(w, dict)
-    )
     return ReceivedReferral(
         referral=referral,
         opened=opened,
-        withheld=withheld,
+        withheld=tuple(delivery.get("withheld", [])),
         disclosure_seq=int(delivery.get("disclosure_seq", -1)),
     )

@@ -1,5 +1,6 @@
 """The types, errors and request rules that the sync and async API clients share,
-gathered in one public module: response shapes (`accord_client._models`), errors
+gathered in one public module: response shapes (`accord_client._models`; a TypedDict
+for every `/v1` response is in `accord_client.schemas`), errors
 parsed from problem details (`._exceptions`), the retry rule and pure request
 building (`._protocol`; the event feed's and webhooks' in `._events_protocol`).
 Nothing here performs I/O.
@@ -47,11 +48,13 @@ from accord_client._protocol import (
     ReceivedReferral,
     RequestSpec,
     RetryPolicy,
+    agreement_body,
     backoff_seconds,
     create,
     delivery_key_ids,
     explain_body,
     is_retryable,
+    iso_time,
     open_received,
     page_of,
     query,
@@ -59,6 +62,13 @@ from accord_client._protocol import (
     referral_body,
     response_body,
     signing_key_from_history,
+)
+from accord_client._records_protocol import (
+    DoneHow,
+    Finding,
+    LegalBasis,
+    ReceivedAnswer,
+    RecordsBox,
 )
 
 __all__ = [
@@ -74,9 +84,12 @@ __all__ = [
     "DeclineReason",
     "DeliveryPage",
     "DirectoryKeyError",
+    "DoneHow",
     "Event",
     "EventPage",
+    "Finding",
     "KeysRegistered",
+    "LegalBasis",
     "NotFoundError",
     "Organization",
     "Page",
@@ -85,7 +98,9 @@ __all__ = [
     "ProblemItem",
     "PublicKey",
     "RateLimitedError",
+    "ReceivedAnswer",
     "ReceivedReferral",
+    "RecordsBox",
     "Referral",
     "RequestSpec",
     "RetryPolicy",
@@ -97,11 +112,13 @@ __all__ = [
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",
+    "agreement_body",
     "backoff_seconds",
     "create",
     "delivery_key_ids",
     "explain_body",
     "is_retryable",
+    "iso_time",
     "open_received",
     "page_of",
     "query",

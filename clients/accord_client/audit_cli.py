@@ -81,6 +81,11 @@ def _progress(path: Path, bar: tqdm[NoReturn]) -> Iterator[bytes]:
         yield line
 
 
+def _b64(raw: bytes) -> str:
+    """Standard base64, as the API gives hashes (GET /v1/audit/checkpoint's root_hash)."""
+    return base64.b64encode(raw).decode("ascii")
+
+
 def _fail(exc: Exception) -> NoReturn:
     typer.echo(f"FAILED: {exc}", err=True)
     if isinstance(exc, EquivocationError):
@@ -126,6 +131,7 @@ def verify(
             origin=log_origin,
             checkpoint_text=checkpoint.read_text(encoding="utf-8") if checkpoint else None,
             older=older,
+            require_end=True,
         )
     except (VerificationError, CheckpointError) as exc:
         if bar is not None:
@@ -135,7 +141,7 @@ def verify(
     if state is not None:
         save_state(state, [*older, SignedCheckpoint(result.checkpoint, result.note)])
     if not result.filtered:
-        typer.echo(f"OK: {result.size} entries, root {result.root.hex()}")
+        typer.echo(f"OK: {result.size} entries, root {_b64(result.root)}")
         return
     for size in result.unchecked_older:
         typer.echo(
@@ -146,7 +152,7 @@ def verify(
         )
     typer.echo(
         f"OK: filtered export: {result.entries} entries, each proven included in the log "
-        f"of {result.size} entries, root {result.root.hex()}"
+        f"of {result.size} entries, root {_b64(result.root)}"
     )
 
 

@@ -2,10 +2,11 @@
 
 An export is JSON Lines: one entry per line, each line exactly the entry's
 canonical bytes (accord_client.audit_format), in sequence order from 0, and a
-last line `{"checkpoint": "<signed note>"}`. The verifier recomputes every leaf,
-the hash chain and the Merkle root in one pass and constant memory, checks that
-every line is in canonical form (so no two readers can disagree about what an
-entry says), checks the checkpoint's signature with the service's published key,
+last line `{"checkpoint": "<signed note>"}` (only a complete export ends with it;
+`accord-audit verify` insists). The verifier recomputes every leaf, the hash
+chain and the Merkle root in one pass and constant memory, checks that every
+line is in canonical form (so no two readers can disagree about what an entry
+says), checks the checkpoint's signature with the service's published key,
 and checks that every older checkpoint it is given (or has kept in its state
 file) is a prefix of this log: the root of the first `size` entries must equal the
 old checkpoint's root. It reports the first bad entry by sequence number.
@@ -153,6 +154,20 @@ def _filtered_header(raw: bytes | None) -> int | None:
     return size
 
 
+class _EndLine:
+    """Passes an export's lines through, noting whether the last one is the
+    checkpoint line: only a complete export ends with it (one cut short does not)."""
+
+    def __init__(self, lines: Iterable[bytes]) -> None:
+        self.lines = lines
+        self.ended = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        for raw in self.lines:
+            self.ended = raw.startswith(b'{"checkpoint"')
+            yield raw
+
+
 def verify_lines(
     lines: Iterable[bytes],
     *,
@@ -160,10 +175,29 @@ def verify_lines(
     origin: str,
     checkpoint_text: str | None = None,
     older: Iterable[SignedCheckpoint | Checkpoint] = (),
+    require_end: bool = False,
 ) -> VerifiedLog:
     """Verify an export given as its lines (without trailing newlines): a full export,
     or a filtered one (first line `{"filtered_export": ...}`, an inclusion proof after
-    every entry)."""
+    every entry). With `require_end`, an export whose last line is not its checkpoint
+    line (cut short) does not verify, even when `checkpoint_text` is given."""
+    ending = _EndLine(lines)
+    result = _verify_lines(
+        ending, public_key=public_key, origin=origin, checkpoint_text=checkpoint_text, older=older
+    )
+    if require_end and not ending.ended:
+        raise VerificationError("the export does not end with its checkpoint line: cut short")
+    return result
+
+
+def _verify_lines(
+    lines: Iterable[bytes],
+    *,
+    public_key: bytes,
+    origin: str,
+    checkpoint_text: str | None,
+    older: Iterable[SignedCheckpoint | Checkpoint],
+) -> VerifiedLog:
     previous = [o if isinstance(o, SignedCheckpoint) else SignedCheckpoint(o) for o in older]
     _check_older_agree(previous)
     iterator = iter(lines)

@@ -12,7 +12,7 @@ Trust decisions made here:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from accord_client.crypto import (
@@ -53,6 +53,19 @@ from accord_client.envelope_format import (
 )
 from accord_client.envelope_parse import CONTEXT_KEYS, parse_delivery_obj, parse_envelope_obj
 from accord_client.strict_json import StrictJSONError, loads_strict
+
+# The categories of the shipped taxonomy (policies/categories.toml; a test keeps
+# them equal). A field named after a category must carry that category
+# (docs/envelope.md "Labels"): pass `categories=` to `seal_envelope` with the
+# deployment's own taxonomy (GET /v1/policies) when it differs.
+TAXONOMY_CATEGORIES = frozenset(
+    {
+        "identity", "contact", "location", "demographics", "language", "needs",
+        "case_summary", "trafficking_type", "immigration_status", "health",
+        "mental_health", "counseling_notes", "substance_use", "criminal_history",
+        "children", "safety_plan", "financial", "employment", "legal_case",
+    }
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,8 +114,12 @@ def seal_envelope(
     purpose: str,
     consent_id: str | None,
     request_id: str | None = None,
+    categories: Collection[str] = TAXONOMY_CATEGORIES,
 ) -> dict[str, object]:
     """Encrypt each field to the recipient's X25519 key and sign the result.
+
+    A field whose name is one of `categories` (the taxonomy's) must carry that
+    category, or nothing is sealed (`label_mismatch`, as the service refuses it).
 
     `sender_signing_key` is the sender's 32-byte Ed25519 seed;
     `recipient_encryption_key` the recipient's current X25519 public key from
@@ -131,6 +148,15 @@ def seal_envelope(
     # Header, names and categories are checked before any value is touched, with
     # the service's own rules on a skeleton (placeholder bytes in place of crypto).
     problems = list(_skeleton_problems(header, plain))
+    problems += [
+        Problem(
+            f"envelope.fields[{i}].category",
+            "label_mismatch",
+            "a field named after a category must carry that category",
+        )
+        for i, item in enumerate(plain)
+        if item.name in categories and item.category != item.name
+    ]
     encoded: list[bytes] = []
     for i, item in enumerate(plain):
         path = f"envelope.fields[{i}].value"

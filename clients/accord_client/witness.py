@@ -12,10 +12,15 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from accord_client.checkpoint import Checkpoint, CheckpointError, verify_checkpoint
+from accord_client.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    parse_verifier_key,
+    verify_checkpoint,
+)
 from accord_client.merkle import verify_consistency
 
 
@@ -26,13 +31,25 @@ class SplitViewError(CheckpointError):
 
 @dataclass
 class CheckpointWitness:
-    """Remembers the latest verified checkpoint in a small JSON file."""
+    """Remembers the latest verified checkpoint in a small JSON file (or, with
+    `state_file=None`, in memory for this process only)."""
 
-    state_file: Path
+    state_file: Path | None
     origin: str
     public_key: bytes
+    _memory: Checkpoint | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_verifier_key(cls, state_file: Path | None, verifier_key: str) -> CheckpointWitness:
+        """From the service's C2SP verifier key string (`<origin>+<hash>+<key>`), as
+        published by its operator out of band: never take it from the checkpoint you
+        are about to check."""
+        origin, public_key = parse_verifier_key(verifier_key)
+        return cls(state_file, origin, public_key)
 
     def latest(self) -> Checkpoint | None:
+        if self.state_file is None:
+            return self._memory
         if not self.state_file.exists():
             return None
         data = json.loads(self.state_file.read_text(encoding="utf-8"))
@@ -42,10 +59,7 @@ class CheckpointWitness:
         """Verify a new signed checkpoint against the remembered one and remember it.
         `consistency_proof` proves the remembered size extends to the new size
         (GET /v1/audit/proof/consistency)."""
-        new = verify_checkpoint(
-            note, name=self.origin, public_key=self.public_key, origin=self.origin
-        )
-        old = self.latest()
+        new, old = self.verify(note)
         if old is not None:
             if new.size < old.size:
                 raise SplitViewError(f"the log shrank from {old.size} to {new.size} entries")
@@ -59,7 +73,19 @@ class CheckpointWitness:
         self._remember(new)
         return new
 
+    def verify(self, note: str) -> tuple[Checkpoint, Checkpoint | None]:
+        """The new checkpoint, its signature verified, and the remembered one (None
+        the first time): a client asks for the consistency proof between the two
+        sizes, then calls `observe`."""
+        new = verify_checkpoint(
+            note, name=self.origin, public_key=self.public_key, origin=self.origin
+        )
+        return new, self.latest()
+
     def _remember(self, checkpoint: Checkpoint) -> None:
+        if self.state_file is None:
+            self._memory = checkpoint
+            return
         data = {
             "origin": checkpoint.origin,
             "size": checkpoint.size,

@@ -1,0 +1,206 @@
+# Generated from accord_client/_async_directory.py by clients/tools/unasync.py: do not edit.
+"""The directory: organizations, their keys, availability and stricter rules,
+collaborations and their agreements, and the shared policies.
+
+Twin modules: `_async_directory` (the one source) and `_sync_directory`, generated
+from it by clients/tools/unasync.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, cast
+
+from accord_client._http import Id, follow_cursors, org_page_query
+from accord_client._models import KeysRegistered, Organization, Page
+from accord_client._protocol import (
+    RequestSpec,
+    explain_body,
+    page_of,
+    query,
+    signing_key_from_history,
+)
+from accord_client.keys import OrganizationKeys
+from accord_client.schemas import (
+    AgreementHistory,
+    CollaborationRead,
+    ExplainResponse,
+    KeyHistory,
+    MemberRead,
+    OrganizationRead,
+    OrgPolicyRead,
+    PolicySetRead,
+)
+
+
+class DirectoryMethods:
+    """Organizations, collaborations and policies, for `AccordClient`."""
+
+    _signing_keys: dict[tuple[str, str], bytes]
+
+    def request(self, spec: RequestSpec) -> Any:
+        raise NotImplementedError  # the client's transport sends it
+
+    # -- organizations ------------------------------------------------------------------
+
+    def create_organization(
+        self, *, name: str, sector: str, jurisdiction: str | None = None
+    ) -> OrganizationRead:
+        """Add an organization to the directory (platform_admin)."""
+        body = {"name": name, "sector": sector, "jurisdiction": jurisdiction}
+        spec = RequestSpec("POST", "/v1/organizations", json=body)
+        return cast(OrganizationRead, self.request(spec))
+
+    def list_organizations(
+        self,
+        *,
+        sector: str | None = None,
+        service: str | None = None,
+        language: str | None = None,
+        accepting: bool | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Page[Organization]:
+        filters = org_page_query(sector, service, language, accepting)
+        params = query(**filters, limit=limit, cursor=cursor)
+        return page_of(self.request(RequestSpec("GET", "/v1/organizations", params=params)))
+
+    def iter_organizations(
+        self,
+        *,
+        sector: str | None = None,
+        service: str | None = None,
+        language: str | None = None,
+        accepting: bool | None = None,
+        page_size: int | None = None,
+    ) -> Iterator[Organization]:
+        def fetch(cursor: str | None) -> Page[Organization]:
+            return self.list_organizations(
+                sector=sector,
+                service=service,
+                language=language,
+                accepting=accepting,
+                limit=page_size,
+                cursor=cursor,
+            )
+
+        yield from follow_cursors(fetch)
+
+    def get_organization(self, org_id: Id) -> Organization:
+        spec = RequestSpec("GET", f"/v1/organizations/{org_id}")
+        return cast(Organization, self.request(spec))
+
+    def get_key_history(self, org_id: Id) -> KeyHistory:
+        """Every public key the organization ever registered, retired ones included."""
+        spec = RequestSpec("GET", f"/v1/organizations/{org_id}/keys")
+        return cast(KeyHistory, self.request(spec))
+
+    def register_keys(self, org_id: Id, keys: OrganizationKeys) -> KeysRegistered:
+        """Publish the current public keys of a key file (old keys stay in the directory)."""
+        spec = RequestSpec(
+            "PUT", f"/v1/organizations/{org_id}/keys", json=keys.public_registration()
+        )
+        return cast(KeysRegistered, self.request(spec))
+
+    def set_availability(self, org_id: Id, availability: Mapping[str, Any]) -> Organization:
+        """`{accepting_referrals, capacity?, hours, languages, services, populations}`."""
+        spec = RequestSpec(
+            "PUT", f"/v1/organizations/{org_id}/availability", json=dict(availability)
+        )
+        return cast(Organization, self.request(spec))
+
+    def set_confidential(self, org_id: Id, *, confidential: bool) -> Organization:
+        """Mark the organization confidential or not (its admins): a confidential
+        organization is named only to members of its collaborations and to oversight."""
+        spec = RequestSpec(
+            "PUT",
+            f"/v1/organizations/{org_id}/confidentiality",
+            json={"confidential": confidential},
+        )
+        return cast(Organization, self.request(spec))
+
+    def sender_signing_key(self, org_id: Id, key_id: str) -> bytes:
+        """The organization's Ed25519 key with this id, from the directory's key
+        history (cached; retired keys included, never a key carried in a delivery)."""
+        cache_key = (str(org_id), key_id)
+        if cache_key not in self._signing_keys:
+            history = self.get_key_history(org_id)
+            self._signing_keys[cache_key] = signing_key_from_history(history, key_id)
+        return self._signing_keys[cache_key]
+
+    def set_org_policy(self, org_id: Id, *, cedar: str) -> OrgPolicyRead:
+        """The organization's own stricter rules: Cedar `forbid` statements, each with
+        `@id` and `@reason` annotations (org_admin; they can only tighten)."""
+        spec = RequestSpec("PUT", f"/v1/organizations/{org_id}/policy", json={"cedar": cedar})
+        return cast(OrgPolicyRead, self.request(spec))
+
+    # -- collaborations ----------------------------------------------------------------
+
+    def create_collaboration(self, *, name: str, agreement: Mapping[str, Any]) -> CollaborationRead:
+        """A collaboration and its first agreement (see `agreement_body`; platform_admin)."""
+        body = {"name": name, "agreement": dict(agreement)}
+        spec = RequestSpec("POST", "/v1/collaborations", json=body)
+        return cast(CollaborationRead, self.request(spec))
+
+    def list_collaborations(
+        self, *, limit: int | None = None, cursor: str | None = None
+    ) -> Page[CollaborationRead]:
+        params = query(limit=limit, cursor=cursor)
+        return page_of(self.request(RequestSpec("GET", "/v1/collaborations", params=params)))
+
+    def iter_collaborations(self, *, page_size: int | None = None) -> Iterator[CollaborationRead]:
+        def fetch(cursor: str | None) -> Page[CollaborationRead]:
+            return self.list_collaborations(limit=page_size, cursor=cursor)
+
+        yield from follow_cursors(fetch)
+
+    def get_collaboration(self, collab_id: Id) -> CollaborationRead:
+        spec = RequestSpec("GET", f"/v1/collaborations/{collab_id}")
+        return cast(CollaborationRead, self.request(spec))
+
+    def list_agreements(self, collab_id: Id) -> AgreementHistory:
+        """Every version of the collaboration's agreement."""
+        spec = RequestSpec("GET", f"/v1/collaborations/{collab_id}/agreements")
+        return cast(AgreementHistory, self.request(spec))
+
+    def set_agreement(self, collab_id: Id, agreement: Mapping[str, Any]) -> CollaborationRead:
+        """A new agreement version (see `agreement_body`); the old one is kept."""
+        spec = RequestSpec("PUT", f"/v1/collaborations/{collab_id}/agreement", json=dict(agreement))
+        return cast(CollaborationRead, self.request(spec))
+
+    def add_member(self, collab_id: Id, org_id: Id) -> MemberRead:
+        spec = RequestSpec(
+            "POST", f"/v1/collaborations/{collab_id}/members", json={"org_id": str(org_id)}
+        )
+        return cast(MemberRead, self.request(spec))
+
+    def remove_member(self, collab_id: Id, org_id: Id) -> None:
+        """From now on, no field flows to or from it under this collaboration."""
+        spec = RequestSpec("DELETE", f"/v1/collaborations/{collab_id}/members/{org_id}")
+        self.request(spec)
+
+    # -- policy -------------------------------------------------------------------------
+
+    def get_policies(self) -> PolicySetRead:
+        return cast(PolicySetRead, self.request(RequestSpec("GET", "/v1/policies")))
+
+    def explain_policy(
+        self,
+        *,
+        recipient_org_id: Id,
+        purpose: str,
+        legal_basis: str,
+        categories: Iterable[str],
+        consent: Mapping[str, Any] | None = None,
+        justification_given: bool = False,
+    ) -> ExplainResponse:
+        body = explain_body(
+            recipient_org_id=str(recipient_org_id),
+            purpose=purpose,
+            legal_basis=legal_basis,
+            categories=categories,
+            consent=consent,
+            justification_given=justification_given,
+        )
+        spec = RequestSpec("POST", "/v1/policies/explain", json=body)
+        return cast(ExplainResponse, self.request(spec))
