@@ -10,7 +10,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-PROBLEM_BASE = "https://accord.invalid/problems/"
+# A relative reference (RFC 9457 section 3.1.1): resolved against the request's URI
+# it is the type's entry on the page of problem types that the service serves
+# (service/web/docs_pages.py; docs/problems.md), on every deployment and offline.
+# Clients compare the string.
+PROBLEM_BASE = "/problems#"
 PROBLEM_JSON = "application/problem+json"
 
 

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from service.errors import (
     PROBLEM_JSON,
@@ -28,6 +29,7 @@ from service.errors import (
     RuleViolationError,
     ServiceUnavailableError,
 )
+from service.web.middleware import app_routes
 from service.web.observability import request_id_var
 
 log = logging.getLogger("accord.errors")
@@ -74,6 +76,17 @@ def _where(exc: BaseException) -> str:
     return f"{last.name}:{last.lineno}"
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method the request's path supports (issue 22 item 12: the router answers
+    405 from the first route whose path matched, so its Allow named that route's
+    methods only, e.g. POST on /v1/referrals although GET exists)."""
+    methods: set[str] = set()
+    for route, _path, route_methods in app_routes(request.app):
+        if route_methods and route.matches(request.scope)[0] is not Match.NONE:
+            methods |= route_methods
+    return sorted(methods)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(AccordError)
     async def _accord(_request: Request, exc: AccordError) -> JSONResponse:
@@ -84,11 +97,12 @@ def install(app: FastAPI) -> None:
         return problem_response(_validation_problem(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 404:
             return problem_response(NotFoundError())
         if exc.status_code == 405:
-            return problem_response(MethodNotAllowedError(headers=dict(exc.headers or {})))
+            allow = ", ".join(allowed_methods(request))
+            return problem_response(MethodNotAllowedError(headers={"Allow": allow}))
         return JSONResponse(
             {"type": "about:blank", "title": "HTTP error", "status": exc.status_code},
             status_code=exc.status_code,

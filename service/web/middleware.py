@@ -29,6 +29,7 @@ from service.errors import (
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
 )
+from service.web.json_depth import check_json_depth
 from service.web.observability import Metrics, request_id_var
 
 log = logging.getLogger("accord.http")
@@ -80,7 +81,9 @@ def _reject_constant(name: str) -> Any:
 
 
 def check_json(body: bytes) -> None:
-    """Strict JSON: UTF-8, no duplicate keys, no NaN/Infinity."""
+    """Strict JSON: UTF-8, no duplicate keys, no NaN/Infinity, nesting bounded
+    (measured before the recursive parser runs: service/web/json_depth.py)."""
+    check_json_depth(body)
     try:
         json.loads(
             body.decode("utf-8"),

@@ -8,15 +8,17 @@ from fastapi import Depends, Header, Query, Request
 
 from service.web.pagination import Paginator
 
+# The maximum is a setting, so it is enforced below and written into the OpenAPI
+# document from the same setting (service/web/openapi.py), never as a constant here.
 LIMIT_DESCRIPTION = (
-    "Page size. Default 50, maximum 200 (ACCORD_PAGE_SIZE_DEFAULT / ACCORD_PAGE_SIZE_MAX); "
+    "Page size: default ACCORD_PAGE_SIZE_DEFAULT, at most ACCORD_PAGE_SIZE_MAX; "
     "values outside 1..maximum are rejected with 422."
 )
 
 
 async def paginator(  # async: a plain def would run in the thread pool
     request: Request,
-    limit: Annotated[int | None, Query(ge=1, le=1000, description=LIMIT_DESCRIPTION)] = None,
+    limit: Annotated[int | None, Query(ge=1, description=LIMIT_DESCRIPTION)] = None,
     cursor: Annotated[
         str | None, Query(max_length=512, description="Opaque cursor from next_cursor")
     ] = None,

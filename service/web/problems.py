@@ -1,4 +1,11 @@
-"""The problem responses each router declares, so the OpenAPI contract shows them."""
+"""The problem responses a router declares beyond those its shape implies.
+
+The OpenAPI document lists, for each operation, exactly the statuses it can answer
+(service/web/openapi.py): those its dependencies, parameters and body imply, those
+of its own rules (service/web/operation_ids.py `DOMAIN_ERRORS`), and any declared
+here with `responses=problem_responses(...)`. Each is rendered there with the shared
+`Problem` schema and an example.
+"""
 
 from __future__ import annotations
 
@@ -6,26 +13,13 @@ from typing import Any
 
 from service.errors import PROBLEM_JSON
 
-_DESCRIPTIONS = {
-    400: "Malformed request (invalid JSON, duplicate key, bad cursor)",
-    401: "Missing or invalid token",
-    403: "Role lacks the right",
-    404: "Not found or not visible to this principal",
-    409: "State conflict",
-    413: "Body too large",
-    415: "Not JSON",
-    431: "Too many or too large header fields",
-    422: "Valid JSON that breaks a rule; nothing stored",
-    429: "Rate limited",
-    503: "Transient fault; retry after Retry-After",
-}
-
 
 def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    chosen = codes or tuple(_DESCRIPTIONS)
-    return {
-        code: {"content": {PROBLEM_JSON: {}}, "description": _DESCRIPTIONS[code]} for code in chosen
-    }
+    """Declare statuses an operation's own rules can answer (the description and body
+    schema are filled in by service/web/openapi.py)."""
+    return {code: {"content": {PROBLEM_JSON: {}}, "description": "Problem"} for code in codes}
 
 
-ALL_PROBLEMS = problem_responses()
+ALL_PROBLEMS: dict[int | str, dict[str, Any]] = {}
+"""Kept for the routers that name it: declares nothing beyond what the document
+computes (listing every status on every operation said things that cannot happen)."""

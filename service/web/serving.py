@@ -30,6 +30,7 @@ from typing import Any, Final
 
 import uvicorn
 
+from service.settings import Settings
 from service.web.http_protocol import HeadDeadlineProtocol
 
 APP: Final = "service.app:create_app"
@@ -45,6 +46,31 @@ UVICORN_OPTIONS: Final[dict[str, Any]] = {
 _STOP_TIMEOUT: Final = 30.0
 # A worker that exits sooner than this after it started did not start.
 _START_GRACE: Final = 15.0
+
+
+def log_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging configuration: its own lines ("Started server process",
+    "Uvicorn running on ...", errors) in the service's JSON, from the first line on,
+    through the one handler on the root logger (service/web/observability.py)."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "service.web.observability.JsonFormatter"}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "root": {"handlers": ["stderr"], "level": level.upper()},
+        "loggers": {
+            "uvicorn": {"handlers": [], "propagate": True},
+            "uvicorn.error": {"handlers": [], "propagate": True},
+            # Raw paths and query strings: never logged (ours logs route templates).
+            "uvicorn.access": {"handlers": [], "propagate": False},
+        },
+    }
 
 
 def listening_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
@@ -67,7 +93,9 @@ def listening_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket
 def _worker(host: str, port: int) -> None:
     """A worker process: its own socket, one uvicorn server."""
     sock = listening_socket(host, port, reuse_port=True)
-    config = uvicorn.Config(APP, host=host, port=port, **UVICORN_OPTIONS)
+    config = uvicorn.Config(
+        APP, host=host, port=port, log_config=log_config(Settings().log_level), **UVICORN_OPTIONS
+    )
     uvicorn.Server(config).run(sockets=[sock])
 
 

@@ -134,7 +134,7 @@ async def test_B11_mass_assignment_rejected(
     client: httpx.AsyncClient, world: World, db: TestDatabase, path: str, body: dict[str, Any]
 ) -> None:
     before = db.dump()
-    headers = world.headers("vsp", Role.platform_admin, Role.caseworker)
+    headers = world.headers("platform", Role.platform_admin, Role.caseworker)
     response = await client.post(path, json=body, headers=headers)
     assert response.status_code == 422
     assert any(e["message"] == "unknown property" for e in response.json()["errors"])
