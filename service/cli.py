@@ -9,6 +9,7 @@ import json
 import signal
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
@@ -19,6 +20,7 @@ from service.auth.principals import Principal, Role
 from service.clock import SystemClock
 from service.db import migrate
 from service.keyring import load_keyring
+from service.preflight import missing_keys, require_organization, settings_or_exit
 from service.sectors import Sector
 from service.settings import Settings
 from service.storage import make_engine, make_sessionmaker
@@ -62,8 +64,16 @@ def serve(
     import uvicorn
 
     from service.web import serving
+    from service.web.observability import configure_logging
 
-    if workers > 1 and Settings().is_sqlite:
+    settings = settings_or_exit()
+    missing = missing_keys(settings)
+    if missing:
+        typer.echo("accord: refusing to start:", err=True)
+        for line in missing:
+            typer.echo(f"  - {line}", err=True)
+        raise typer.Exit(2)
+    if workers > 1 and settings.is_sqlite:
         # Each process would hold its own writer connection, and SQLite's busy
         # handler would then serialize them by sleeping and retrying (DESIGN.md
         # section 10: p99 of a second and more, measured with bench/deliver.py).
@@ -72,17 +82,24 @@ def serve(
             "use PostgreSQL (ACCORD_DATABASE_URL) for several workers",
             param_hint="--workers",
         )
+    configure_logging(settings.log_level)  # JSON from the first line on
     if workers > 1:
         # Each worker on its own SO_REUSEPORT socket (service/web/serving.py).
         serving.serve_workers(host, port, workers)
         return
-    uvicorn.run(serving.APP, host=host, port=port, **serving.UVICORN_OPTIONS)
+    uvicorn.run(
+        serving.APP,
+        host=host,
+        port=port,
+        log_config=serving.log_config(settings.log_level),
+        **serving.UVICORN_OPTIONS,
+    )
 
 
 @db_app.command("upgrade")
 def db_upgrade(revision: str = "head") -> None:
     """Apply migrations up to REVISION (default: head)."""
-    settings = Settings()
+    settings = settings_or_exit()
 
     async def run() -> None:
         engine = make_engine(settings)
@@ -98,7 +115,7 @@ def db_upgrade(revision: str = "head") -> None:
 @db_app.command("downgrade")
 def db_downgrade(revision: str) -> None:
     """Revert migrations down to REVISION ("base" for an empty schema)."""
-    settings = Settings()
+    settings = settings_or_exit()
 
     async def run() -> None:
         engine = make_engine(settings)
@@ -113,7 +130,7 @@ def db_downgrade(revision: str) -> None:
 @db_app.command("current")
 def db_current() -> None:
     """Print the database's revision and the head revision."""
-    settings = Settings()
+    settings = settings_or_exit()
 
     async def run() -> None:
         engine = make_engine(settings)
@@ -131,7 +148,7 @@ def db_current() -> None:
 def keys_init() -> None:
     """Create any missing service keys (checkpoint, receipt, survivor token, cursor) in
     ACCORD_KEY_DIR, and the development staff token key when no JWKS is configured."""
-    settings = Settings()
+    settings = settings_or_exit()
     load_keyring(settings, create=True)
     typer.echo(f"keys ready in {settings.key_dir}")
 
@@ -160,14 +177,22 @@ def token_issue(
         int | None, typer.Option(help="Seconds (default and maximum: the configured cap)")
     ] = None,
 ) -> None:
-    """Print a development staff token signed by the local dev key."""
-    settings = Settings()
+    """Print a development staff token signed by the local dev key, for an
+    organization that exists in the service's database."""
+    settings = settings_or_exit()
+    parsed = _parse_roles(roles)
     try:
+        if not settings.uses_dev_staff_key:
+            raise DevTokensUnavailableError(
+                "development tokens are only available outside production and when no "
+                "ACCORD_JWT_JWKS_FILE or ACCORD_JWT_JWKS_URL is configured"
+            )
+        require_organization(settings, org)
         token = issue_dev_token(
             settings,
             clock=SystemClock(),
             org_id=org,
-            roles=_parse_roles(roles),
+            roles=parsed,
             sub=sub,
             lifetime_seconds=lifetime,
         )
@@ -205,7 +230,7 @@ def org_create(
     from service.organizations import service as org_service
     from service.organizations.schemas import OrganizationCreate
 
-    settings = Settings()
+    settings = settings_or_exit()
     data = OrganizationCreate(name=name, sector=sector, jurisdiction=jurisdiction)
 
     async def work(session: AsyncSession) -> dict[str, str | None]:
@@ -227,7 +252,7 @@ def sweep() -> None:
 
     from service.retention import run_sweep
 
-    settings = Settings()
+    settings = settings_or_exit()
 
     async def run() -> list[uuid.UUID]:
         engine = make_engine(settings)
@@ -262,7 +287,7 @@ def dispatch(
     from service.events.dispatch import DispatchConfig, Dispatcher
     from service.web.observability import Metrics, configure_logging
 
-    settings = Settings()
+    settings = settings_or_exit()
     configure_logging(settings.log_level)
     keyring = load_keyring(settings)
     metrics = Metrics()
@@ -300,37 +325,47 @@ def dispatch(
 
 
 @app.command()
-def demo() -> None:
-    """Create a demonstration federation (five organizations, one collaboration with
-    an agreement) and print a development token for each of its principals."""
-    from service.demo import DEMO_PRINCIPALS, Demo, create_demo
-    from service.policy.setup import load_policies
-
-    settings = Settings()
-    clock = SystemClock()
-    _engine, vocabulary = load_policies(settings)
-
-    async def work(session: AsyncSession) -> Demo:
-        return await create_demo(session, clock=clock, vocabulary=vocabulary)
+def demo(
+    url: Annotated[
+        str,
+        typer.Option(envvar="ACCORD_URL", help="The running service (started with `accord serve`)"),
+    ] = "http://127.0.0.1:8000",
+    story: Annotated[
+        bool, typer.Option(help="Then run the demo scenario end to end, step by step")
+    ] = False,
+    output: Annotated[
+        Path, typer.Option(help="Where to write the tokens and ids as JSON (0600)")
+    ] = Path("demo.json"),
+    key_dir: Annotated[
+        Path, typer.Option(help="Where the demo organizations' keys are kept (0700)")
+    ] = Path(".accord/demo-keys"),
+) -> None:
+    """Get the running service's demonstration federation (five organizations in one
+    task force; created on the first run, found again after) ready to use: keys made
+    on this machine and registered, every organization accepting referrals, and a
+    fresh development token for each principal, printed and written to demo.json.
+    The service must run in development (docs/configuration.md "The sandbox")."""
+    from service.sandbox.remote import SandboxError
+    from service.sandbox.setup import describe, prepare, write_summary
 
     try:
-        created = _with_session(settings, work)
-        tokens = {
-            name: issue_dev_token(
-                settings, clock=clock, org_id=created.orgs[org], roles=roles, sub=name
-            )
-            for name, org, roles in DEMO_PRINCIPALS
-        }
-    except DevTokensUnavailableError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        sandbox = prepare(url, key_dir=key_dir)
+        write_summary(sandbox, path=output, key_dir=key_dir)
+    except SandboxError as exc:
+        typer.echo(f"accord demo: {exc}", err=True)
         raise typer.Exit(2) from exc
-    out = {
-        "organizations": {key: str(value) for key, value in created.orgs.items()},
-        "collaboration_id": str(created.collaboration_id),
-        "tokens": tokens,
-        "expires_in_seconds": settings.staff_token_max_lifetime_seconds,
-    }
-    typer.echo(json.dumps(out, indent=2))
+    for line in describe(sandbox):
+        typer.echo(line)
+    typer.echo(f"Written to {output} (0600); the organizations' keys are in {key_dir} (0700).")
+    if story:
+        from service.sandbox.story import run_story
+
+        typer.echo("")
+        try:
+            run_story(sandbox, say=typer.echo)
+        except SandboxError as exc:
+            typer.echo(f"accord demo --story: {exc}", err=True)
+            raise typer.Exit(1) from exc
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import limits
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     audit_origin: str = "accord.localhost/audit"
     # How often the service signs and keeps a checkpoint of the audit log (if it grew).
     audit_checkpoint_interval_seconds: float = Field(default=300.0, ge=1.0)
+    # Audit exports running at once on each app node: in total and per principal
+    # (one more is answered 429 with Retry-After; docs/audit.md "Exports").
+    audit_export_max_concurrent: int = Field(default=4, ge=1, le=64)
+    audit_export_max_per_principal: int = Field(default=1, ge=1, le=64)
     # Crypto-shredding: delivered referrals keep their ciphertexts this long.
     referral_retention_days: float = Field(default=7.0, ge=0.0, le=365.0)
     sweep_interval_seconds: float = Field(default=300.0, ge=1.0)
@@ -186,30 +190,76 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_unsafe_outside_development(self) -> Settings:
+        # Every problem at once, one line each naming the variable to set, so that an
+        # operator fixes a configuration in one pass (`accord serve` prints them).
+        problems = self.unsafe_settings()
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    def unsafe_settings(self) -> list[str]:
+        """Each combination of values refused here, as "ACCORD_VARIABLE: why"."""
+        problems: list[str] = []
         bad_algs = [
             a for a in self.jwt_algorithms if a.lower() == "none" or a.upper().startswith("HS")
         ]
         if bad_algs:
-            raise ValueError(
-                f"jwt_algorithms may not contain {bad_algs}: only asymmetric algorithms"
+            problems.append(
+                f"ACCORD_JWT_ALGORITHMS: jwt_algorithms may not contain {bad_algs}: "
+                "only asymmetric algorithms"
             )
         if not self.jwt_algorithms:
-            raise ValueError("jwt_algorithms must name at least one algorithm")
+            problems.append("ACCORD_JWT_ALGORITHMS: jwt_algorithms must name at least one")
         if self.page_size_default > self.page_size_max:
-            raise ValueError("page_size_default may not exceed page_size_max")
+            problems.append(
+                "ACCORD_PAGE_SIZE_DEFAULT: page_size_default may not exceed ACCORD_PAGE_SIZE_MAX"
+            )
         if self.webhook_lease_seconds <= self.webhook_timeout_seconds:
             # A lease that ends while its attempt may still run invites a second send.
-            raise ValueError("webhook_lease_seconds must exceed webhook_timeout_seconds")
-        if self.environment is Environment.production:
-            if self.test_hooks:
-                raise ValueError("test_hooks cannot be enabled in production")
-            if self.jwt_jwks_file is None and self.jwt_jwks_url is None:
-                raise ValueError("production needs ACCORD_JWT_JWKS_FILE or ACCORD_JWT_JWKS_URL")
-            if self.jwt_jwks_url is not None and not self.jwt_jwks_url.startswith("https://"):
-                raise ValueError("production fetches ACCORD_JWT_JWKS_URL over https only")
-            if self.jwt_issuer == "accord-dev":
-                raise ValueError("production needs its own ACCORD_JWT_ISSUER")
-        return self
+            problems.append(
+                "ACCORD_WEBHOOK_LEASE_SECONDS: webhook_lease_seconds must exceed "
+                "ACCORD_WEBHOOK_TIMEOUT_SECONDS"
+            )
+        if self.environment is not Environment.production:
+            return problems
+        if self.test_hooks:
+            problems.append(
+                "ACCORD_TEST_HOOKS: test_hooks cannot be enabled in production; set it to false"
+            )
+        if self.jwt_jwks_file is None and self.jwt_jwks_url is None:
+            problems.append(
+                "ACCORD_JWT_JWKS_FILE or ACCORD_JWT_JWKS_URL: production verifies staff "
+                "tokens with the identity provider's keys; set one"
+            )
+        if self.jwt_jwks_url is not None and not self.jwt_jwks_url.startswith("https://"):
+            problems.append(
+                "ACCORD_JWT_JWKS_URL: production fetches the identity provider's keys "
+                "over https only"
+            )
+        if self.jwt_issuer == "accord-dev":
+            problems.append(
+                "ACCORD_JWT_ISSUER: production needs its identity provider's issuer, "
+                "not the development default accord-dev"
+            )
+        return problems
+
+    def startup_warnings(self) -> list[str]:
+        """Allowed in production, but worth a word at every start (docs/configuration.md
+        "Start-up")."""
+        if self.environment is not Environment.production:
+            return []
+        warnings: list[str] = []
+        if self.is_sqlite:
+            warnings.append(
+                "ACCORD_DATABASE_URL: SQLite in production: one process, one machine, "
+                "backups by file copy; PostgreSQL for anything larger"
+            )
+        if self.auto_migrate:
+            warnings.append(
+                "ACCORD_AUTO_MIGRATE: migrations run at every start; run `accord db "
+                "upgrade` as a release step and set ACCORD_AUTO_MIGRATE=false"
+            )
+        return warnings
 
     @property
     def generates_dev_keys(self) -> bool:
@@ -227,6 +277,12 @@ class Settings(BaseSettings):
         )
 
     @property
+    def serves_demo_endpoint(self) -> bool:
+        """`POST /dev/demo` (`accord demo`) exists only in development with the
+        development token key (service/sandbox/router.py)."""
+        return self.environment is Environment.development and self.uses_dev_staff_key
+
+    @property
     def pages_cookie_secure(self) -> bool:
         """The survivor pages' cookies are `Secure` in production and whenever the
         public address is https (a browser then never sends them in clear)."""
@@ -241,3 +297,49 @@ class Settings(BaseSettings):
 
 def parse_algorithms(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
+
+
+class SettingsRefusedError(Exception):
+    """The environment's configuration, refused: `lines` says what to set, one line
+    each ("ACCORD_VARIABLE: why")."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+def _lines(exc: ValidationError) -> tuple[list[str], set[str]]:
+    lines: list[str] = []
+    fields: set[str] = set()
+    for error in exc.errors(include_url=False):
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if error["loc"]:
+            fields.add(str(error["loc"][0]))
+            variable = "ACCORD_" + "_".join(str(part) for part in error["loc"]).upper()
+            lines.append(f"{variable}: {message}")
+        else:
+            lines.extend(message.splitlines())
+    return lines, fields
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, or SettingsRefusedError listing every problem.
+
+    Values that fail their own checks stop pydantic before it compares settings with
+    each other; so those are set aside (replaced by their defaults) and the rest
+    checked again, to name the missing and unsafe settings in the same message."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines, fields = _lines(exc)
+    if fields:
+        defaults = {
+            name: Settings.model_fields[name].get_default(call_default_factory=True)
+            for name in fields
+            if name in Settings.model_fields
+        }
+        try:
+            Settings(**defaults)
+        except ValidationError as again:
+            lines.extend(line for line in _lines(again)[0] if line not in lines)
+    raise SettingsRefusedError(lines)

@@ -10,11 +10,14 @@ PostgreSQL (production): asyncpg with a bounded pool.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, MetaData, event
@@ -81,6 +84,7 @@ def engine_for(settings: Settings) -> AsyncEngine:
     """The engine for `settings`, with the engine-specific set-up below (the service
     adds its own listeners: service/storage.py)."""
     if settings.is_sqlite:
+        _create_private(make_url(settings.database_url).database)
         engine = create_async_engine(
             settings.database_url,
             pool_size=1,
@@ -101,6 +105,21 @@ def engine_for(settings: Settings) -> AsyncEngine:
     )
     _ping_when_idle(engine, settings.database_ping_idle_seconds)
     return engine
+
+
+def _create_private(database: str | None) -> None:
+    """Create a new SQLite database file readable by its owner only (0600). SQLite
+    would create it with the umask's mode (often world-readable 0644), and gives its
+    -wal and -shm files the database file's mode. The file holds ciphertexts and
+    metadata (who referred whom): nobody else on the machine reads it."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if path.exists():
+        return
+    # Created first by another process: its mode stands; no directory: SQLite says so.
+    with contextlib.suppress(FileExistsError, FileNotFoundError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
 
 
 _CHECKED_IN_AT = "accord.checked_in_at"

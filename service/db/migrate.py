@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Final
 
@@ -44,8 +45,19 @@ def _downgrade(connection: Connection, revision: str) -> None:
     command.downgrade(cfg, revision)
 
 
+# Configuring a migration context logs two INFO lines ("Context impl ...", "Will
+# assume ... DDL"): worth reading once at a migration, noise on every /readyz probe.
+_context_log = logging.getLogger("alembic.runtime.migration")
+
+
 def _current(connection: Connection) -> str | None:
-    return MigrationContext.configure(connection).get_current_revision()
+    level = _context_log.level
+    _context_log.setLevel(logging.WARNING)  # configure() does no I/O: nothing else runs
+    try:
+        context = MigrationContext.configure(connection)
+    finally:
+        _context_log.setLevel(level)
+    return context.get_current_revision()
 
 
 async def _serialize(conn: AsyncConnection) -> None:
