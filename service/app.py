@@ -12,8 +12,10 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
+from service.audit.readiness import startup_audit_check
 from service.audit.router import router as audit_router
 from service.audit.tree import checkpoint_loop
+from service.auth.link_misuse import LinkMisuseRecorder
 from service.auth.setup import build_token_verifier
 from service.clock import Clock, SystemClock
 from service.collaborations.router import router as collaborations_router
@@ -25,7 +27,9 @@ from service.events.router import router as events_router
 from service.events.webhooks_router import router as webhooks_router
 from service.keyring import load_keyring
 from service.operations.router import router as operations_router
+from service.organizations import principals as org_principals
 from service.organizations import service as org_service
+from service.organizations.principals_router import router as principals_router
 from service.organizations.router import router as organizations_router
 from service.pages import site as pages_site
 from service.pages.router import router as pages_router
@@ -40,7 +44,7 @@ from service.storage import make_engine, make_sessionmaker
 from service.subjects import access_links
 from service.subjects.router import links_router as access_links_router
 from service.subjects.router import router as subjects_router
-from service.web import error_handlers
+from service.web import docs_pages, error_handlers, openapi
 from service.web.middleware import RequestGuard
 from service.web.observability import Metrics, configure_logging
 from service.web.pagination import CursorCodec
@@ -57,6 +61,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.environment is not Environment.test:
             configure_logging(settings.log_level)
+        for warning in settings.startup_warnings():  # allowed, but said at every start
+            log.warning(warning, extra={"event": "app.setting_warning"})
         keyring = load_keyring(settings)
         # Policies first: an invalid policy set stops the service before it serves anything.
         policy_engine, vocabulary = load_policies(settings)
@@ -69,6 +75,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         app.state.cursors = CursorCodec(keyring.cursor_secret)
         app.state.token_verifier = build_token_verifier(settings, keyring, clock=app.state.clock)
         app.state.active_sector = org_service.active_sector  # read by service/auth/dependencies.py
+        app.state.staff_standing = org_principals.standing  # read by service/auth/dependencies.py
         app.state.policy_engine = policy_engine
         app.state.vocabulary = vocabulary
         # The survivor pages: catalogs compiled, plain-language names checked.
@@ -121,6 +128,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         if freeze:
             gc.collect()
             gc.freeze()
+        # The audit log's protections, said in the log at every start (issue 22,
+        # item 11); /readyz refuses readiness while they are down.
+        await startup_audit_check(app.state.sessionmaker)
         log.info("started", extra={"event": "app.started"})
         try:
             yield
@@ -138,7 +148,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         version="1",
         summary="Privacy-preserving referrals, consent and records requests",
         lifespan=lifespan,
-        docs_url="/docs",
+        # Served by service/web/docs_pages.py from vendored assets (no CDN).
+        docs_url=None,
         redoc_url=None,
     )
     app.state.settings = settings
@@ -146,10 +157,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.rate_limits = RateLimits(settings)
     app.state.metrics = metrics
     error_handlers.install(app)
+    docs_pages.install(app)
+    openapi.install(app)
     pages_site.install(app)
     for router in (
         operations_router,
         organizations_router,
+        principals_router,
         collaborations_router,
         subjects_router,
         access_links_router,
@@ -164,10 +178,17 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         webhooks_router,
     ):
         app.include_router(router)
+    if settings.serves_demo_endpoint:  # development only: `accord demo`
+        from service.sandbox.router import router as sandbox_router
+
+        app.include_router(sandbox_router)
     if settings.test_hooks:
         from service.operations.bench_hooks import router as bench_router
 
         app.include_router(bench_router)
+    # Inside the guard: a refused use of a survivor's access link is audited after
+    # its request's transaction ended (service/auth/link_misuse.py).
+    app.add_middleware(LinkMisuseRecorder, record=access_links.record_misuse)
     app.add_middleware(
         RequestGuard, max_body_bytes=settings.max_body_bytes, metrics=metrics, root=app
     )

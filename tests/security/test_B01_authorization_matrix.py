@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from service.auth.principals import Role
+from service.auth.principals import ROLE_SECTORS, Role
 from service.web.middleware import app_routes
 from tests.support import webhooks
 from tests.support.databases import TestDatabase
@@ -192,6 +192,46 @@ TABLE: tuple[Endpoint, ...] = (
         body=lambda w: AVAILABILITY,
         params=_org_params,
     ),
+    # Confidential organizations (issue 22, item 17; tests/security/test_P05_*).
+    Endpoint(
+        "PUT",
+        "/v1/organizations/{org_id}/confidentiality",
+        (Role.org_admin,),
+        200,
+        other="404",
+        body=lambda w: {"confidential": False},
+        params=_org_params,
+    ),
+    # An organization's principals (issue 22; tests/security/test_P01_*).
+    Endpoint(
+        "GET",
+        "/v1/organizations/{org_id}/principals",
+        (Role.org_admin,),
+        200,
+        other="404",
+        params=_org_params,
+    ),
+    *(
+        Endpoint(
+            "POST",
+            f"/v1/organizations/{{org_id}}/principals/{change}",
+            (Role.org_admin,),
+            200,
+            other="404",
+            body=lambda w: {"subject": "bob"},
+            params=_org_params,
+        )
+        for change in ("deactivate", "reactivate")
+    ),
+    Endpoint(
+        "POST",
+        "/v1/organizations/{org_id}/revoked-tokens",
+        (Role.org_admin,),
+        200,
+        other="404",
+        body=lambda w: {"jti": "a-token-id"},
+        params=_org_params,
+    ),
     Endpoint(
         "POST",
         "/v1/collaborations",
@@ -237,12 +277,11 @@ TABLE: tuple[Endpoint, ...] = (
     Endpoint("GET", "/v1/events", ALL_ROLES, 200),
     Endpoint("GET", "/v1/consent-reviews", CASE, 200),
     # The audit log: auditors of any organization (their own entries; oversight: all).
-    Endpoint("GET", "/v1/audit/checkpoint", (Role.auditor,), 200),
+    # Checkpoints and consistency proofs (no entry in them): every member witnesses.
+    Endpoint("GET", "/v1/audit/checkpoint", ALL_ROLES, 200),
     Endpoint("GET", "/v1/audit/entries", (Role.auditor,), 200),
     Endpoint("GET", "/v1/audit/proof/inclusion", (Role.auditor,), 200, query="?seq=0&tree_size=2"),
-    Endpoint(
-        "GET", "/v1/audit/proof/consistency", (Role.auditor,), 200, query="?from_size=1&to_size=2"
-    ),
+    Endpoint("GET", "/v1/audit/proof/consistency", ALL_ROLES, 200, query="?from_size=1&to_size=2"),
     Endpoint("GET", "/v1/audit/export", (Role.auditor,), 200),
     Endpoint("POST", "/v1/policies/explain", ALL_ROLES, 200, body=_explain),
     Endpoint(
@@ -269,12 +308,19 @@ PUBLIC = {
     ("GET", "/docs/oauth2-redirect"),
     ("HEAD", "/openapi.json"),
     ("HEAD", "/docs/oauth2-redirect"),
+    # ReDoc and the page of problem types (service/web/docs_pages.py): no data.
+    ("GET", "/redoc"),
+    ("HEAD", "/redoc"),
+    ("GET", "/problems"),
+    ("HEAD", "/problems"),
     # The survivor pages' own style sheet and script (no survivor data).
     ("GET", "/s/static/pages.css"),
     ("GET", "/s/static/exit.js"),
 }
 # Routes covered by the matrix tests of their own domains (they need objects to exist).
 COVERED_ELSEWHERE = {
+    # tests/security/test_P04_access_link_misuse.py (owner's case staff only):
+    ("GET", "/v1/subjects/{subject_id}/access-link-refusals"),
     ("GET", "/v1/subjects/{subject_id}"),
     ("GET", "/v1/subjects/{subject_id}/disclosures"),  # tests/audit/test_disclosures.py
     # tests/consents/test_consents.py (test_B04_...):
@@ -325,14 +371,18 @@ COVERED_ELSEWHERE = {
 def _expected(endpoint: Endpoint, role: Role, relation: str, caller_org: str, world: World) -> int:
     if relation == "other" and endpoint.other == "404":
         return 404
+    # A role outside its organization's sector grants nothing (docs/threat-model.md
+    # "People and roles", P02): the caller organizations here are victim services,
+    # so investigator, prosecutor and platform_admin cells are those of no role.
+    grants = World.SECTORS[caller_org] in ROLE_SECTORS[role]
     # The role check comes first: a role that may never use the endpoint learns
     # nothing about the object from its 403.
-    if role not in endpoint.allowed:
+    if role not in endpoint.allowed or (not grants and endpoint.allowed != ALL_ROLES):
         return 403
     if (
         endpoint.template.startswith("/v1/collaborations/{")
         and caller_org not in ("vsp", "shelter", "police", "prosecutor")
-        and role is not Role.platform_admin
+        and not (role is Role.platform_admin and grants)
     ):
         return 404
     if role in endpoint.allowed:
