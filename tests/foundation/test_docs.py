@@ -44,3 +44,21 @@ def test_docs_cite_only_files_that_exist() -> None:
             if not (root / path).exists() and "*" not in path:
                 missing.append(f"{page.relative_to(root)} -> {path}")
     assert not missing, missing
+
+
+def test_docs_name_no_file_outside_the_repository() -> None:
+    """The design notes the engineers work from (DESIGN.md, API.md, STYLE.md,
+    SECURITY-TESTS.md) are not in the repository, so a user's page must not send
+    the reader there; docs/guarantees.md holds the promises pages refer to."""
+    import re
+
+    root = DOCS.parent
+    pages = [*DOCS.rglob("*.md"), root / "README.md", root / "clients" / "README.md"]
+    outside = re.compile(r"\b(?:DESIGN|API|STYLE|SECURITY-TESTS)\.md\b|\.\./shared")
+    found = [
+        f"{page.relative_to(root)}:{n}"
+        for page in pages
+        for n, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1)
+        if outside.search(line)
+    ]
+    assert not found, found
