@@ -25,6 +25,9 @@ class RequestStatus(StrEnum):
     open = "open"
     released = "released"
     refused = "refused"
+    # A released answer never delivered within the abandonment time
+    # (service/records_requests/expiry.py).
+    expired = "expired"
 
 
 class LegalBasis(StrEnum):

@@ -18,7 +18,7 @@ from service.clock import Clock
 from service.records_requests.models import RecordsRequest, RecordsRequestField
 
 
-async def _destroy(session: AsyncSession, request_ids: list[uuid.UUID], *, unreleased: bool) -> int:
+async def destroy(session: AsyncSession, request_ids: list[uuid.UUID], *, unreleased: bool) -> int:
     if not request_ids:
         return 0
     stmt = (
@@ -43,7 +43,7 @@ async def shred_for_revoked_grant(session: AsyncSession, consent_ids: set[uuid.U
             select(RecordsRequest.id).where(RecordsRequest.consent_id.in_(list(consent_ids)))
         )
     ).all()
-    return await _destroy(session, list(ids), unreleased=True)
+    return await destroy(session, list(ids), unreleased=True)
 
 
 async def sweep(session: AsyncSession, *, retention: timedelta, clock: Clock) -> list[uuid.UUID]:
@@ -63,7 +63,7 @@ async def sweep(session: AsyncSession, *, retention: timedelta, clock: Clock) ->
         ).all()
     )
     for request in due:
-        count = await _destroy(session, [request.id], unreleased=False)
+        count = await destroy(session, [request.id], unreleased=False)
         await append(
             session,
             AuditEvent(

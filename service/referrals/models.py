@@ -28,6 +28,8 @@ class ReferralStatus(StrEnum):
     declined = "declined"
     closed = "closed"
     withdrawn = "withdrawn"
+    # Never delivered within the abandonment time (service/referrals/expiry.py).
+    expired = "expired"
 
 
 class DeclineReason(StrEnum):

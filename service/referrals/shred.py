@@ -6,12 +6,15 @@ it can still be delivered as withheld and its audit entries still verify):
 - on withdrawal by the sender and on decline by the recipient (at once);
 - on revocation of the consent, for every field not yet released (at once, in the
   revocation's transaction);
-- after delivery, once the retention period has passed (the sweep).
+- after delivery, once the retention period has passed (the sweep);
+- when the consent expires, for every field not yet released, and when a referral
+  is never delivered within the abandonment time (the sweep,
+  service/referrals/expiry.py).
 
 On SQLite `secure_delete` is on (service/db/engine.py), so freed cells are zeroed, and
 the sweep checkpoints the WAL afterwards so old page images leave the WAL file
-too. On PostgreSQL dead tuples remain until VACUUM; docs/threat-model.md says
-what that means.
+too. On PostgreSQL the sweep then vacuums the ciphertext tables
+(service/retention.py); docs/threat-model.md says what survives where.
 """
 
 from __future__ import annotations
@@ -73,22 +76,31 @@ async def shred_for_revoked_grant(
     )
     touched: list[uuid.UUID] = []
     for referral in referrals:
-        count = await _shred_fields(session, referral.id, unreleased_only=True)
-        remaining = (
-            await session.scalars(
-                select(ReferralField.id).where(
-                    ReferralField.referral_id == referral.id,
-                    ReferralField.sealed_key.is_not(None),
-                )
-            )
-        ).first()
-        if remaining is None:
-            referral.shredded_at = clock.now()
-            referral.shred_reason = "consent_revoked"
-        if count:
+        if await shred_unreleased(session, referral, reason="consent_revoked", clock=clock):
             touched.append(referral.id)
-    await session.flush()
     return touched
+
+
+async def shred_unreleased(
+    session: AsyncSession, referral: Referral, *, reason: str, clock: Clock
+) -> int:
+    """Destroy the fields of one referral not yet released (its grant revoked or
+    expired); once none holds a key, the referral is marked shredded. Returns the
+    field count destroyed."""
+    count = await _shred_fields(session, referral.id, unreleased_only=True)
+    remaining = (
+        await session.scalars(
+            select(ReferralField.id).where(
+                ReferralField.referral_id == referral.id,
+                ReferralField.sealed_key.is_not(None),
+            )
+        )
+    ).first()
+    if remaining is None and referral.shredded_at is None:
+        referral.shredded_at = clock.now()
+        referral.shred_reason = reason
+    await session.flush()
+    return count
 
 
 async def sweep(session: AsyncSession, *, retention: timedelta, clock: Clock) -> list[uuid.UUID]:

@@ -499,6 +499,62 @@ async def test_answers_are_shredded_on_revocation_and_by_the_retention_sweep(
     assert later["withheld"][0]["policies"] == ["crypto-shredded"]
 
 
+async def test_answers_never_delivered_expire_and_leave_no_bytes(
+    kit: RequestKit, app: Any, db: TestDatabase
+) -> None:
+    """Abandonment (issue 23): a released answer never delivered within the
+    abandonment time becomes `expired`, its bytes leave the raw storage (both
+    engines), both parties are told, and it can no longer be delivered."""
+    from service.records_requests.models import RecordsRequest
+    from tests.referrals.test_sweep_raw_storage import raw_storage, settled_raw_storage
+
+    subject = await kit.subject()
+    ordered = await kit.made(
+        legal_basis="court_order",
+        legal_reference="2026-CR-43",
+        document_sha256=DOC,
+        categories=["location"],
+    )
+    envelope = kit.seal(ordered, subject, {"location": VALUES["location"]})
+    assert (
+        await kit.respond(ordered["id"], {"decision": "release", "envelope": envelope})
+    ).status_code == 200
+    async with app.state.sessionmaker() as session:
+        rows = (
+            await session.scalars(
+                select(RecordsRequestField).where(
+                    RecordsRequestField.request_id == uuid.UUID(ordered["id"])
+                )
+            )
+        ).all()
+    secrets = [b for r in rows for b in (r.ciphertext, r.sealed_key) if b is not None]
+    assert secrets
+    held = await raw_storage(app, db)
+    assert all(s in held for s in secrets)
+    retention, after = timedelta(days=7), timedelta(days=30)
+    clock = kit.world.clock
+    clock.advance(after.total_seconds() - 1)
+    sweep = {"retention": retention, "clock": clock, "abandon_after": after}
+    assert await run_sweep(app.state.sessionmaker, **sweep) == []
+    clock.advance(1)
+    swept = await run_sweep(app.state.sessionmaker, **sweep)
+    assert [str(i) for i in swept] == [ordered["id"]]
+    assert await _answer_bytes(app, ordered["id"]) == [False]
+    raw = await settled_raw_storage(app, db, secrets)
+    assert [s for s in secrets if s in raw] == []
+    async with app.state.sessionmaker() as session:
+        request = await session.get(RecordsRequest, uuid.UUID(ordered["id"]))
+        assert request is not None
+        assert request.status == "expired"
+    assert (await kit.deliver(ordered["id"])).status_code == 409
+    assert await run_sweep(app.state.sessionmaker, **sweep) == []
+    for org, role in (("police", Role.investigator), ("vsp", Role.caseworker)):
+        r = await kit.client.get("/v1/events?after=0&limit=200", headers=kit.staff(org, role))
+        assert r.status_code == 200, r.text
+        kinds = [e["type"] for e in r.json()["items"] if e["object_id"] == ordered["id"]]
+        assert "records_request.expired" in kinds
+
+
 async def test_D11_concurrent_first_deliveries_open_one_obligation(kit: RequestKit) -> None:
     made = await kit.made(
         legal_basis="subpoena",
