@@ -96,6 +96,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 retention=timedelta(days=settings.referral_retention_days),
                 clock=app.state.clock,
                 interval=settings.sweep_interval_seconds,
+                abandon_after=timedelta(days=settings.abandonment_days),
             )
         )
         overdue = asyncio.create_task(

@@ -246,7 +246,9 @@ def org_create(
 def sweep() -> None:
     """Crypto-shred now: destroy the ciphertexts and sealed keys of referrals past
     their retention, withdrawn or declined, and of records-request answers past
-    their retention (the running service does this every
+    their retention; what an expired consent can no longer release; and referrals
+    and answers never delivered within ACCORD_ABANDONMENT_DAYS, which expire (the
+    running service does this every
     ACCORD_SWEEP_INTERVAL_SECONDS). Prints the referral and request ids shredded."""
     from datetime import timedelta
 
@@ -263,6 +265,7 @@ def sweep() -> None:
                 make_sessionmaker(engine),
                 retention=timedelta(days=settings.referral_retention_days),
                 clock=SystemClock(),
+                abandon_after=timedelta(days=settings.abandonment_days),
             )
         finally:
             await engine.dispose()

@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     audit_export_max_per_principal: int = Field(default=1, ge=1, le=64)
     # Crypto-shredding: delivered referrals keep their ciphertexts this long.
     referral_retention_days: float = Field(default=7.0, ge=0.0, le=365.0)
+    # Abandonment: a referral or records-request answer not delivered within this
+    # many days expires and is destroyed by the sweep (service/retention.py).
+    abandonment_days: float = Field(default=30.0, gt=0.0, le=365.0)
     sweep_interval_seconds: float = Field(default=300.0, ge=1.0)
     # Records requests: a compelled release obliges the holder to tell the survivor
     # within this many days; an emergency release must be reviewed within these hours.

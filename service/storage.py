@@ -7,6 +7,8 @@ service/db/, plus what the layers above the database hang on them.
   policy epoch and safe to lose (service/disclosures/inputs.py).
 - A consent revocation destroys the unreleased fields of every kind through the
   function the sessions carry (service/consents/ending.py, service/retention.py).
+- An erasure revokes and destroys everything about its subject the same way
+  (service/subjects/erasure.py, service/erasure.py).
 
 The database layer imports nothing above it; this module, in the composition
 layer with service/app.py and service/cli.py, joins them.
@@ -20,8 +22,10 @@ from service.audit import at_commit
 from service.consents.ending import SHRED_UNRELEASED
 from service.db.engine import engine_for, sessionmaker_for
 from service.disclosures.inputs import CACHE_KEY, ReleaseInputCache
+from service.erasure import erase_holdings
 from service.retention import shred_for_revoked_grant
 from service.settings import Settings
+from service.subjects.erasure import ERASE_HOLDINGS
 
 
 def make_engine(settings: Settings) -> AsyncEngine:
@@ -33,5 +37,9 @@ def make_engine(settings: Settings) -> AsyncEngine:
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return sessionmaker_for(
         engine,
-        info={CACHE_KEY: ReleaseInputCache(), SHRED_UNRELEASED: shred_for_revoked_grant},
+        info={
+            CACHE_KEY: ReleaseInputCache(),
+            SHRED_UNRELEASED: shred_for_revoked_grant,
+            ERASE_HOLDINGS: erase_holdings,
+        },
     )

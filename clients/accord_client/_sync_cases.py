@@ -20,6 +20,7 @@ from accord_client.schemas import (
     AccessLinkRefusal,
     AllegedAbuserRead,
     DisclosureAccounting,
+    SubjectErasure,
     SubjectRead,
 )
 
@@ -46,6 +47,14 @@ class CaseMethods:
         """The accounting of disclosures: every release of the subject's fields."""
         spec = RequestSpec("GET", f"/v1/subjects/{subject_id}/disclosures")
         return cast(DisclosureAccounting, self.request(spec))
+
+    def erase_subject(self, subject_id: Id, *, reason: str) -> SubjectErasure:
+        """Erase the subject (a supervisor of its organization; docs/erasure.md):
+        every ciphertext and sealed key about it destroyed, its consents revoked, its
+        access links ended. `reason`: survivor_request, case_closed, court_order or
+        safety. Idempotent: a second call answers the first erasure."""
+        spec = RequestSpec("POST", f"/v1/subjects/{subject_id}/erase", json={"reason": reason})
+        return cast(SubjectErasure, self.request(spec))
 
     def create_access_link(
         self, subject_id: Id, *, lifetime_seconds: int | None = None

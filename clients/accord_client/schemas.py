@@ -378,7 +378,7 @@ class ReferralPage(TypedDict):
 
 class ReferralRead(TypedDict):
     id: str
-    status: Literal["sent", "delivered", "accepted", "declined", "closed", "withdrawn"]
+    status: Literal["sent", "delivered", "accepted", "declined", "closed", "withdrawn", "expired"]
     sender_org_id: str
     recipient_org_id: str
     subject_id: str
@@ -444,6 +444,12 @@ class ReviewRead(TypedDict):
     closed_by: str | None
     finding: str | None
     survivor_notified: bool | None
+
+
+class SubjectErasure(TypedDict):
+    subject_id: str
+    erased_at: str
+    reason: Literal["survivor_request", "case_closed", "court_order", "safety"]
 
 
 class SubjectRead(TypedDict):
@@ -597,6 +603,7 @@ __all__ = [
     "ReleasedField",
     "ReviewList",
     "ReviewRead",
+    "SubjectErasure",
     "SubjectRead",
     "SuspensionRead",
     "TimelineEvent",

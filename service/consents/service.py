@@ -27,6 +27,7 @@ from service.consents.schemas import ConsentCreate, GivenBy, Method
 from service.errors import ConflictError, NotFoundError, ProblemItem, RuleViolationError
 from service.organizations.models import Organization
 from service.policy.inputs import WILDCARD
+from service.subjects.erasure import require_not_erased
 from service.subjects.models import Subject
 from service.subjects.service import get_owned, resolve_subject
 from service.vocabulary import Vocabulary
@@ -150,7 +151,9 @@ async def create(
 ) -> ConsentVersion:
     """Record a grant, or (with `supersedes`) a new version of one. Every broken rule
     is listed in one 422; nothing is stored on any error."""
-    subject = await get_owned(session, principal=principal, subject_id=subject_id)
+    subject = require_not_erased(
+        await get_owned(session, principal=principal, subject_id=subject_id)
+    )
     now = clock.now()
     valid_from = data.valid_from or now
     problems = _check_lists(data, vocabulary)

@@ -15,16 +15,19 @@ class EventType(StrEnum):
     referral_declined = "referral.declined"
     referral_closed = "referral.closed"
     referral_withdrawn = "referral.withdrawn"
+    referral_expired = "referral.expired"
     consent_withdrawn = "consent.withdrawn"
     consent_review_needed = "consent.review_needed"
     records_request_created = "records_request.created"
     records_request_responded = "records_request.responded"
+    records_request_expired = "records_request.expired"
     obligation_due = "obligation.due"
     obligation_overdue = "obligation.overdue"
     review_due = "review.due"
     review_overdue = "review.overdue"
     member_removed = "member.removed"
     keys_rotated = "keys.rotated"
+    subject_erased = "subject.erased"
     webhook_test = "webhook.test"
 
 
@@ -54,6 +57,10 @@ CATALOG: dict[EventType, tuple[str, str]] = {
         "the referral's sender and recipient",
         "referral_id, status, sender_org, recipient_org",
     ),
+    EventType.referral_expired: (
+        "the referral's sender and recipient",
+        "referral_id, status (expired), sender_org, recipient_org",
+    ),
     EventType.consent_withdrawn: (
         "every organization that received fields under the grant (and the owner)",
         "consent_id, grant_id, owner_org, withdrawn_at, referral_ids and request_ids that "
@@ -71,6 +78,10 @@ CATALOG: dict[EventType, tuple[str, str]] = {
         "the requester and the holder",
         "request_id, status (released or refused), requester_org, holder_org, legal_basis",
     ),
+    EventType.records_request_expired: (
+        "the requester and the holder",
+        "request_id, status (expired), requester_org, holder_org, legal_basis",
+    ),
     EventType.obligation_due: ("the holder", "obligation_id, request_id, kind, due_at"),
     EventType.obligation_overdue: ("the holder", "obligation_id, request_id, kind, due_at"),
     EventType.review_due: ("the holder", "review_id, request_id, due_at"),
@@ -84,4 +95,9 @@ CATALOG: dict[EventType, tuple[str, str]] = {
         "org_id, encryption_key_id, signing_key_id",
     ),
     EventType.webhook_test: ("the endpoint's organization (one endpoint)", "endpoint_id"),
+    EventType.subject_erased: (
+        "every organization that received fields about the subject",
+        "subject_id, owner_org, erased_at, referral_ids and request_ids that organization "
+        "holds about it, action: destroy_copies",
+    ),
 }

@@ -16,6 +16,7 @@ from service.envelopes.format import Envelope
 from service.errors import NotFoundError, ProblemItem, RuleViolationError
 from service.records_requests.models import LegalBasis, RecordsRequest
 from service.records_requests.schemas import RespondRequest
+from service.subjects.erasure import require_not_erased
 from service.subjects.service import get_owned
 from service.vocabulary import Vocabulary
 
@@ -46,7 +47,7 @@ async def check_answer(
     subject_id = uuid.UUID(envelope.header.context.subject_id)
     owned = True
     try:
-        await get_owned(session, principal=principal, subject_id=subject_id)
+        require_not_erased(await get_owned(session, principal=principal, subject_id=subject_id))
     except NotFoundError:
         owned = False
         problems.append(

@@ -50,6 +50,7 @@ from service.referrals.availability import RECIPIENT_WARNINGS as RECIPIENT_WARNI
 from service.referrals.availability import recipient_warnings
 from service.referrals.models import Referral, ReferralEvent, ReferralField, ReferralStatus
 from service.referrals.schemas import ReferralCreate
+from service.subjects.erasure import require_not_erased
 from service.subjects.service import get_owned
 from service.web.pagination import PageRequest
 
@@ -226,7 +227,9 @@ async def create(
                     errors=[ProblemItem("header:/Idempotency-Key", "reused with another body")],
                 )
             return earlier, False
-    subject = await get_owned(session, principal=principal, subject_id=data.subject_id)
+    subject = require_not_erased(
+        await get_owned(session, principal=principal, subject_id=data.subject_id)
+    )
     problems, envelope = await _check_request(session, principal, data, engine)
     if problems or envelope is None:
         raise RuleViolationError(errors=problems)

@@ -43,6 +43,7 @@ from service.crypto import Signer, key_id_for
 from service.db.engine import session_scope
 from service.errors import NotFoundError, rule_violation
 from service.settings import Settings
+from service.subjects.erasure import require_not_erased
 from service.subjects.models import AccessLink
 from service.subjects.service import get_owned
 from service.web.pagination import PageRequest, Position
@@ -78,7 +79,9 @@ async def create(
 ) -> IssuedLink:
     """A link for the survivor, bound to this subject: its token, and its code that
     can be exchanged for a session once within `access_link_code_seconds`."""
-    subject = await get_owned(session, principal=principal, subject_id=subject_id)
+    subject = require_not_erased(
+        await get_owned(session, principal=principal, subject_id=subject_id)
+    )
     cap = settings.survivor_token_max_lifetime_seconds
     if not 60 <= lifetime_seconds <= cap:
         raise rule_violation(("/lifetime_seconds", f"between 60 and {cap} seconds"))

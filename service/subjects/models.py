@@ -20,6 +20,11 @@ class Subject(Base):
     is_minor: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     created_by: Mapped[str] = mapped_column(String(200))
+    # Erasure (service/subjects/erasure.py, docs/erasure.md): once set, nothing new
+    # is created for the subject; the reason is a code (ErasureReason), never text.
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    erased_by: Mapped[str | None] = mapped_column(String(200), default=None)
+    erase_reason: Mapped[str | None] = mapped_column(String(32), default=None)
 
 
 class AccountingSuspension(Base):

@@ -12,10 +12,11 @@ from service.auth.dependencies import (
     CaseStaff,
     CaseStaffOrSurvivor,
     CurrentPrincipal,
+    Supervisor,
 )
 from service.idempotency import service as idempotency
 from service.organizations import visibility
-from service.subjects import access_links
+from service.subjects import access_links, erasure
 from service.subjects import service as subject_service
 from service.subjects.models import Subject
 from service.subjects.schemas import (
@@ -25,7 +26,10 @@ from service.subjects.schemas import (
     AccessLinkRefusalPage,
     DisclosureAccount,
     DisclosureAccounting,
+    ErasureReason,
     SubjectCreate,
+    SubjectErase,
+    SubjectErasure,
     SubjectRead,
 )
 from service.web.deps import AppClock, DbSession
@@ -116,6 +120,32 @@ async def get_disclosures(
             )
         )
     return DisclosureAccounting(subject_id=subject.id, items=items)
+
+
+@router.post("/{subject_id}/erase", responses=ALL_PROBLEMS)
+async def erase_subject(
+    subject_id: uuid.UUID,
+    body: SubjectErase,
+    principal: Supervisor,
+    session: DbSession,
+    clock: AppClock,
+) -> SubjectErasure:
+    """Erase the subject (docs/erasure.md): every ciphertext and sealed key about it
+    destroyed, its consents revoked, its access links ended, nothing new created for
+    it, every earlier recipient told to destroy its copies (`subject.erased`).
+    Metadata, audit entries and the accounting of disclosures stay. Idempotent: a
+    second call answers the first erasure and changes nothing."""
+    subject = await erasure.erase(
+        session, principal=principal, subject_id=subject_id, reason=body.reason, clock=clock
+    )
+    # erase() sets both, and a second call finds them set.
+    assert subject.erased_at is not None  # noqa: S101
+    assert subject.erase_reason is not None  # noqa: S101
+    return SubjectErasure(
+        subject_id=subject.id,
+        erased_at=subject.erased_at,
+        reason=ErasureReason(subject.erase_reason),
+    )
 
 
 @router.post(

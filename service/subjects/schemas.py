@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
@@ -12,6 +13,27 @@ from service.schemas import StrictInput
 
 class SubjectCreate(StrictInput):
     is_minor: bool = False
+
+
+class ErasureReason(StrEnum):
+    """Why a subject was erased (docs/erasure.md): a code, never free text."""
+
+    survivor_request = "survivor_request"
+    case_closed = "case_closed"
+    court_order = "court_order"
+    safety = "safety"
+
+
+class SubjectErase(StrictInput):
+    reason: ErasureReason
+
+
+class SubjectErasure(BaseModel):
+    """The erasure of a subject: the same answer on every call."""
+
+    subject_id: uuid.UUID
+    erased_at: datetime
+    reason: ErasureReason
 
 
 class SubjectRead(BaseModel):

@@ -31,6 +31,7 @@ OPERATIONS: dict[tuple[str, str], str] = {
     ("POST", "/v1/subjects"): "create_subject",
     ("GET", "/v1/subjects/{subject_id}"): "get_subject",
     ("GET", "/v1/subjects/{subject_id}/disclosures"): "list_disclosures",
+    ("POST", "/v1/subjects/{subject_id}/erase"): "erase_subject",
     ("POST", "/v1/subjects/{subject_id}/access-links"): "create_access_link",
     ("DELETE", "/v1/access-links/{access_link_id}"): "revoke_access_link",
     ("GET", "/v1/subjects/{subject_id}/access-link-refusals"): "list_access_link_refusals",

@@ -332,6 +332,8 @@ COVERED_ELSEWHERE = {
     ("GET", "/v1/consents/{consent_id}/fhir"),
     ("POST", "/v1/subjects/{subject_id}/access-links"),  # tests/consents/test_survivor_access.py
     ("DELETE", "/v1/access-links/{access_link_id}"),  # tests/pages/test_links.py (B01 there)
+    # tests/subjects/test_erasure.py (test_B01_erase_supervisor_of_owner_only):
+    ("POST", "/v1/subjects/{subject_id}/erase"),
     # The survivor's pages: a single-use code, then a session cookie bound to one subject,
     # no bearer token (tests/pages/: test_links.py, test_scope.py, test_headers.py).
     ("GET", "/s/{code}"),
