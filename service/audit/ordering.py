@@ -25,6 +25,10 @@ The locks (PostgreSQL, migrations 0100 and 0110; SQLite below):
 
 The lock order, everywhere:
 
+0. a subject's row, and only where a path locks it before anything else: an
+   erasure (FOR UPDATE) and the creation of a consent or access link (FOR SHARE,
+   `service/subjects/service.py` `get_owned`), so that nothing new is created for
+   an erased subject; no path locks a subject's row after any lock below;
 1. the policy lock (shared for a release, exclusive for everything else);
 2. a consent grant's rows, referral rows, a records request's row;
 3. the append queue;

@@ -152,7 +152,7 @@ async def create(
     """Record a grant, or (with `supersedes`) a new version of one. Every broken rule
     is listed in one 422; nothing is stored on any error."""
     subject = require_not_erased(
-        await get_owned(session, principal=principal, subject_id=subject_id)
+        await get_owned(session, principal=principal, subject_id=subject_id, share=True)
     )
     now = clock.now()
     valid_from = data.valid_from or now

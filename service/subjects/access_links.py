@@ -80,7 +80,7 @@ async def create(
     """A link for the survivor, bound to this subject: its token, and its code that
     can be exchanged for a session once within `access_link_code_seconds`."""
     subject = require_not_erased(
-        await get_owned(session, principal=principal, subject_id=subject_id)
+        await get_owned(session, principal=principal, subject_id=subject_id, share=True)
     )
     cap = settings.survivor_token_max_lifetime_seconds
     if not 60 <= lifetime_seconds <= cap:

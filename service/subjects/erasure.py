@@ -114,10 +114,11 @@ async def erase(
     """Erase the subject (see the module docstring). Idempotent."""
     await get_owned(session, principal=principal, subject_id=subject_id)
     eraser = erase_holdings(session)
-    # The audit head first (the lock order of every release, so no delivery runs
-    # beside the erasure), then read the subject again: of two concurrent erasures
-    # the second finds the first one's mark and changes nothing.
-    await lock_head(session)
+    # The subject row first (service/audit/ordering.py: before every other lock), so
+    # a consent or access link being created for it (FOR SHARE) either commits before
+    # the erasure, which then revokes or ends it, or waits and finds the mark; of two
+    # concurrent erasures the second finds the first one's mark and changes nothing.
+    # Then the audit head: no delivery runs beside the erasure.
     subject = (
         await session.scalars(
             select(Subject)
@@ -126,6 +127,7 @@ async def erase(
             .execution_options(populate_existing=True)
         )
     ).one()
+    await lock_head(session)
     if subject.erased_at is not None:
         return subject
     now = clock.now()

@@ -44,11 +44,16 @@ async def create(
 
 
 async def get_owned(
-    session: AsyncSession, *, principal: Principal, subject_id: uuid.UUID
+    session: AsyncSession, *, principal: Principal, subject_id: uuid.UUID, share: bool = False
 ) -> Subject:
-    subject = (
-        await session.scalars(visible_subjects(principal).where(Subject.id == subject_id))
-    ).first()
+    """The principal's organization's subject, or 404. `share=True` reads it FOR SHARE
+    (PostgreSQL): a creation that takes no other lock first (a consent, an access
+    link) then waits for an erasure in progress and sees its mark
+    (service/audit/ordering.py: a subject row comes before every other lock)."""
+    query = visible_subjects(principal).where(Subject.id == subject_id)
+    if share:
+        query = query.with_for_update(read=True)
+    subject = (await session.scalars(query)).first()
     if subject is None:
         raise NotFoundError()
     return subject

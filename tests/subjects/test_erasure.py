@@ -240,3 +240,80 @@ async def test_a_delivery_racing_the_erasure_never_releases_a_missing_key(
         assert later["released"] == []
         # A fresh subject for the next round (this one is erased).
         kit.subject, kit.consent = await new_consent(kit.client, kit.world, categories=CATEGORIES)
+
+
+@pytest.mark.race
+async def test_a_consent_created_during_an_erasure_waits_and_is_refused(
+    kits: tuple[Kit, RequestKit], app: Any, db: TestDatabase
+) -> None:
+    """An erasure holds the subject's row from its first statement to its commit
+    (service/audit/ordering.py, lock 0). A consent or access link created for the
+    subject meanwhile waits for it and then finds the mark (409), rather than reading
+    the row as it was and recording a live grant for an erased subject."""
+    if db.engine != "postgresql":
+        pytest.skip("two concurrent write transactions need PostgreSQL (SQLite has one writer)")
+    from service.subjects.models import Subject
+
+    kit, _ = kits
+    for create in (
+        lambda: kit.client.post(
+            f"/v1/subjects/{kit.subject}/consents",
+            json=grant_body(kit.world, categories=CATEGORIES),
+            headers=kit.staff("vsp"),
+        ),
+        lambda: kit.client.post(
+            f"/v1/subjects/{kit.subject}/access-links", headers=kit.staff("vsp")
+        ),
+    ):
+        async with app.state.sessionmaker() as erasing:
+            # What an erasure does first: lock the subject's row, then mark it.
+            subject = (
+                await erasing.scalars(
+                    select(Subject).where(Subject.id == uuid.UUID(kit.subject)).with_for_update()
+                )
+            ).one()
+            subject.erased_at = kit.world.clock.now()
+            subject.erased_by = "test-eraser"
+            await erasing.flush()
+            pending = asyncio.ensure_future(create())
+            await asyncio.sleep(0.5)
+            assert not pending.done(), (await pending).text  # it waits for the erasure
+            await erasing.commit()
+        refused = await pending
+        assert refused.status_code == 409, refused.text
+        assert "erased" in refused.json()["detail"]
+        # A fresh subject for the next creation (this one is erased).
+        kit.subject, kit.consent = await new_consent(kit.client, kit.world, categories=CATEGORIES)
+
+
+@pytest.mark.race
+async def test_erasures_and_creations_side_by_side_never_deadlock(
+    kits: tuple[Kit, RequestKit], db: TestDatabase
+) -> None:
+    """Real erasures beside consent creations and deliveries: every answer is a 2xx or
+    the erased subject's 409, never a 5xx (a cycle of waits would be a 503), and no
+    live grant is left on an erased subject."""
+    if db.engine != "postgresql":
+        pytest.skip("two concurrent write transactions need PostgreSQL (SQLite has one writer)")
+    kit, _ = kits
+    for _ in range(3):
+        referral = await kit.send()
+        answers = await asyncio.gather(
+            kit.client.post(
+                f"/v1/subjects/{kit.subject}/consents",
+                json=grant_body(kit.world, categories=CATEGORIES),
+                headers=kit.staff("vsp"),
+            ),
+            erase(kit),
+            kit.deliver(referral["id"]),
+            kit.client.post(f"/v1/subjects/{kit.subject}/access-links", headers=kit.staff("vsp")),
+        )
+        assert all(a.status_code < 300 or a.status_code == 409 for a in answers), [
+            (a.status_code, a.text) for a in answers
+        ]
+        grants = await kit.client.get(
+            f"/v1/subjects/{kit.subject}/consents", headers=kit.staff("vsp")
+        )
+        assert grants.status_code == 200, grants.text
+        assert all(g["revoked_at"] is not None for g in grants.json()["items"]), grants.text
+        kit.subject, kit.consent = await new_consent(kit.client, kit.world, categories=CATEGORIES)
