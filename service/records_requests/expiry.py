@@ -22,7 +22,7 @@ from service.audit.log import AuditEvent, append
 from service.clock import Clock
 from service.consents.ending import expired_versions
 from service.events.catalog import EventType
-from service.events.outbox import emit
+from service.records_requests.announce import notify
 from service.records_requests.models import RecordsRequest, RequestStatus
 from service.records_requests.shred import destroy
 
@@ -79,20 +79,6 @@ async def abandon(session: AsyncSession, *, after: timedelta, clock: Clock) -> l
         request.updated_at = now
         count = await destroy(session, [request.id], unreleased=False)
         await _audit(session, "request.expired", request, "abandoned", count, clock)
-        await emit(
-            session,
-            kind=EventType.records_request_expired,
-            to=(request.requester_org_id, request.holder_org_id),
-            object_type="records_request",
-            object_id=request.id,
-            data={
-                "request_id": str(request.id),
-                "status": request.status,
-                "requester_org": str(request.requester_org_id),
-                "holder_org": str(request.holder_org_id),
-                "legal_basis": request.legal_basis,
-            },
-            at=now,
-        )
+        await notify(session, request, EventType.records_request_expired, now)
         ended.append(request.id)
     return ended

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Final, Literal
 
 from sqlalchemy import Select, or_, select
@@ -34,11 +34,11 @@ from service.errors import (
     RuleViolationError,
 )
 from service.events.catalog import EventType
-from service.events.outbox import emit
 from service.organizations.models import Organization
 from service.policy.engine import PolicyEngine
 from service.policy.inputs import FieldRef
 from service.records_requests import duties
+from service.records_requests.announce import notify
 from service.records_requests.answer import check_answer
 from service.records_requests.models import (
     LegalBasis,
@@ -152,29 +152,8 @@ async def create(
         ),
         clock=clock,
     )
-    await _notify(session, request, EventType.records_request_created, now)
+    await notify(session, request, EventType.records_request_created, now)
     return request
-
-
-async def _notify(
-    session: AsyncSession, request: RecordsRequest, kind: EventType, at: datetime
-) -> None:
-    """Tell both parties (the outbox: service/events/outbox.py); codes only."""
-    await emit(
-        session,
-        kind=kind,
-        to=(request.requester_org_id, request.holder_org_id),
-        object_type="records_request",
-        object_id=request.id,
-        data={
-            "request_id": str(request.id),
-            "status": request.status,
-            "requester_org": str(request.requester_org_id),
-            "holder_org": str(request.holder_org_id),
-            "legal_basis": request.legal_basis,
-        },
-        at=at,
-    )
 
 
 async def list_visible(
@@ -330,7 +309,7 @@ async def _close(
         ),
         clock=clock,
     )
-    await _notify(session, request, EventType.records_request_responded, now)
+    await notify(session, request, EventType.records_request_responded, now)
     return request
 
 
