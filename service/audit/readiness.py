@@ -88,15 +88,26 @@ async def _trigger_faults(conn: AsyncConnection) -> list[str]:
 
 
 async def _head_faults(session: AsyncSession) -> list[str]:
-    head = (await session.execute(text("SELECT size, last_hash FROM audit_head"))).all()
-    if len(head) != 1:
-        return [f"audit head has {len(head)} rows, not 1"]
-    size, last_hash = int(head[0][0]), str(head[0][1])
-    last = (
+    # One statement, so one snapshot: read in separate statements, an append or a
+    # checkpoint committed in between (another request, another node) would read as
+    # a head that disagrees with its log, and /readyz would drop a healthy node.
+    rows = (
         await session.execute(
-            text("SELECT seq, leaf_hash FROM audit_entries ORDER BY seq DESC LIMIT 1")
+            text(
+                "SELECT h.size, h.last_hash,"
+                " (SELECT seq FROM audit_entries ORDER BY seq DESC LIMIT 1),"
+                " (SELECT leaf_hash FROM audit_entries ORDER BY seq DESC LIMIT 1),"
+                " (SELECT size FROM audit_checkpoints ORDER BY size DESC LIMIT 1),"
+                " (SELECT root_hash FROM audit_checkpoints ORDER BY size DESC LIMIT 1)"
+                " FROM audit_head h"
+            )
         )
-    ).first()
+    ).all()
+    if len(rows) != 1:
+        return [f"audit head has {len(rows)} rows, not 1"]
+    size, last_hash = int(rows[0][0]), str(rows[0][1])
+    last = None if rows[0][2] is None else (rows[0][2], rows[0][3])
+    checkpoint = None if rows[0][4] is None else (rows[0][4], rows[0][5])
     faults: list[str] = []
     if last is None:
         if size != 0:
@@ -105,11 +116,6 @@ async def _head_faults(session: AsyncSession) -> list[str]:
         faults.append(f"audit head says {size} entries, the last entry is number {last[0]}")
     elif bytes(last[1]).hex() != last_hash:
         faults.append("audit head's last hash differs from the last entry's")
-    checkpoint = (
-        await session.execute(
-            text("SELECT size, root_hash FROM audit_checkpoints ORDER BY size DESC LIMIT 1")
-        )
-    ).first()
     if checkpoint is not None:
         signed = int(checkpoint[0])
         if signed > size:

@@ -15,7 +15,7 @@ from accord_client.merkle import (
     inclusion_proof,
     node_hash,
 )
-from sqlalchemy import select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -175,10 +175,29 @@ async def signed_checkpoint_at(
 
 
 async def record_checkpoint(
-    session: AsyncSession, *, signer: Signer, origin: str, clock: Clock
+    session: AsyncSession,
+    *,
+    signer: Signer,
+    origin: str,
+    clock: Clock,
+    min_age: float = 0.0,
 ) -> AuditCheckpoint | None:
     """Sign and keep a checkpoint of the current tree, unless one of this size exists
-    (nothing was appended since). Run periodically by the service."""
+    (nothing was appended since) or, with `min_age` (seconds), the latest checkpoint
+    is younger than that: several app nodes on one database then write one
+    checkpoint per interval between them, not one each. On PostgreSQL the writers
+    take turns through a transaction-scoped advisory lock taken without waiting (a
+    node that finds it held skips: another is writing); SQLite has one writer."""
+    if session.get_bind().dialect.name == "postgresql":
+        got = await session.scalar(
+            text("SELECT pg_try_advisory_xact_lock(('audit_checkpoints'::regclass)::oid::int, 0)")
+        )
+        if not got:
+            return None
+    if min_age > 0:
+        latest = await session.scalar(select(func.max(AuditCheckpoint.created_at)))
+        if latest is not None and (clock.now() - latest).total_seconds() < min_age:
+            return None
     size = await tree_size(session)
     if size == 0 or await session.get(AuditCheckpoint, size) is not None:
         return None
@@ -199,13 +218,17 @@ async def checkpoint_loop(
     clock: Clock,
     interval: float,
 ) -> None:
-    """The periodic checkpoint task (one per process; a race between nodes for the
-    same size is harmless: one insert wins, the other is rolled back)."""
+    """The periodic checkpoint task (one per process). Nodes on one database share
+    the interval: a checkpoint younger than nine tenths of it means another node
+    wrote this interval's (`record_checkpoint`'s `min_age`); a race for the same size
+    is harmless besides: one insert wins, the other is rolled back."""
     while True:
         await asyncio.sleep(interval)
         try:
             async with factory() as session:
-                row = await record_checkpoint(session, signer=signer, origin=origin, clock=clock)
+                row = await record_checkpoint(
+                    session, signer=signer, origin=origin, clock=clock, min_age=0.9 * interval
+                )
                 await session.commit()
             if row is not None:
                 log.info("checkpoint signed", extra={"event": "audit.checkpoint", "seq": row.size})
