@@ -14,6 +14,11 @@ stored nodes and signs), and real appends continue from the seeded head.
 is the export probe: it runs the real streaming export code
 (service.audit.service.export_stream) in its own process, writes the export to OUT
 and prints, as one JSON line, its resident memory as the export went on.
+
+    .venv/bin/python bench/audit_seed.py synthetic OUT --entries N
+
+writes an export of N entries without a database (each entry from `build_entry`, as
+the seeding makes them), signed with a fresh key, and prints that key.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ BATCH = 20_000
 ORGS = [uuid.UUID(int=0x0A0A << 64 | i) for i in range(8)]
 SECTORS = [Sector.victim_services, Sector.shelter, Sector.law_enforcement, Sector.healthcare]
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+ORIGIN = "bench.example/audit"
 
 
 def org_event(n: int) -> AuditEvent:
@@ -172,7 +178,7 @@ async def export_probe(url: str, out: Path, org: uuid.UUID | None, marks: list[i
                 filters=EntryFilters(),
                 fmt="jsonl",
                 signer=signer,
-                origin="bench.example/audit",
+                origin=ORIGIN,
             ):
                 handle.write(chunk)
                 written += len(chunk)
@@ -193,14 +199,45 @@ async def export_probe(url: str, out: Path, org: uuid.UUID | None, marks: list[i
     print(json.dumps(result))
 
 
+def synthetic_export(out: Path, entries: int) -> str:
+    """Write an export of `entries` entries without a database: each entry is what
+    `append` would write (service.audit.log.build_entry, as `seed` uses it), then
+    the checkpoint line signed over the root. Returns the base64 public key."""
+    from accord_client.checkpoint import Checkpoint, sign_note
+
+    signer = _Signer()
+    compact = CompactRange()
+    last = "0" * 64
+    with out.open("wb") as handle:
+        batch: list[bytes] = []
+        for n in range(entries):
+            entry, _ = build_entry(compact, last, org_event(n), T0 + timedelta(milliseconds=n))
+            last = entry["leaf_hash"].hex()
+            batch.append(entry["body"].encode())
+            if len(batch) == 10_000:
+                handle.write(b"\n".join(batch) + b"\n")
+                batch = []
+        if batch:
+            handle.write(b"\n".join(batch) + b"\n")
+        body = Checkpoint(ORIGIN, compact.size, compact.root()).body()
+        note = sign_note(body, name=ORIGIN, public_key=signer.public_key, sign=signer.sign)
+        handle.write((json.dumps({"checkpoint": note}) + "\n").encode())
+    return base64.b64encode(signer.public_key).decode()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("command", choices=["export"])
-    parser.add_argument("url")
-    parser.add_argument("out", type=Path)
+    parser.add_argument("command", choices=["export", "synthetic"])
+    parser.add_argument("url", help="export: the database URL; synthetic: the file")
+    parser.add_argument("out", type=Path, nargs="?", help="export: the file to write")
     parser.add_argument("--org", type=uuid.UUID, default=None)
     parser.add_argument("--marks", default="100000,1000000")
+    parser.add_argument("--entries", type=int, default=100_000, help="synthetic")
     args = parser.parse_args()
+    if args.command == "synthetic":
+        key = synthetic_export(Path(args.url), args.entries)
+        print(json.dumps({"public_key": key}))
+        return
     marks = [int(m) for m in args.marks.split(",") if m]
     asyncio.run(export_probe(args.url, args.out, args.org, marks))
 

@@ -32,6 +32,7 @@ import orjson
 from accord_client.audit_format import FORMAT_VERSION, GENESIS_PREV
 from accord_client.checkpoint import Checkpoint, CheckpointError, verify_checkpoint
 from accord_client.merkle import CompactRange, leaf_hash
+from accord_client.strict_json import MAX_JSON_DEPTH, too_deep
 
 STATE_VERSION = 2
 
@@ -126,6 +127,8 @@ def _check_entry(document: dict[str, Any], raw: bytes, index: int, prev: str) ->
     # orjson round trip already pins how they read.)
     if orjson.dumps(document, option=orjson.OPT_SORT_KEYS) != raw:
         raise VerificationError("not in canonical form", index)
+    if too_deep(raw, document):
+        raise VerificationError(f"nested deeper than {MAX_JSON_DEPTH} levels", index)
 
 
 def _check_older_agree(older: list[SignedCheckpoint]) -> None:
@@ -234,54 +237,82 @@ def _verify_full(
     checkpoint_text: str | None,
     previous: list[SignedCheckpoint],
 ) -> VerifiedLog:
-    wanted = {o.checkpoint.size for o in previous}
-    compact = CompactRange()
-    prefix_roots: dict[int, bytes] = {}
-    if 0 in wanted:
-        prefix_roots[0] = compact.root()
-    prev = GENESIS_PREV
-    embedded: str | None = None
+    log = FullLog(previous)
     for raw in lines:
-        if embedded is not None:
+        log.line(raw)
+    return log.finish(public_key=public_key, origin=origin, checkpoint_text=checkpoint_text)
+
+
+class FullLog:
+    """A full export being verified, line by line (`line`) or, for runs of lines
+    already checked elsewhere (accord_client.audit_verify_parallel), by the perfect
+    subtrees they form (`extend`); `finish` checks the checkpoint and older ones."""
+
+    def __init__(self, previous: list[SignedCheckpoint]) -> None:
+        self.previous = previous
+        self.wanted = {o.checkpoint.size for o in previous}
+        self.compact = CompactRange()
+        self.prefix_roots: dict[int, bytes] = {}
+        if 0 in self.wanted:
+            self.prefix_roots[0] = self.compact.root()
+        self.prev = GENESIS_PREV
+        self.embedded: str | None = None
+
+    def line(self, raw: bytes) -> None:
+        if self.embedded is not None:
             raise VerificationError("data after the checkpoint line")
-        index = compact.size
+        index = self.compact.size
         document = _parse_line(raw, index)
         if set(document) == {"checkpoint"}:
             if not isinstance(document["checkpoint"], str):
                 raise VerificationError("checkpoint line is malformed")
-            embedded = document["checkpoint"]
-            continue
-        _check_entry(document, raw, index, prev)
+            self.embedded = document["checkpoint"]
+            return
+        _check_entry(document, raw, index, self.prev)
         leaf = leaf_hash(raw)
-        compact.append(leaf)
-        prev = leaf.hex()
-        if compact.size in wanted:
-            prefix_roots[compact.size] = compact.root()
-    text, checkpoint = _the_checkpoint(checkpoint_text, embedded, public_key, origin)
-    root = compact.root()
-    if checkpoint.size != compact.size:
-        raise VerificationError(
-            f"the checkpoint covers {checkpoint.size} entries, the export has {compact.size} "
-            "(truncated or extended)",
-            min(checkpoint.size, compact.size),
-        )
-    if checkpoint.root_hash != root:
-        last = compact.size - 1 if compact.size else None
-        raise VerificationError("the recomputed root does not match the checkpoint", last)
-    for old in previous:
-        size = old.checkpoint.size
-        if size > compact.size:
+        self.compact.append(leaf)
+        self.prev = leaf.hex()
+        if self.compact.size in self.wanted:
+            self.prefix_roots[self.compact.size] = self.compact.root()
+
+    def extend(self, subtrees: Iterable[tuple[int, bytes]], last_leaf: str) -> None:
+        """Entries that verified as a run continuing this log (their first sequence
+        number is `compact.size`, their first `prev` is `self.prev`), given as the
+        aligned perfect subtrees (level, root) they form, in order; no older checkpoint
+        may end inside the run (the caller checks), only at its end."""
+        for level, root in subtrees:
+            self.compact.append_subtree(root, level)
+        self.prev = last_leaf
+        if self.compact.size in self.wanted:
+            self.prefix_roots[self.compact.size] = self.compact.root()
+
+    def finish(self, *, public_key: bytes, origin: str, checkpoint_text: str | None) -> VerifiedLog:
+        compact, previous = self.compact, self.previous
+        text, checkpoint = _the_checkpoint(checkpoint_text, self.embedded, public_key, origin)
+        root = compact.root()
+        if checkpoint.size != compact.size:
             raise VerificationError(
-                f"a checkpoint verified before covers {size} entries, more than this "
-                f"export's {compact.size}: this export is stale or the log was cut short"
+                f"the checkpoint covers {checkpoint.size} entries, the export has "
+                f"{compact.size} (truncated or extended)",
+                min(checkpoint.size, compact.size),
             )
-        if prefix_roots.get(size) != old.checkpoint.root_hash:
-            raise EquivocationError(
-                f"this log does not extend the checkpoint of size {size} verified before: "
-                f"the first {size} entries are not what the service signed then",
-                (old.note, text),
-            )
-    return VerifiedLog(compact.size, root, checkpoint, text, prefix_roots)
+        if checkpoint.root_hash != root:
+            last = compact.size - 1 if compact.size else None
+            raise VerificationError("the recomputed root does not match the checkpoint", last)
+        for old in previous:
+            size = old.checkpoint.size
+            if size > compact.size:
+                raise VerificationError(
+                    f"a checkpoint verified before covers {size} entries, more than this "
+                    f"export's {compact.size}: this export is stale or the log was cut short"
+                )
+            if self.prefix_roots.get(size) != old.checkpoint.root_hash:
+                raise EquivocationError(
+                    f"this log does not extend the checkpoint of size {size} verified "
+                    f"before: the first {size} entries are not what the service signed then",
+                    (old.note, text),
+                )
+        return VerifiedLog(compact.size, root, checkpoint, text, self.prefix_roots)
 
 
 def _the_checkpoint(

@@ -68,6 +68,19 @@ class CompactRange:
         self.hashes.append(node)
         self.size += 1
 
+    def append_subtree(self, root: bytes, level: int) -> None:
+        """Append the 2**level leaves whose perfect subtree has hash `root`; the size
+        must be a multiple of 2**level (the subtree is aligned, as in the tree)."""
+        if self.size & ((1 << level) - 1):
+            raise ValueError("a subtree of 2**level leaves must start at a multiple of it")
+        node = root
+        size = self.size >> level
+        while size & 1:
+            node = node_hash(self.hashes.pop(), node)
+            size >>= 1
+        self.hashes.append(node)
+        self.size += 1 << level
+
     def root(self) -> bytes:
         if self.size == 0:
             return EMPTY_ROOT
@@ -78,6 +91,26 @@ class CompactRange:
 
     def copy(self) -> CompactRange:
         return CompactRange(self.size, list(self.hashes))
+
+
+def aligned_subtrees(start: int, leaves: Sequence[bytes]) -> list[tuple[int, bytes]]:
+    """The leaves at positions [start, start + len(leaves)) as the fewest aligned
+    perfect subtrees, in order: (level, root) with 2**level leaves each, every one
+    starting at a multiple of its size. Appending them to a CompactRange of size
+    `start` (CompactRange.append_subtree) equals appending the leaves one by one."""
+    out: list[tuple[int, bytes]] = []
+    position, end = start, start + len(leaves)
+    while position < end:
+        level = 0
+        while (position & ((2 << level) - 1)) == 0 and position + (2 << level) <= end:
+            level += 1
+        offset = position - start
+        nodes = list(leaves[offset : offset + (1 << level)])
+        while len(nodes) > 1:
+            nodes = [node_hash(nodes[i], nodes[i + 1]) for i in range(0, len(nodes), 2)]
+        out.append((level, nodes[0]))
+        position += 1 << level
+    return out
 
 
 # --- proofs -------------------------------------------------------------------

@@ -91,3 +91,26 @@ def _materialize(node: object, path: str, problems: list[Problem], *, depth: int
             _materialize(v, f"{path}[{i}]", problems, depth=depth + 1) for i, v in enumerate(node)
         ]
     return node
+
+
+def nested_deeper(value: object, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True when some value inside `value` (itself at depth 0) is at a depth over
+    `limit`: what loads_strict refuses as `too_deep`. For a reader that parses with
+    another parser (the audit verifier, with orjson) and must refuse no less."""
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+    return False
+
+
+def too_deep(raw: bytes, document: object) -> bool:
+    """`document`, parsed from `raw` by another parser, is nested deeper than
+    loads_strict accepts. Only a text with more brackets than the limit can be, so
+    most cost two counts."""
+    return raw.count(b"{") + raw.count(b"[") > MAX_JSON_DEPTH and nested_deeper(document)

@@ -24,6 +24,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import cedarpy
 
 from service.policy import cedar_encoding
+from service.policy.cache import LRUCache, now_constants, time_class
 from service.policy.decisions import (
     DEFAULT_DENY,
     ENGINE_SOURCE,
@@ -36,6 +37,7 @@ from service.policy.decisions import (
     PolicyRef,
 )
 from service.policy.inputs import (
+    AgreementFlow,
     DecisionRequest,
     FieldRef,
     expand_flows,
@@ -58,6 +60,11 @@ _CONSENT_COPY_OBLIGATIONS = ("attach_consent", "redisclosure_notice")
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+Outcome = tuple[Effect, tuple[PolicyRef, ...], tuple[str, ...]]
+GroupKey = tuple[str, str]
+# Outcomes kept per distinct context (service/policy/cache.py): bounded twice over.
+DECISION_CACHE_SIZE = 4096
+_GROUPS_PER_CONTEXT = 512
 
 
 class PolicyEngine(Protocol):
@@ -107,9 +114,17 @@ def engine_ref(policy_id: str) -> PolicyRef:
 class CedarPolicyEngine:
     """The Cedar adapter. `validate_requests=True` (tests) also checks every entity
     and request against the schema; production leaves it off for speed, as the
-    encoder is the only producer of both."""
+    encoder is the only producer of both. Outcomes are cached by the exact inputs
+    that decide them (service/policy/cache.py); `decision_cache_size=0` turns the
+    cache off."""
 
-    def __init__(self, policy_set: LoadedPolicySet, *, validate_requests: bool = False) -> None:
+    def __init__(
+        self,
+        policy_set: LoadedPolicySet,
+        *,
+        validate_requests: bool = False,
+        decision_cache_size: int = DECISION_CACHE_SIZE,
+    ) -> None:
         self._set = policy_set
         self._schema = policy_set.schema if validate_requests else None
         self._base = cedarpy.Entities.from_json_str(
@@ -122,6 +137,12 @@ class CedarPolicyEngine:
             tuple[frozenset[Any], tuple[str, str, str]], cedarpy.Entities
         ] = _BoundedCache(512)
         self._org_rules: _BoundedCache[tuple[str, int, str], OrgRules] = _BoundedCache(1024)
+        self.outcomes: LRUCache[tuple[Any, ...], dict[GroupKey, Outcome]] = LRUCache(
+            decision_cache_size
+        )
+        self._now_constants: _BoundedCache[tuple[Any, ...], frozenset[int] | None] = _BoundedCache(
+            256
+        )
         # Parse the shared set now, so a set that Cedar cannot load fails at start-up.
         self._policies.get((), lambda: self._build_policy_set(()))
 
@@ -153,8 +174,9 @@ class CedarPolicyEngine:
         document = {"staticPolicies": static, "templates": {}, "templateLinks": []}
         return cedarpy.PolicySet.from_json_str(json.dumps(document))
 
-    def _entities(self, request: DecisionRequest) -> cedarpy.Entities:
-        active = flows_in_effect(request.agreements, request.at)
+    def _entities(
+        self, request: DecisionRequest, active: frozenset[AgreementFlow]
+    ) -> cedarpy.Entities:
         pair = (str(request.sender.sector), str(request.recipient.sector), request.purpose)
 
         def build() -> cedarpy.Entities:
@@ -198,24 +220,31 @@ class CedarPolicyEngine:
             or self._set.reads_field
             or any(info.reads_field for r in applied for info in r.meta.values())
         )
-        groups: dict[tuple[str, str], None] = {}
+        groups: dict[GroupKey, None] = {}
         for f in request.fields:
             if refusal is None and f.category in taxonomy.categories:
                 groups[_group(f, per_field)] = None
-        outcomes: dict[tuple[str, str], tuple[Effect, tuple[PolicyRef, ...], tuple[str, ...]]] = {}
+        outcomes: dict[GroupKey, Outcome] = {}
         if groups:
-            key = tuple((str(r.org_id), r.sha256) for r in applied)
-            policies = self._policies.get(key, lambda: self._build_policy_set(applied))
-            entities = self._entities(request)
-            keys = list(groups)
-            results = cedarpy.is_authorized_batch(
-                [cedar_encoding.authorization_request(c, n) for c, n in keys],
-                policies,
-                entities,
-                self._schema,
-            )
-            for group_key, result in zip(keys, results, strict=True):
-                outcomes[group_key] = self._outcome(group_key[0], result, meta)
+            active = flows_in_effect(request.agreements, request.at)
+            known = self._known_outcomes(request, applied, active)
+            # A copy first: another thread may add to or clear the shared dict.
+            outcomes = {g: o for g in groups if (o := known.get(g)) is not None}
+            keys = [g for g in groups if g not in outcomes]
+            if keys:
+                key = tuple((str(r.org_id), r.sha256) for r in applied)
+                policies = self._policies.get(key, lambda: self._build_policy_set(applied))
+                results = cedarpy.is_authorized_batch(
+                    [cedar_encoding.authorization_request(c, n) for c, n in keys],
+                    policies,
+                    self._entities(request, active),
+                    self._schema,
+                )
+                if len(known) + len(keys) > _GROUPS_PER_CONTEXT:
+                    known.clear()
+                for group_key, result in zip(keys, results, strict=True):
+                    decided_now = self._outcome(group_key[0], result, meta)
+                    outcomes[group_key] = known[group_key] = decided_now
         decided: list[FieldDecision] = []
         for f in request.fields:
             outcome = outcomes.get(_group(f, per_field))
@@ -226,9 +255,38 @@ class CedarPolicyEngine:
             decided.append(FieldDecision(f.name, f.category, effect, refs, obligations))
         return tuple(decided)
 
+    def _known_outcomes(
+        self, request: DecisionRequest, applied: list[OrgRules], active: frozenset[AgreementFlow]
+    ) -> dict[GroupKey, Outcome]:
+        """The outcomes already decided for every input of this request but its fields
+        (a dict to add to); a new, uncached dict when caching is off."""
+        rules = tuple(r.ref for r in applied)
+        constants = self._now_constants.get(
+            rules, lambda: now_constants([*self._set.est.values(), *_rule_policies(applied)])
+        )
+        context = (
+            self._set.version,
+            rules,
+            request.actor,
+            request.sender,
+            request.recipient,
+            request.subject_owner,
+            request.purpose,
+            request.legal_basis,
+            request.justification_given,
+            request.consent,
+            active,
+            time_class(to_micros(request.at), request.consent, constants),
+        )
+        known = self.outcomes.get(context)
+        if known is None:
+            known = {}
+            self.outcomes.put(context, known)
+        return known
+
     def _outcome(
         self, category: str, result: cedarpy.AuthzResult, meta: dict[str, PolicyMeta]
-    ) -> tuple[Effect, tuple[PolicyRef, ...], tuple[str, ...]]:
+    ) -> Outcome:
         diagnostics = result.diagnostics
         refs = [_ref(pid, meta) for pid in sorted(diagnostics.reasons)]
         if diagnostics.errors:
@@ -256,7 +314,11 @@ class CedarPolicyEngine:
         return Effect.deny, tuple(refs) or (engine_ref(DEFAULT_DENY),), ()
 
 
-def _group(field: FieldRef, per_field: bool) -> tuple[str, str]:
+def _rule_policies(applied: Sequence[OrgRules]) -> list[Any]:
+    return [policy for rule in applied for policy in rule.est.values()]
+
+
+def _group(field: FieldRef, per_field: bool) -> GroupKey:
     return (field.category, field.name if per_field else "")
 
 
