@@ -21,7 +21,9 @@ webhook request. Measured on the "on" service:
   arrive after the last delivery returned;
 - drain: the endpoint paused, N first deliveries, then resumed; events per second
   = N / (last receipt - resume): the dispatcher alone, one endpoint (the dispatcher
-  sends one request at a time per endpoint, so this is its per-endpoint ceiling);
+  sends one request at a time per endpoint, so this is its per-endpoint ceiling),
+  and the service's CPU ms per event meanwhile (the dispatcher's cost, which the
+  machine's load changes far less than it changes the rate);
 - steady: first deliveries at `--rate` per second (50) for `--steady-seconds`,
   started on a fixed schedule whatever the answers; commit-to-receipt latency p50,
   p99, max, measured from the event's `timestamp` (the change's time, taken inside
@@ -430,21 +432,27 @@ async def _burst(stack: Stack, receipts: Receipts, count: int) -> tuple[float, f
     return len(returned) / (last - began), last - max(returned.values())
 
 
-async def _drain(stack: Stack, receipts: Receipts, count: int) -> float:
-    """Events/s sent from a backlog of `count` to one endpoint: the dispatcher alone."""
+async def _drain(stack: Stack, receipts: Receipts, count: int) -> tuple[float, float]:
+    """Events/s sent from a backlog of `count` to one endpoint: the dispatcher alone;
+    and the service's CPU ms per event meanwhile (time the machine's load hardly
+    changes, unlike the rate)."""
+    assert stack.server is not None
     path = f"/v1/organizations/{stack.orgs['vsp']}/webhooks/{stack.endpoint}"
     await stack.call("PATCH", path, "vsp_org_admin", {"paused": True})
     returned: dict[str, float] = {}
     for _ in range(count):
         await _first_delivery(stack, returned)
     await asyncio.sleep(1.0)  # the dispatcher idle, nothing claimable
+    cpu = deliver._cpu_seconds(stack.server.pid)
     began = time.time()
     await stack.call("PATCH", path, "vsp_org_admin", {"paused": False})
     missing = await receipts.wait_for(list(returned))
+    cpu = deliver._cpu_seconds(stack.server.pid) - cpu
     if missing:
         print(f"   drain: {missing} events not received within {RECEIPT_TIMEOUT:.0f} s")
     last = max(receipts.by_object[r][1] for r in returned if r in receipts.by_object)
-    return (len(returned) - missing) / (last - began)
+    sent = len(returned) - missing
+    return sent / (last - began), cpu / max(1, sent) * 1000
 
 
 async def _steady(
@@ -557,8 +565,11 @@ async def _run_engine(engine: str, urls: dict[str, str], args: argparse.Namespac
                 f"burst: {args.burst} first deliveries, 8 at a time: {burst:.0f} events/s "
                 f"received; the last {tail * 1000:.0f} ms after its delivery returned"
             )
-            drain = await _drain(on, receipts, args.burst)
-            print(f"drain: a backlog of {args.burst} to one endpoint: {drain:.0f} events/s")
+            drain, drain_cpu = await _drain(on, receipts, args.burst)
+            print(
+                f"drain: a backlog of {args.burst} to one endpoint: {drain:.0f} events/s, "
+                f"{drain_cpu:.2f} ms of service CPU per event"
+            )
             achieved, from_event, from_return, missing = await _steady(
                 on, receipts, args.rate, args.steady_seconds
             )

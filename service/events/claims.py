@@ -42,8 +42,8 @@ from sqlalchemy import ColumnElement, Select, and_, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.events.attempt import Outcome
-from service.events.feed import event_read
 from service.events.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from service.events.schemas import EventRead
 
 Recorded = Literal["succeeded", "retry", "failed", "superseded"]
 
@@ -68,7 +68,7 @@ def _due(now: datetime) -> ColumnElement[bool]:
 
 
 def _claimable(
-    now: datetime, busy: Collection[uuid.UUID], most: int
+    now: datetime, busy: Collection[uuid.UUID], most: int, only: uuid.UUID | None = None
 ) -> Select[uuid.UUID, uuid.UUID, int]:
     """Due, on an active endpoint, the earliest pending event of its object there,
     and the first `most` such per endpoint with their rank there (1, 2, ...).
@@ -81,6 +81,8 @@ def _claimable(
     conditions: list[ColumnElement[bool]] = [WebhookDelivery.status == "pending"]
     if busy:
         conditions.append(WebhookDelivery.endpoint_id.not_in(list(busy)))
+    if only is not None:
+        conditions.append(WebhookDelivery.endpoint_id == only)
     in_object = func.row_number().over(
         partition_by=(WebhookDelivery.endpoint_id, WebhookDelivery.object_key),
         order_by=WebhookDelivery.event_seq,
@@ -137,17 +139,19 @@ async def claim(
     limit: int,
     busy: Collection[uuid.UUID] = (),
     batch: Callable[[uuid.UUID], int] = _one,
+    only: uuid.UUID | None = None,
 ) -> list[Claim]:
-    """Claim due deliveries for up to `limit` endpoints, up to `batch(endpoint)` for
-    each (at most MAX_BATCH); the caller commits at once. Each endpoint's claims come
-    in the order they are to be sent (due first, then event order)."""
+    """Claim due deliveries for up to `limit` endpoints (only `only`, if given), up to
+    `batch(endpoint)` for each (at most MAX_BATCH); the caller commits at once. Each
+    endpoint's claims come in the order they are to be sent (due first, then event
+    order)."""
     if limit <= 0:
         return []
     # The candidates first, then those of them still due locked by primary key:
     # `id IN (subquery)` in one statement was planned as a semi-join that ran the
     # subquery again for every due row. The endpoints whose first candidate is due
     # earliest are served first (rank 1 rows come first, in due order).
-    candidates = (await session.execute(_claimable(now, busy, MAX_BATCH))).all()
+    candidates = (await session.execute(_claimable(now, busy, MAX_BATCH, only))).all()
     chosen: dict[uuid.UUID, int] = {}
     order: dict[uuid.UUID, int] = {}
     for delivery_id, endpoint_id, rank in candidates:
@@ -157,47 +161,74 @@ async def claim(
             order[delivery_id] = len(order)
     if not order:
         return []
+    # Lock (PostgreSQL: skipping rows another dispatcher holds), re-check and lease
+    # the chosen rows in one statement, then read what their requests need as plain
+    # columns (no ORM objects: this runs for every run of every endpoint).
+    lease_until = now + lease
     locked = (
         select(WebhookDelivery.id)
         .where(WebhookDelivery.id.in_(list(order)), _due(now))
         .with_for_update(skip_locked=True)
     )
-    ids = list((await session.scalars(locked)).all())
-    if not ids:
-        return []
-    lease_until = now + lease
-    await session.execute(
+    leased = (
         update(WebhookDelivery)
-        .where(WebhookDelivery.id.in_(ids))
+        .where(WebhookDelivery.id.in_(locked))
         .values(next_attempt_at=lease_until)
+        .returning(WebhookDelivery.id)
         .execution_options(synchronize_session=False)
     )
+    ids = list((await session.scalars(leased)).all())
+    if not ids:
+        return []
     rows = (
         await session.execute(
-            select(WebhookDelivery, Event, WebhookEndpoint)
+            select(
+                WebhookDelivery.id,
+                WebhookDelivery.attempts,
+                Event.id,
+                Event.seq,
+                Event.type,
+                Event.at,
+                Event.object_type,
+                Event.object_id,
+                Event.data,
+                WebhookEndpoint.id,
+                WebhookEndpoint.url,
+                WebhookEndpoint.secret_sealed,
+                WebhookEndpoint.previous_secret_sealed,
+                WebhookEndpoint.previous_until,
+            )
             .join(Event, Event.id == WebhookDelivery.event_id)
             .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
             .where(WebhookDelivery.id.in_(ids))
         )
     ).all()
     claims = []
-    for delivery, event, endpoint in rows:
-        sealed = [endpoint.secret_sealed]
-        if (
-            endpoint.previous_secret_sealed is not None
-            and endpoint.previous_until is not None
-            and endpoint.previous_until > now
-        ):
-            sealed.append(endpoint.previous_secret_sealed)
+    for row in rows:
+        (delivery_id, attempts, event_id, seq, kind, at, object_type, object_id, data) = row[:9]
+        endpoint_id, url, secret, previous, previous_until = row[9:]
+        sealed = [secret]
+        if previous is not None and previous_until is not None and previous_until > now:
+            sealed.append(previous)
+        # The event exactly as the feed shows it (service/events/feed.py, event_read).
+        body = EventRead(
+            id=event_id,
+            seq=seq,
+            type=kind,
+            timestamp=at,
+            object_type=object_type,
+            object_id=object_id,
+            data=data,
+        )
         claims.append(
             Claim(
-                delivery_id=delivery.id,
-                event_id=event.id,
-                endpoint_id=endpoint.id,
-                url=endpoint.url,
-                attempts=delivery.attempts,
+                delivery_id=delivery_id,
+                event_id=event_id,
+                endpoint_id=endpoint_id,
+                url=url,
+                attempts=attempts,
                 lease_until=lease_until,
-                body=event_read(event).model_dump_json().encode(),
+                body=body.model_dump_json().encode(),
                 secrets_sealed=tuple(sealed),
             )
         )

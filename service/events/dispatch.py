@@ -1,39 +1,36 @@
 """The webhook dispatcher: delivers every event to every subscribed endpoint, at least
 once, signed per the Standard Webhooks specification (service/events/signing.py).
 
-It runs inside `accord serve` (a background task of the app's lifespan, unless
-ACCORD_WEBHOOK_DISPATCH_IN_SERVE=false) and as `accord dispatch` for deployments
-that run it apart. Several may run against one PostgreSQL (service/events/claims.py
-says why no delivery is sent twice in a normal run); on SQLite only one process may
-dispatch.
+It runs inside `accord serve` (a task of the app's lifespan, unless
+ACCORD_WEBHOOK_DISPATCH_IN_SERVE=false) and as `accord dispatch`. Several may run
+against one PostgreSQL (claims.py says why no delivery is sent twice in a normal
+run); on SQLite only one process may dispatch.
 
-Each pass claims, in one short transaction, a run of due deliveries per endpoint
-(distinct objects, each its object's earliest pending event there; service/events/
-claims.py), sends the run with no transaction open, one request at a time, and
-records all its outcomes in another short transaction. Every endpoint's run is a
-task of its own: at most one request in flight per endpoint in this process and at
-most ACCORD_WEBHOOK_DISPATCH_CONCURRENCY endpoints at once, and a pass never waits
-for a send to finish. So a slow or dead endpoint holds one slot, and never delays
-another organization's deliveries.
+A pass claims, in one short transaction, a run of due deliveries for each endpoint
+not in flight (distinct objects, each its object's earliest pending event there:
+claims.py) and starts a task per endpoint: it sends the run with no transaction
+open, one request at a time (runs.py), then in ONE transaction
+records the outcomes, releases what was not sent and, after a run that all
+succeeded, claims the endpoint's next run, and goes on until nothing is due for
+it. At most ACCORD_WEBHOOK_DISPATCH_CONCURRENCY endpoints at once (a task goes on
+only while a slot is free for others), and a pass never waits for a send: a slow
+or dead endpoint holds one slot and never delays another organization's events.
 
 A run starts at one delivery and doubles after a run that all succeeded, up to
-claims.MAX_BATCH; a failed attempt ends the run (the rest are released, due again
-at once) and the next starts at one again. So a healthy endpoint under load gets
-its backlog in a few transactions, while a failing one holds one row at a time, as
-before. A run never starts a send that could outlast its lease (elapsed time plus
-the total timeout within nine tenths of the lease): no other dispatcher can claim
-a row while it may still be sent.
+claims.MAX_BATCH; a failed attempt ends the run (the rest released, due again at
+once) and the next starts at one. No send starts that could outlast its lease
+(elapsed time plus the total timeout within nine tenths of it): no other
+dispatcher can claim a row while it may still be sent.
 
-A pass runs when a send finishes, when a transaction of this process that wrote
-deliveries commits (service/events/wake.py), and otherwise every
-ACCORD_WEBHOOK_DISPATCH_INTERVAL_SECONDS: the poll that finds work committed by
-another node, or by the service when the dispatcher runs apart.
+A pass runs when a commit made deliveries (this process's at once, another's by
+LISTEN/NOTIFY on PostgreSQL: wake.py, listen.py), when an endpoint's task ends
+with work perhaps left, and otherwise every ACCORD_WEBHOOK_DISPATCH_INTERVAL_SECONDS.
 
-The body is the event exactly as the feed shows it; the headers carry the event's id
-as `webhook-id` on every attempt (a receiver drops duplicates by it), this attempt's
-time, and the signatures: `v1` with the endpoint's secret (and the previous one
-during a rotation's overlap) and `v1a` with the service's webhook key. Logs name
-event ids, delivery ids and outcomes, never a URL, a body or a secret.
+The body is the event as the feed shows it; the headers carry the event's id as
+`webhook-id` on every attempt, this attempt's time, and the signatures: `v1` with
+the endpoint's secret (and the previous one during a rotation's overlap) and `v1a`
+with the service's webhook key. Logs name event ids, delivery ids and outcomes,
+never a URL, a body or a secret.
 """
 
 from __future__ import annotations
@@ -45,19 +42,17 @@ import logging
 import secrets
 import time
 import uuid
-from datetime import datetime
 from types import TracebackType
 
-import httpx
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from service.clock import Clock
-from service.crypto import Signer, open_secret
+from service.crypto import Signer
 from service.errors import ServiceUnavailableError
-from service.events import attempt, claims, signing, wake
+from service.events import claims, listen, runs, wake
 from service.events.dispatch_config import DispatchConfig
-from service.events.schedule import Uniform, retry_delay
+from service.events.schedule import Uniform
 from service.web.observability import Metrics
 
 __all__ = ["DispatchConfig", "Dispatcher", "dispatch_loop"]
@@ -91,24 +86,34 @@ class Dispatcher:
         self._clock = clock
         self._metrics = metrics
         self._uniform = uniform or secrets.SystemRandom().uniform
-        self._in_flight: dict[uuid.UUID, asyncio.Task[None]] = {}  # by endpoint
+        self._in_flight: dict[uuid.UUID, asyncio.Task[bool]] = {}  # by endpoint
+        self._missed: set[uuid.UUID] = set()  # woken for while in flight
+        self._starved = False  # a pass found no free slot
+        self._claimed = 0  # deliveries claimed so far
         self._batch: dict[uuid.UUID, int] = {}  # the next run's size, by endpoint
-        self._sends: dict[uuid.UUID, asyncio.Task[attempt.Outcome]] = {}  # by delivery
         self._wake = asyncio.Event()
         self._stopping = False
-        self._client: httpx.AsyncClient | None = None
+        self._sender: runs.Sender | None = None
+        self._listener: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._backlog_read_at = float("-inf")
 
     async def __aenter__(self) -> Dispatcher:
-        self._client = attempt.new_client(
-            self._config.allowed,
-            connect_timeout=self._config.connect_timeout,
-            connections=self._config.concurrency,
-        )
+        self._sender = runs.Sender(self._config, signer=self._signer, secrets_key=self._secrets_key)
         self._loop = asyncio.get_running_loop()
         wake.subscribe(self._woken)
+        engine = self._factory.kw.get("bind")
+        arguments = listen.connect_arguments(engine) if isinstance(engine, AsyncEngine) else None
+        if arguments is not None:  # PostgreSQL: other processes' commits wake it too
+            self._listener = asyncio.create_task(listen.listen(arguments, self._heard))
         return self
+
+    def _heard(self, endpoints: frozenset[uuid.UUID] | None) -> None:
+        """Another process committed deliveries (None: to any endpoint)."""
+        if endpoints is None:
+            self._wake.set()
+        else:
+            self._woken_for(endpoints)
 
     def _woken(self, endpoints: frozenset[uuid.UUID]) -> None:
         """After a commit that wrote deliveries (on whichever thread committed it)."""
@@ -118,7 +123,9 @@ class Dispatcher:
 
     def _woken_for(self, endpoints: frozenset[uuid.UUID]) -> None:
         # An endpoint in flight is looked at again when its run ends (_done).
-        if not endpoints <= self._in_flight.keys():
+        if endpoints <= self._in_flight.keys():
+            self._missed |= endpoints  # looked at by the run's next claim, or when it ends
+        else:
             self._wake.set()
 
     async def __aexit__(
@@ -129,13 +136,18 @@ class Dispatcher:
     ) -> None:
         # Requests cut short here leave their deliveries leased: sent again after the lease.
         wake.unsubscribe(self._woken)
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
         self.stop()
         for task in list(self._in_flight.values()):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        if self._sender is not None:
+            await self._sender.aclose()
+            self._sender = None
 
     def stop(self) -> None:
         """Stop between two database operations, never inside one, and abandon the
@@ -144,8 +156,8 @@ class Dispatcher:
         process, so a dispatcher is stopped, not cancelled."""
         self._stopping = True
         self._wake.set()
-        for send in self._sends.values():
-            send.cancel()
+        if self._sender is not None:
+            self._sender.abandon()
 
     async def serve(self) -> None:
         """`run()` until `stop()`; cancelling the caller stops it the same way."""
@@ -173,23 +185,24 @@ class Dispatcher:
                 await asyncio.wait_for(self._wake.wait(), timeout=self._config.interval)
 
     async def run_until_idle(self) -> int:
-        """Dispatch until nothing is due and nothing is in flight; the number of attempts."""
-        started = 0
+        """Dispatch until nothing is due and nothing is in flight; the number of
+        deliveries claimed (by passes and by runs that went on)."""
+        before = self._claimed
         while not self._stopping:
             claimed = await self.dispatch_pass()
-            started += claimed
             if self._in_flight:
                 await asyncio.wait(list(self._in_flight.values()), return_when="FIRST_COMPLETED")
             elif not claimed:
                 await self.refresh_backlog(force=True)
-                return started
-        return started
+                break
+        return self._claimed - before
 
     async def dispatch_pass(self) -> int:
         """Claim what is due for endpoints not in flight, within the free slots, and start
         sending each endpoint's run in its own task; the number of deliveries claimed."""
         free = self._config.concurrency - len(self._in_flight)
         if free <= 0 or self._stopping:
+            self._starved = not self._stopping  # a run's end looks again
             return 0
         started = time.monotonic()
         try:
@@ -209,30 +222,30 @@ class Dispatcher:
                 extra={"event": "webhook.claim_failed", "error_type": type(error).__name__},
             )
             return 0
-        runs: dict[uuid.UUID, list[claims.Claim]] = {}
+        self._claimed += len(claimed)
+        by_endpoint: dict[uuid.UUID, list[claims.Claim]] = {}
         for item in claimed:
-            runs.setdefault(item.endpoint_id, []).append(item)
-        for endpoint_id, run in runs.items():
+            by_endpoint.setdefault(item.endpoint_id, []).append(item)
+        for endpoint_id, run in by_endpoint.items():
             task = asyncio.create_task(self._deliver(endpoint_id, run, started))
             self._in_flight[endpoint_id] = task
             task.add_done_callback(functools.partial(self._done, endpoint_id))
         return len(claimed)
 
-    def _done(self, endpoint_id: uuid.UUID, _task: asyncio.Task[None]) -> None:
+    def _done(self, endpoint_id: uuid.UUID, task: asyncio.Task[bool]) -> None:
         self._in_flight.pop(endpoint_id, None)
-        self._wake.set()
-
-    def _headers(self, item: claims.Claim, timestamp: int) -> dict[str, str]:
-        secrets = [open_secret(self._secrets_key, sealed) for sealed in item.secrets_sealed]
-        return signing.headers(
-            str(item.event_id), timestamp, item.body, secrets=secrets, signer=self._signer
-        )
+        look_again = task.cancelled() or task.exception() is not None or task.result()
+        if look_again or endpoint_id in self._missed or self._starved:
+            self._missed.discard(endpoint_id)
+            self._starved = False
+            self._wake.set()
 
     async def _deliver(
         self, endpoint_id: uuid.UUID, run: list[claims.Claim], claimed_at: float
-    ) -> None:
+    ) -> bool:
+        """The endpoint's runs until it has nothing due; whether a pass should look again."""
         try:
-            await self._send_run(endpoint_id, run, claimed_at)
+            return await self._send_runs(endpoint_id, run, claimed_at)
         except asyncio.CancelledError:
             raise
         except Exception as error:  # noqa: BLE001 - one run's fault must not stop the others
@@ -247,48 +260,80 @@ class Dispatcher:
                     "error_type": type(error).__name__,
                 },
             )
+            return True
 
-    def _may_start(self, claimed_at: float) -> bool:
-        """Whether a send started now ends (total timeout) well within the lease."""
+    def _may_start(self, claimed_at: float, index: int) -> bool:
+        """Whether the run's send at `index` may start now: not stopping, and (after
+        the first) it would end (total timeout) well within the lease."""
+        if self._stopping:
+            return False
+        if not index:
+            return True
         lease = self._config.lease.total_seconds()
         return time.monotonic() - claimed_at + self._config.timeout <= 0.9 * lease
 
-    async def _send_run(
+    async def _send_runs(
         self, endpoint_id: uuid.UUID, run: list[claims.Claim], claimed_at: float
-    ) -> None:
-        """Send the run in order, one at a time, until a failure or the lease's end;
-        then record the outcomes and release what was not sent, in one transaction."""
-        results: list[claims.Result] = []
-        release: list[claims.Claim] = []
-        for index, item in enumerate(run):
-            if self._stopping or (index and not self._may_start(claimed_at)):
-                release = run[index:]
-                break
-            attempted_at = self._clock.now()
-            outcome = await self._send(item, attempted_at)
-            if outcome is None:  # abandoned by stop(): still leased, sent again after it
-                release = run[index + 1 :]
-                break
-            now = self._clock.now()
-            delay = None if outcome.ok else retry_delay(item.attempts + 1, self._uniform)
-            retry_at = now + delay if delay is not None else None
-            results.append(claims.Result(item, outcome, attempted_at, retry_at))
-            if not outcome.ok:
-                release = run[index + 1 :]
-                break
-        if all(r.outcome.ok for r in results) and len(results) == len(run):
-            size = self._batch.get(endpoint_id, 1)
-            self._batch[endpoint_id] = min(claims.MAX_BATCH, size * 2)
-        else:
-            self._batch.pop(endpoint_id, None)
-        if not results and not release:
-            return
+    ) -> bool:
+        """Send a run, then record its outcomes, release what was not sent and (after
+        a run that all succeeded, while another endpoint could still get a slot) claim
+        the endpoint's next run, in one transaction; again until nothing more is due.
+        False when the endpoint's last claim found nothing due: no pass is needed."""
+        while True:
+            assert self._sender is not None, "use the dispatcher as an async context manager"  # noqa: S101
+            results, release = await runs.send_run(
+                run,
+                send=self._sender.send,
+                may_start=functools.partial(self._may_start, claimed_at),
+                clock=self._clock,
+                uniform=self._uniform,
+            )
+            succeeded = len(results) == len(run) and all(r.outcome.ok for r in results)
+            if succeeded:
+                size = self._batch.get(endpoint_id, 1)
+                self._batch[endpoint_id] = min(claims.MAX_BATCH, size * 2)
+            else:
+                self._batch.pop(endpoint_id, None)
+            more = (
+                succeeded and not self._stopping and len(self._in_flight) < self._config.concurrency
+            )
+            if not results and not release:
+                return True
+            claimed_at = time.monotonic()
+            following = await self._record(endpoint_id, results, release, more=more)
+            if following is None or not more:
+                return True
+            if not following:
+                return False
+            run = following
+
+    async def _record(
+        self,
+        endpoint_id: uuid.UUID,
+        results: list[claims.Result],
+        release: list[claims.Claim],
+        *,
+        more: bool,
+    ) -> list[claims.Claim] | None:
+        """Record a run (and claim the endpoint's next run if `more`) in one
+        transaction; the next run, or None if the transaction failed."""
+        now = self._clock.now()
+        following: list[claims.Claim] = []
         try:
             async with self._factory() as session:
-                recorded = await claims.record_all(
-                    session, results, now=self._clock.now(), release=release
-                )
+                recorded = await claims.record_all(session, results, now=now, release=release)
+                if more:
+                    self._missed.discard(endpoint_id)  # this claim sees what was committed
+                    following = await claims.claim(
+                        session,
+                        now=now,
+                        lease=self._config.lease,
+                        limit=1,
+                        only=endpoint_id,
+                        batch=lambda _: self._batch.get(endpoint_id, 1),
+                    )
                 await session.commit()
+            self._claimed += len(following)
         except _DATABASE_ERRORS as error:
             self._batch.pop(endpoint_id, None)
             log.warning(
@@ -300,61 +345,10 @@ class Dispatcher:
                     "error_type": type(error).__name__,
                 },
             )
-            return
+            return None
         for result, outcome_name in zip(results, recorded, strict=True):
-            self._log(result, outcome_name)
-
-    async def _send(self, item: claims.Claim, attempted_at: datetime) -> attempt.Outcome | None:
-        """One attempt; None when stop() abandoned it."""
-        assert self._client is not None, "use the dispatcher as an async context manager"  # noqa: S101
-        try:
-            headers = self._headers(item, int(attempted_at.timestamp()))
-        except Exception as error:  # noqa: BLE001 - a secret sealed under another key
-            # Nothing is sent unsigned: a failed attempt, on the schedule, so the
-            # endpoint ends up failing where its admin sees it.
-            log.error(
-                "a webhook secret could not be opened (was the key directory replaced?)",
-                extra={"event": "webhook.secret_unopenable", "error_type": type(error).__name__},
-            )
-            return attempt.Outcome(None, "secret", 0)
-        send = asyncio.create_task(
-            attempt.post(
-                self._client,
-                item.url,
-                body=item.body,
-                headers=headers,
-                total_timeout=self._config.timeout,
-                require_https=self._config.require_https,
-            )
-        )
-        self._sends[item.delivery_id] = send
-        try:
-            return await send
-        except asyncio.CancelledError:
-            if send.cancelled() and self._stopping:
-                return None
-            raise
-        finally:
-            self._sends.pop(item.delivery_id, None)
-
-    def _log(self, result: claims.Result, recorded: claims.Recorded) -> None:
-        item, outcome = result.claimed, result.outcome
-        if self._metrics is not None:
-            self._metrics.webhook_attempts.labels(outcome=recorded, result=outcome.result).inc()
-        log.log(
-            logging.INFO if recorded == "succeeded" else logging.WARNING,
-            "webhook attempt",
-            extra={
-                "event": "webhook.attempt",
-                "delivery_id": str(item.delivery_id),
-                "event_id": str(item.event_id),
-                "attempt": item.attempts + 1,
-                "outcome": recorded,
-                "status": outcome.status_code,
-                "reason": outcome.error,
-                "duration_ms": outcome.duration_ms,
-            },
-        )
+            runs.log_attempt(self._metrics, result, outcome_name)
+        return following
 
     async def refresh_backlog(self, *, force: bool) -> None:
         """Read the backlog gauges (pending, oldest pending age, endpoints failing)."""
@@ -369,12 +363,7 @@ class Dispatcher:
                 await session.commit()
         except _DATABASE_ERRORS:
             return
-        self._metrics.webhook_pending.set(backlog.pending)
-        age = 0.0
-        if backlog.oldest_pending_at is not None:
-            age = max(0.0, (self._clock.now() - backlog.oldest_pending_at).total_seconds())
-        self._metrics.webhook_oldest_pending_age.set(age)
-        self._metrics.webhook_endpoints_failing.set(backlog.endpoints_failing)
+        runs.show_backlog(self._metrics, backlog, now=self._clock.now())
 
 
 async def dispatch_loop(

@@ -6,8 +6,8 @@ emits nothing, and a change that commits always has its events (DESIGN.md
 guarantee 8). Each organization's events are numbered from its row in
 `event_counters`, locked by the writer until it commits: rows in the lock order's
 second rank (service/audit/ordering.py), taken in organization-id order. When a
-transaction that wrote deliveries commits, this process's dispatcher is woken
-(service/events/wake.py).
+transaction that wrote deliveries commits, the dispatchers are woken (this
+process's at once, other processes' by a NOTIFY on PostgreSQL: service/events/wake.py).
 
 Every value in `data` is checked: a UUID, an RFC 3339 time, a code (lower-case
 letters, digits, `._:-`), an integer, a boolean, null, or a list of those. Free
@@ -133,6 +133,6 @@ async def emit(
     ]
     if deliveries:
         await session.execute(insert(WebhookDelivery), deliveries)
-        # This process's dispatcher sends them as soon as the transaction commits.
-        wake.after_commit(session, {e for e, _, types in endpoints if kind.value in types})
+        # The dispatchers send them as soon as the transaction commits.
+        await wake.announce(session, {e for e, _, types in endpoints if kind.value in types})
     return [row["id"] for row in rows]  # type: ignore[misc]

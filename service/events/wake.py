@@ -1,23 +1,36 @@
-"""Wake this process's dispatcher when a transaction that made work for it commits.
+"""Wake the dispatchers when a transaction that made work for them commits.
 
-The outbox (service/events/outbox.py) and a redelivery mark their session; when
-that session's transaction commits (never when it rolls back) every subscribed
-callback runs with the endpoints that got deliveries, and the dispatcher sets its
-wake-up event unless it is already sending to all of them (it looks again when a
-run ends), so an event is claimed within milliseconds of its commit instead of at
-the next poll. Only the process
-that committed hears of it: another node's dispatcher finds the work at its next
-poll (ACCORD_WEBHOOK_DISPATCH_INTERVAL_SECONDS), as does `accord dispatch` run apart.
+The outbox (service/events/outbox.py) and a redelivery `announce` their
+deliveries. When that transaction commits (never when it rolls back):
+
+- in this process, every subscribed callback runs with the endpoints that got
+  deliveries, and the dispatcher sets its wake-up event unless it is already
+  sending to all of them (its run's next claim, or the run's end, looks again);
+- on PostgreSQL, every other process hears of it too: `announce` also sends a
+  NOTIFY on CHANNEL in the same transaction, which PostgreSQL delivers to the
+  listeners only when that transaction commits, and each dispatcher LISTENs on a
+  connection of its own (service/events/listen.py). So the dispatcher of another
+  app node, or `accord dispatch` run apart, claims the event within milliseconds
+  too, instead of at its next poll (ACCORD_WEBHOOK_DISPATCH_INTERVAL_SECONDS, still
+  the safety net when a notification is lost with its connection). The payload is
+  this process's NODE id (its own dispatcher was woken already and ignores it) and
+  the endpoint ids; no event content.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable
+from typing import Final
 
-from sqlalchemy import event
+from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
+
+CHANNEL: Final = "accord_webhooks"
+NODE: Final = uuid.uuid4().hex  # this process, in its notifications
+# More endpoints than this in one notification: named by none ("look at all").
+_MOST_NAMED: Final = 100
 
 _PENDING = "accord.events.wake.pending"
 _LISTENING = "accord.events.wake.listening"
@@ -31,6 +44,31 @@ def subscribe(callback: Callback) -> None:
 
 def unsubscribe(callback: Callback) -> None:
     _callbacks.discard(callback)
+
+
+async def announce(session: AsyncSession, endpoints: Iterable[uuid.UUID]) -> None:
+    """Wake this process's dispatchers (`after_commit`) and, on PostgreSQL, those of
+    every other process (a NOTIFY, delivered only if this transaction commits)."""
+    named = set(endpoints)
+    after_commit(session, named)
+    if session.sync_session.get_bind().dialect.name == "postgresql":
+        await session.execute(select(func.pg_notify(CHANNEL, payload(named))))
+
+
+def payload(endpoints: set[uuid.UUID]) -> str:
+    if len(endpoints) > _MOST_NAMED:
+        return NODE
+    return f"{NODE} {','.join(sorted(str(e) for e in endpoints))}"
+
+
+def parse(text: str) -> tuple[str, frozenset[uuid.UUID] | None]:
+    """(the sending node, the endpoints named); None: any endpoint may have work."""
+    node, _, named = text.partition(" ")
+    try:
+        endpoints = frozenset(uuid.UUID(e) for e in named.split(",") if e)
+    except ValueError:
+        return node, None
+    return node, endpoints or None
 
 
 def after_commit(session: AsyncSession, endpoints: Iterable[uuid.UUID]) -> None:

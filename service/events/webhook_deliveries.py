@@ -126,7 +126,7 @@ async def redeliver(
     delivery.next_attempt_at = clock.now()
     delivery.delivered_at = None
     await session.flush()
-    wake.after_commit(session, [endpoint.id])
+    await wake.announce(session, [endpoint.id])
     details = {
         "endpoint_id": str(endpoint.id),
         "delivery_id": str(delivery.id),

@@ -182,3 +182,32 @@ async def test_two_dispatchers_on_one_postgresql_deliver_each_event_exactly_once
         body = request.json()
         seqs[(request.path, body["object_id"])].append(body["seq"])
     assert all(s == sorted(s) for s in seqs.values()), seqs
+
+
+async def test_another_processs_commit_wakes_accord_dispatch_by_notify_long_before_its_poll(
+    app: Any,
+    client: httpx.AsyncClient,
+    world: World,
+    clock: FrozenClock,
+    db: TestDatabase,
+    key_dir: Path,
+    tmp_path: Path,
+) -> None:
+    if db.engine != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; on SQLite one process dispatches")
+    with Receiver() as receiver:
+        await register(client, world, "vsp", receiver.url())
+        env = {"ACCORD_WEBHOOK_DISPATCH_INTERVAL_SECONDS": "60"}
+        process = await _dispatcher_process(db, key_dir, tmp_path / "dispatch.log", **env)
+        try:
+            await asyncio.sleep(1.0)  # its first pass and its LISTEN are done; next poll in 60 s
+            for round_ in range(1, 4):  # this test's process commits; only a NOTIFY tells it
+                started = time.monotonic()
+                (event,) = await emit_events(app, world.orgs["vsp"], [uuid.uuid4()], at=clock.now())
+                got = await receiver.wait_for(round_, within=10.0)
+                assert time.monotonic() - started < 10.0
+                assert got[-1].webhook_id == str(event)
+                await asyncio.sleep(0.5)  # the dispatcher at rest again
+        finally:
+            await _stop(process)
+    assert {r.attempts for r in await deliveries(app)} == {1}
