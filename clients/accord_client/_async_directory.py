@@ -29,6 +29,8 @@ from accord_client.schemas import (
     OrganizationRead,
     OrgPolicyRead,
     PolicySetRead,
+    SignatureRead,
+    SignaturesWithdrawn,
 )
 
 
@@ -172,6 +174,26 @@ class AsyncDirectoryMethods:
         """A new agreement version (see `agreement_body`); the old one is kept."""
         spec = RequestSpec("PUT", f"/v1/collaborations/{collab_id}/agreement", json=dict(agreement))
         return cast(CollaborationRead, await self.request(spec))
+
+    async def sign_agreement(
+        self, collab_id: Id, *, version: int, key_id: str, signature: str
+    ) -> SignatureRead:
+        """Countersign a version for your organization (org_admin). Make `key_id` and
+        `signature` in the client with `accord_client.agreements.countersignature`."""
+        spec = RequestSpec(
+            "POST",
+            f"/v1/collaborations/{collab_id}/agreements/signatures",
+            json={"version": int(version), "key_id": key_id, "signature": signature},
+        )
+        return cast(SignatureRead, await self.request(spec))
+
+    async def withdraw_agreement_signature(self, collab_id: Id, org_id: Id) -> SignaturesWithdrawn:
+        """Withdraw your organization's signatures (org_admin): its flows in this
+        collaboration end for every later release, and the members are told."""
+        spec = RequestSpec(
+            "DELETE", f"/v1/collaborations/{collab_id}/agreements/signatures/{org_id}"
+        )
+        return cast(SignaturesWithdrawn, await self.request(spec))
 
     async def add_member(self, collab_id: Id, org_id: Id) -> MemberRead:
         spec = RequestSpec(

@@ -30,6 +30,8 @@ from accord_client.schemas import (
     OrganizationRead,
     OrgPolicyRead,
     PolicySetRead,
+    SignatureRead,
+    SignaturesWithdrawn,
 )
 
 
@@ -167,6 +169,26 @@ class DirectoryMethods:
         """A new agreement version (see `agreement_body`); the old one is kept."""
         spec = RequestSpec("PUT", f"/v1/collaborations/{collab_id}/agreement", json=dict(agreement))
         return cast(CollaborationRead, self.request(spec))
+
+    def sign_agreement(
+        self, collab_id: Id, *, version: int, key_id: str, signature: str
+    ) -> SignatureRead:
+        """Countersign a version for your organization (org_admin). Make `key_id` and
+        `signature` in the client with `accord_client.agreements.countersignature`."""
+        spec = RequestSpec(
+            "POST",
+            f"/v1/collaborations/{collab_id}/agreements/signatures",
+            json={"version": int(version), "key_id": key_id, "signature": signature},
+        )
+        return cast(SignatureRead, self.request(spec))
+
+    def withdraw_agreement_signature(self, collab_id: Id, org_id: Id) -> SignaturesWithdrawn:
+        """Withdraw your organization's signatures (org_admin): its flows in this
+        collaboration end for every later release, and the members are told."""
+        spec = RequestSpec(
+            "DELETE", f"/v1/collaborations/{collab_id}/agreements/signatures/{org_id}"
+        )
+        return cast(SignaturesWithdrawn, self.request(spec))
 
     def add_member(self, collab_id: Id, org_id: Id) -> MemberRead:
         spec = RequestSpec(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -17,10 +16,9 @@ from accord_client.audit_verify import (
     SignedCheckpoint,
     VerificationError,
     load_state,
-    read_lines,
     save_state,
-    verify_lines,
 )
+from accord_client.audit_verify_parallel import default_jobs, verify_file
 from accord_client.checkpoint import CheckpointError, parse_verifier_key, verify_checkpoint
 from accord_client.merkle import verify_consistency
 
@@ -75,12 +73,6 @@ def _vkey(text: str, origin: str | None) -> tuple[bytes, str]:
     return public_key, name
 
 
-def _progress(path: Path, bar: tqdm[NoReturn]) -> Iterator[bytes]:
-    for line in read_lines(path):
-        bar.update(len(line) + 1)
-        yield line
-
-
 def _b64(raw: bytes) -> str:
     """Standard base64, as the API gives hashes (GET /v1/audit/checkpoint's root_hash)."""
     return base64.b64encode(raw).decode("ascii")
@@ -111,6 +103,10 @@ def verify(
         Path | None,
         typer.Option(help="State file of checkpoints verified before (kept up to date)"),
     ] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option(min=1, help="Processes to verify with (default: one per core)"),
+    ] = None,
 ) -> None:
     """Recompute every entry, the chain and the Merkle root; check the signature and
     that the log extends every older checkpoint. A filtered export: check every
@@ -125,13 +121,15 @@ def verify(
             old = verify_checkpoint(note, name=log_origin, public_key=public_key, origin=log_origin)
             older.append(SignedCheckpoint(old, note))
         bar = tqdm(total=export.stat().st_size, unit="B", unit_scale=True, desc="verifying")
-        result = verify_lines(
-            _progress(export, bar),
+        result = verify_file(
+            export,
             public_key=public_key,
             origin=log_origin,
             checkpoint_text=checkpoint.read_text(encoding="utf-8") if checkpoint else None,
             older=older,
             require_end=True,
+            jobs=jobs or default_jobs(),
+            progress=bar.update,
         )
     except (VerificationError, CheckpointError) as exc:
         if bar is not None:
@@ -206,6 +204,43 @@ def _proof_nodes(path: Path | None, from_size: int, to_size: int) -> list[bytes]
         return [base64.b64decode(p, validate=True) for p in body["proof"]]
     except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
         raise VerificationError(f"the proof file is malformed: {exc}") from exc
+
+
+@app.command()
+def agreements(
+    history: Annotated[
+        Path,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="GET /v1/collaborations/{id}/agreements body, plus a collaboration_id key",
+        ),
+    ],
+    keys: Annotated[
+        Path,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="{org_id: GET /v1/organizations/{org_id}/keys body} for every signer",
+        ),
+    ],
+) -> None:
+    """Check every agreement version's hash chain and every stored countersignature
+    against the directory's key history (docs/agreements.md). Exit 1 on any problem."""
+    from accord_client.agreements import verify_export
+
+    try:
+        checked, problems = verify_export(
+            json.loads(history.read_text(encoding="utf-8")),
+            json.loads(keys.read_text(encoding="utf-8")),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        _fail(VerificationError(f"the files are malformed: {exc}"))
+    for problem in problems:
+        typer.echo(f"FAIL: {problem}", err=True)
+    if problems:
+        raise typer.Exit(1)
+    typer.echo(f"OK: {checked} signatures verify against the directory's key history")
 
 
 def main() -> None:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 
 from fastapi import APIRouter, Request, status
 
 from service.auth.dependencies import CurrentPrincipal, PlatformAdmin
 from service.collaborations import service as collab_service
-from service.collaborations.models import AgreementVersion, Collaboration, Membership
+from service.collaborations import signatures as signature_service
+from service.collaborations.models import (
+    AgreementSignature,
+    AgreementVersion,
+    Collaboration,
+    Membership,
+)
 from service.collaborations.schemas import (
     AgreementHistory,
     AgreementInput,
@@ -19,6 +26,9 @@ from service.collaborations.schemas import (
     FlowRead,
     MemberAdd,
     MemberRead,
+    SignatureInput,
+    SignatureRead,
+    SignaturesWithdrawn,
 )
 from service.vocabulary import Vocabulary
 from service.web.deps import AppClock, DbSession
@@ -33,7 +43,20 @@ def _vocabulary(request: Request) -> Vocabulary:
     return vocabulary
 
 
-def agreement_read(version: AgreementVersion) -> AgreementRead:
+def signature_read(signature: AgreementSignature) -> SignatureRead:
+    return SignatureRead(
+        version=signature.version,
+        org_id=signature.org_id,
+        key_id=signature.key_id,
+        signature=base64.b64encode(signature.signature).decode(),
+        signed_at=signature.signed_at,
+        withdrawn_at=signature.withdrawn_at,
+    )
+
+
+def agreement_read(
+    version: AgreementVersion, signatures: list[AgreementSignature] | None = None
+) -> AgreementRead:
     return AgreementRead(
         version=version.version,
         flows=[FlowRead.model_validate(f) for f in version.flows],
@@ -41,6 +64,10 @@ def agreement_read(version: AgreementVersion) -> AgreementRead:
         effective_to=version.effective_to,
         document_sha256=version.document_sha256,
         created_at=version.created_at,
+        members=[uuid.UUID(m) for m in version.members] if version.members is not None else None,
+        sha256=version.sha256,
+        previous_sha256=version.previous_sha256,
+        signatures=[signature_read(s) for s in signatures or []],
     )
 
 
@@ -105,10 +132,53 @@ async def get_collaboration(
 async def get_agreement_history(
     collab_id: uuid.UUID, principal: CurrentPrincipal, session: DbSession
 ) -> AgreementHistory:
-    """Every version of the agreement, newest first."""
+    """Every version of the agreement, newest first, with who signed what and when."""
     collab = await collab_service.get_visible(session, principal=principal, collab_id=collab_id)
-    versions = await collab_service.agreement_versions(session, [collab.id])
-    return AgreementHistory(items=[agreement_read(v) for v in versions[collab.id]])
+    versions = (await collab_service.agreement_versions(session, [collab.id]))[collab.id]
+    signed = await signature_service.signatures_of(session, [v.id for v in versions])
+    return AgreementHistory(items=[agreement_read(v, signed.get(v.id)) for v in versions])
+
+
+@router.post(
+    "/{collab_id}/agreements/signatures",
+    status_code=status.HTTP_201_CREATED,
+    responses=ALL_PROBLEMS,
+)
+async def sign_agreement(
+    collab_id: uuid.UUID,
+    body: SignatureInput,
+    principal: CurrentPrincipal,
+    session: DbSession,
+    clock: AppClock,
+) -> SignatureRead:
+    """Countersign a version for the caller's organization (org_admin of a member).
+    The signature is made in the client over the canonical bytes (docs/agreements.md)."""
+    signature = await signature_service.sign(
+        session,
+        principal=principal,
+        collab_id=collab_id,
+        version=body.version,
+        key_id=body.key_id,
+        signature_b64=body.signature,
+        clock=clock,
+    )
+    return signature_read(signature)
+
+
+@router.delete("/{collab_id}/agreements/signatures/{org_id}", responses=ALL_PROBLEMS)
+async def withdraw_signature(
+    collab_id: uuid.UUID,
+    org_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    session: DbSession,
+    clock: AppClock,
+) -> SignaturesWithdrawn:
+    """Withdraw the organization's signatures (org_admin of that organization): its
+    flows in this collaboration end for every later release; members are told."""
+    withdrawn = await signature_service.withdraw(
+        session, principal=principal, collab_id=collab_id, org_id=org_id, clock=clock
+    )
+    return SignaturesWithdrawn(items=[signature_read(s) for s in withdrawn])
 
 
 @router.put("/{collab_id}/agreement", responses=ALL_PROBLEMS)
@@ -120,7 +190,8 @@ async def amend_agreement(
     clock: AppClock,
     request: Request,
 ) -> CollaborationRead:
-    """Write a new agreement version; earlier versions are kept."""
+    """Propose a new agreement version; earlier versions are kept. It binds a pair of
+    members only once both have signed it (docs/agreements.md)."""
     await collab_service.amend_agreement(
         session,
         principal=principal,

@@ -36,6 +36,10 @@ class AgreementInput(StrictInput):
 class CollaborationCreate(StrictInput):
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     agreement: AgreementInput
+    members: Annotated[list[uuid.UUID], Field(max_length=200)] = Field(
+        default_factory=list,
+        description="The first member organizations: version 1 is proposed to them",
+    )
 
 
 class MemberAdd(StrictInput):
@@ -49,6 +53,15 @@ class FlowRead(BaseModel):
     categories: list[str]
 
 
+class SignatureRead(BaseModel):
+    version: int
+    org_id: uuid.UUID
+    key_id: str
+    signature: str = Field(description="Ed25519 signature, standard base64")
+    signed_at: datetime
+    withdrawn_at: datetime | None
+
+
 class AgreementRead(BaseModel):
     version: int
     flows: list[FlowRead]
@@ -56,6 +69,29 @@ class AgreementRead(BaseModel):
     effective_to: datetime | None
     document_sha256: str
     created_at: datetime
+    members: list[uuid.UUID] | None = Field(
+        default=None,
+        description="The members it was proposed to (null: predates signatures, never binds)",
+    )
+    sha256: str | None = Field(
+        default=None, description="SHA-256 of the canonical signed bytes (docs/agreements.md)"
+    )
+    previous_sha256: str | None = None
+    signatures: list[SignatureRead] = Field(default_factory=list)
+
+
+class SignatureInput(StrictInput):
+    version: Annotated[int, Field(ge=1, le=2**31 - 1)] = Field(
+        description="The agreement version signed"
+    )
+    key_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    signature: Annotated[str, StringConstraints(min_length=1, max_length=128)] = Field(
+        description="Ed25519 over the version's canonical bytes, standard base64"
+    )
+
+
+class SignaturesWithdrawn(BaseModel):
+    items: list[SignatureRead]
 
 
 class MemberRead(BaseModel):

@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 
-from sqlalchemy import Select, exists, select
+from accord_client import agreements as canonical
+from sqlalchemy import Select, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from service.audit.log import AuditEvent, append
 from service.auth.principals import Principal, Role
 from service.clock import Clock
-from service.collaborations.models import AgreementVersion, Collaboration, Membership
+from service.collaborations import binding
+from service.collaborations.models import (
+    AgreementSignature,
+    AgreementVersion,
+    Collaboration,
+    Membership,
+)
 from service.collaborations.schemas import AgreementInput, CollaborationCreate
+from service.collaborations.signatures import version_document
 from service.consents import followups
 from service.errors import ConflictError, NotFoundError, ProblemItem, RuleViolationError
 from service.events.catalog import EventType
@@ -68,7 +76,10 @@ async def create(
     vocabulary: Vocabulary,
     clock: Clock,
 ) -> Collaboration:
+    """The collaboration, its first members, and version 1 proposed to them."""
     problems = check_agreement(data.agreement, vocabulary)
+    if len(set(data.members)) != len(data.members):
+        problems.append(ProblemItem("/members", "each organization once"))
     if problems:
         raise RuleViolationError(errors=problems)
     now = clock.now()
@@ -77,24 +88,45 @@ async def create(
     )
     session.add(collab)
     await session.flush()
-    session.add(_version(collab.id, 1, data.agreement, principal, now))
+    for index, org_id in enumerate(data.members):
+        await add_member(
+            session,
+            principal=principal,
+            collab_id=collab.id,
+            org_id=org_id,
+            clock=clock,
+            path=f"/members/{index}",
+        )
+    version = _version(collab.id, 1, data.agreement, principal, now, data.members, None)
+    session.add(version)
     await session.flush()
     await append(
         session,
         AuditEvent(
             "collaboration.created",
             principal,
-            details={"collaboration_id": str(collab.id), "agreement_version": 1},
+            details={
+                "collaboration_id": str(collab.id),
+                "agreement_version": 1,
+                "agreement_sha256": version.sha256,
+            },
         ),
         clock=clock,
     )
+    await _announce(session, version, data.members)
     return collab
 
 
 def _version(
-    collab_id: uuid.UUID, version: int, agreement: AgreementInput, principal: Principal, now: object
+    collab_id: uuid.UUID,
+    version: int,
+    agreement: AgreementInput,
+    principal: Principal,
+    now: datetime,
+    members: Sequence[uuid.UUID],
+    previous_sha256: str | None,
 ) -> AgreementVersion:
-    return AgreementVersion(
+    row = AgreementVersion(
         id=uuid.uuid4(),
         collaboration_id=collab_id,
         version=version,
@@ -104,6 +136,28 @@ def _version(
         document_sha256=agreement.document_sha256,
         created_at=now,
         created_by=principal.label,
+        members=sorted(str(m) for m in members),
+        previous_sha256=previous_sha256,
+    )
+    row.sha256 = canonical.version_sha256(version_document(row))
+    return row
+
+
+async def _announce(
+    session: AsyncSession, version: AgreementVersion, members: Sequence[uuid.UUID]
+) -> None:
+    await emit(
+        session,
+        kind=EventType.agreement_proposed,
+        to=members,
+        object_type="collaboration",
+        object_id=version.collaboration_id,
+        data={
+            "collaboration_id": str(version.collaboration_id),
+            "agreement_version": version.version,
+            "agreement_sha256": version.sha256 or "",
+        },
+        at=version.created_at,
     )
 
 
@@ -180,10 +234,18 @@ async def amend_agreement(
     if problems:
         raise RuleViolationError(errors=problems)
     latest = (await agreement_versions(session, [collab.id]))[collab.id][0]
-    version = _version(collab.id, latest.version + 1, agreement, principal, clock.now())
+    members = {m.org_id for m in (await active_members(session, [collab.id]))[collab.id]}
+    version = _version(
+        collab.id,
+        latest.version + 1,
+        agreement,
+        principal,
+        clock.now(),
+        sorted(members),
+        latest.sha256,
+    )
     session.add(version)
     await session.flush()
-    members = {m.org_id for m in (await active_members(session, [collab.id]))[collab.id]}
     flagged = await followups.flag_for_review(
         session,
         collaboration_id=collab.id,
@@ -201,11 +263,13 @@ async def amend_agreement(
             details={
                 "collaboration_id": str(collab.id),
                 "agreement_version": version.version,
+                "agreement_sha256": version.sha256,
                 "consents_flagged_for_review": sorted(str(r.grant_id) for r in flagged),
             },
         ),
         clock=clock,
     )
+    await _announce(session, version, sorted(members))
     return version
 
 
@@ -216,11 +280,13 @@ async def add_member(
     collab_id: uuid.UUID,
     org_id: uuid.UUID,
     clock: Clock,
+    path: str = "/org_id",
 ) -> Membership:
+    """A new member; it shares under no version until one lists it and it signs."""
     collab = await get_visible(session, principal=principal, collab_id=collab_id)
     org = await session.get(Organization, org_id)
     if org is None or not org.active:
-        raise RuleViolationError(errors=[ProblemItem("/org_id", "no such active organization")])
+        raise RuleViolationError(errors=[ProblemItem(path, "no such active organization")])
     current = (await active_members(session, [collab.id]))[collab.id]
     if any(m.org_id == org_id for m in current):
         raise ConflictError("The organization is already a member")
@@ -264,6 +330,16 @@ async def remove_member(
         raise NotFoundError()
     membership.removed_at = clock.now()
     membership.removed_by = principal.label
+    # Its signatures end with its membership: re-added, it signs again (fail closed).
+    await session.execute(
+        update(AgreementSignature)
+        .where(
+            AgreementSignature.collaboration_id == collab.id,
+            AgreementSignature.org_id == org_id,
+            AgreementSignature.withdrawn_at.is_(None),
+        )
+        .values(withdrawn_at=membership.removed_at, withdrawn_by=principal.label)
+    )
     await session.flush()
     await append(
         session,
@@ -290,46 +366,6 @@ async def remove_member(
 async def shared_agreement_flows(
     session: AsyncSession, org_a: uuid.UUID, org_b: uuid.UUID
 ) -> tuple[AgreementFlow, ...]:
-    """The flows of the current agreement version of every collaboration that both
-    organizations belong to now. Read afresh for every decision, so a removed member
-    loses access at once (DESIGN.md guarantee 2); the engine applies each flow's
-    effective window itself."""
-    member_a = select(Membership.collaboration_id).where(
-        Membership.org_id == org_a, Membership.removed_at.is_(None)
-    )
-    member_b = select(Membership.collaboration_id).where(
-        Membership.org_id == org_b, Membership.removed_at.is_(None)
-    )
-    # One statement: the current (highest) agreement version of every collaboration
-    # that both organizations belong to now.
-    newer = aliased(AgreementVersion)
-    current_versions = (
-        await session.scalars(
-            select(AgreementVersion)
-            .where(
-                AgreementVersion.collaboration_id.in_(member_a),
-                AgreementVersion.collaboration_id.in_(member_b),
-                ~select(newer.id)
-                .where(
-                    newer.collaboration_id == AgreementVersion.collaboration_id,
-                    newer.version > AgreementVersion.version,
-                )
-                .exists(),
-            )
-            .order_by(AgreementVersion.collaboration_id)
-        )
-    ).all()
-    flows: list[AgreementFlow] = []
-    for current in current_versions:
-        flows.extend(
-            AgreementFlow(
-                from_sector=str(flow["from_sector"]),
-                to_sector=str(flow["to_sector"]),
-                purposes=frozenset(flow["purposes"]),
-                categories=frozenset(flow["categories"]),
-                effective_from=current.effective_from,
-                effective_to=current.effective_to,
-            )
-            for flow in current.flows
-        )
-    return tuple(flows)
+    """The flows in force between two organizations (service/collaborations/binding.py:
+    of each collaboration both belong to now, the last version both signed)."""
+    return await binding.shared_agreement_flows(session, org_a, org_b)

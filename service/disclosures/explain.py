@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.auth.principals import Principal
 from service.clock import Clock
-from service.collaborations.service import shared_agreement_flows
+from service.collaborations.binding import PairAgreement, flows_of, pair_agreements
 from service.errors import ProblemItem, RuleViolationError
 from service.organizations.models import Organization
 from service.organizations.rules import org_rules_for
@@ -42,6 +42,8 @@ Outlook = Literal["allowed", "needs_consent", "never"]
 class Explanation:
     decision: Decision
     outlooks: Mapping[str, Outlook]  # by category
+    # Each shared collaboration: the version in force and the signatures missing.
+    agreements: Sequence[PairAgreement] = ()
 
 
 def _check_explain(
@@ -105,6 +107,7 @@ async def explain(
         raise RuleViolationError(errors=problems)
     assert recipient is not None  # noqa: S101 - checked above
     now = clock.now()  # one instant: the decision's, and the default consent start
+    standing = await pair_agreements(session, principal.org_id, recipient.id)
     request = DecisionRequest(
         actor=Actor(org_id=principal.org_id, roles=frozenset(r.value for r in principal.roles)),
         sender=OrgRef(id=principal.org_id, sector=principal.sector),
@@ -115,7 +118,9 @@ async def explain(
         at=now,
         fields=(),
         consent=_consent(data.consent, principal.org_id, now),
-        agreements=await shared_agreement_flows(session, principal.org_id, recipient.id),
+        agreements=tuple(
+            flow for a in standing if a.in_force is not None for flow in flows_of(a.in_force)
+        ),
         justification_given=data.justification_given,
     )
     rules = await org_rules_for(session, engine, [principal.org_id, recipient.id])
@@ -131,7 +136,7 @@ async def explain(
         )
         for f in best_case.fields:
             outlooks[f.category] = "needs_consent" if f.allowed else "never"
-    return Explanation(decision=decision, outlooks=outlooks)
+    return Explanation(decision=decision, outlooks=outlooks, agreements=standing)
 
 
 def _broadest_consent(request: DecisionRequest, categories: Sequence[str]) -> ConsentInForce:

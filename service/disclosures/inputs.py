@@ -4,7 +4,8 @@ Every release reads, besides the consent, both organizations' status and sector,
 the agreement flows they share and their own rules. Those change rarely, and every
 change moves the policy epoch, a counter in the audit head row that database
 triggers advance on any write to `organizations` (status, sector), memberships,
-agreement versions or organizations' rules (migration 0090): no code path, and no
+agreement versions, agreement signatures (migration 0210) or organizations' rules
+(migration 0090): no code path, and no
 operator's SQL, can change an input without moving it. A release reads the epoch
 under the policy lock it holds shared (service/disclosures/decide.py; the triggers take that
 lock exclusively, migration 0100), so the inputs it reuses are exactly those it
@@ -32,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from service.audit.ordering import forget_head
-from service.collaborations.models import AgreementVersion, Membership
+from service.collaborations.models import AgreementSignature, AgreementVersion, Membership
 from service.collaborations.service import shared_agreement_flows
 from service.organizations.models import Organization, OrganizationPolicy
 from service.organizations.rules import org_rules_for
@@ -45,7 +46,13 @@ from service.sectors import Sector
 CACHE_KEY: Final = "accord.release_inputs"
 # The transaction (if any) in which this session wrote a watched table.
 _WROTE_KEY: Final = "accord.release_inputs.wrote"
-WATCHED_MODELS: Final = (Organization, Membership, AgreementVersion, OrganizationPolicy)
+WATCHED_MODELS: Final = (
+    Organization,
+    Membership,
+    AgreementVersion,
+    AgreementSignature,
+    OrganizationPolicy,
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,9 +10,11 @@ from service.disclosures import explain as explain_service
 from service.disclosures.explain import Explanation
 from service.policy.engine import PolicyEngine
 from service.policy.schemas import (
+    AgreementStandingRead,
     CategoryDecision,
     ExplainRequest,
     ExplainResponse,
+    MissingSignatureRead,
     OrgRulesRead,
     PolicyRefRead,
 )
@@ -46,6 +48,17 @@ def explanation_read(explanation: Explanation) -> ExplainResponse:
                 obligations=list(f.obligations),
             )
             for f in decision.fields
+        ],
+        agreements=[
+            AgreementStandingRead(
+                collaboration_id=a.collaboration_id,
+                latest_version=a.latest_version,
+                version_in_force=a.in_force.version if a.in_force is not None else None,
+                missing_signatures=[
+                    MissingSignatureRead(version=v, org_id=o) for v, o in a.missing
+                ],
+            )
+            for a in explanation.agreements
         ],
     )
 

@@ -26,6 +26,9 @@ class EventType(StrEnum):
     review_due = "review.due"
     review_overdue = "review.overdue"
     member_removed = "member.removed"
+    agreement_proposed = "agreement.proposed"
+    agreement_signed = "agreement.signed"
+    agreement_signature_withdrawn = "agreement.signature_withdrawn"
     keys_rotated = "keys.rotated"
     subject_erased = "subject.erased"
     webhook_test = "webhook.test"
@@ -89,6 +92,18 @@ CATALOG: dict[EventType, tuple[str, str]] = {
     EventType.member_removed: (
         "the removed organization and the remaining members",
         "collaboration_id, org_id",
+    ),
+    EventType.agreement_proposed: (
+        "the members the version is proposed to",
+        "collaboration_id, agreement_version, agreement_sha256",
+    ),
+    EventType.agreement_signed: (
+        "the collaboration's members",
+        "collaboration_id, agreement_version, org_id, key_id",
+    ),
+    EventType.agreement_signature_withdrawn: (
+        "the collaboration's members (every earlier recipient under it among them)",
+        "collaboration_id, org_id, agreement_versions, withdrawn_at",
     ),
     EventType.keys_rotated: (
         "every active organization (any principal may read the directory's keys)",

@@ -70,10 +70,30 @@ class OrgRulesRead(BaseModel):
     sha256: str
 
 
+class MissingSignatureRead(BaseModel):
+    version: int
+    org_id: uuid.UUID
+
+
+class AgreementStandingRead(BaseModel):
+    """One collaboration both organizations belong to, as it binds them
+    (docs/agreements.md): the version in force is the last one both signed."""
+
+    collaboration_id: uuid.UUID
+    latest_version: int
+    version_in_force: int | None = Field(
+        description="The last version both organizations signed (null: none, no flows)"
+    )
+    missing_signatures: list[MissingSignatureRead] = Field(
+        description="Signatures the latest version still needs to bind this pair"
+    )
+
+
 class ExplainResponse(BaseModel):
     policy_version: str
     org_rules: list[OrgRulesRead]
     decisions: list[CategoryDecision]
+    agreements: list[AgreementStandingRead] = Field(default_factory=list)
 
 
 class OrgPolicyUpdate(StrictInput):

@@ -28,6 +28,11 @@ from service.vocabulary import Vocabulary
 
 JURISDICTION = "Demo State"
 COLLABORATION_NAME = "Demo Anti-Trafficking Task Force"
+# The VSP and the police only (issue 24): identity and contact for investigations,
+# never needs. Binds only while both have countersigned it (docs/agreements.md).
+PROTOCOL_NAME = "VSP-Police Investigations Protocol (demo)"
+PROTOCOL_MEMBERS = ("vsp", "police")
+PROTOCOL_CATEGORIES = ["identity", "contact"]
 
 DEMO_ORGS: tuple[tuple[str, str, Sector], ...] = (
     ("vsp", "Harbor Victim Services (demo)", Sector.victim_services),
@@ -46,6 +51,7 @@ DEMO_PRINCIPALS: tuple[tuple[str, str, tuple[Role, ...]], ...] = (
     ("shelter-caseworker", "shelter", (Role.caseworker,)),
     ("shelter-admin", "shelter", (Role.org_admin,)),
     ("police-investigator", "police", (Role.investigator,)),
+    ("police-caseworker", "police", (Role.caseworker,)),
     ("police-admin", "police", (Role.org_admin,)),
     ("prosecutor", "prosecutor", (Role.prosecutor,)),
     ("prosecutor-admin", "prosecutor", (Role.org_admin,)),
@@ -100,12 +106,6 @@ def _agreement(clock: Clock) -> AgreementInput:
             ),
             Flow(
                 from_sector=Sector.victim_services,
-                to_sector=Sector.law_enforcement,
-                purposes=["investigation"],
-                categories=INVESTIGATION_CATEGORIES,
-            ),
-            Flow(
-                from_sector=Sector.victim_services,
                 to_sector=Sector.prosecution,
                 purposes=["prosecution"],
                 categories=INVESTIGATION_CATEGORIES,
@@ -115,6 +115,78 @@ def _agreement(clock: Clock) -> AgreementInput:
         effective_to=now + timedelta(days=365),
         document_sha256=hashlib.sha256(b"Demo task force memorandum of understanding").hexdigest(),
     )
+
+
+def protocol_agreement(clock: Clock, *, categories: list[str] | None = None) -> AgreementInput:
+    """The VSP-police protocol (or a proposed change to it)."""
+    now = clock.now()
+    return AgreementInput(
+        flows=[
+            Flow(
+                from_sector=Sector.victim_services,
+                to_sector=Sector.law_enforcement,
+                purposes=["investigation"],
+                categories=categories or PROTOCOL_CATEGORIES,
+            )
+        ],
+        effective_from=now - timedelta(minutes=1),
+        effective_to=now + timedelta(days=365),
+        document_sha256=hashlib.sha256(b"Demo VSP-police investigations protocol").hexdigest(),
+    )
+
+
+async def _ensure_collaboration(
+    session: AsyncSession,
+    *,
+    name: str,
+    members: list[uuid.UUID],
+    agreement: AgreementInput,
+    clock: Clock,
+    vocabulary: Vocabulary,
+) -> tuple[uuid.UUID, bool]:
+    """The collaboration by name, with exactly these members listed in its latest
+    agreement version (else a new version is proposed to them, for them to sign)."""
+    created = False
+    collab_id = await session.scalar(
+        select(Collaboration.id)
+        .where(Collaboration.name == name)
+        .order_by(Collaboration.created_at, Collaboration.id)
+        .limit(1)
+    )
+    if collab_id is None:
+        collab = await collab_service.create(
+            session,
+            principal=SANDBOX_PRINCIPAL,
+            data=CollaborationCreate(name=name, agreement=agreement, members=members),
+            vocabulary=vocabulary,
+            clock=clock,
+        )
+        return collab.id, True
+    current = {
+        m.org_id for m in (await collab_service.active_members(session, [collab_id]))[collab_id]
+    }
+    for org_id in members:
+        if org_id not in current:
+            await collab_service.add_member(
+                session,
+                principal=SANDBOX_PRINCIPAL,
+                collab_id=collab_id,
+                org_id=org_id,
+                clock=clock,
+            )
+            created = True
+    latest = (await collab_service.agreement_versions(session, [collab_id]))[collab_id][0]
+    if sorted(latest.members or []) != sorted(str(m) for m in members):
+        await collab_service.amend_agreement(
+            session,
+            principal=SANDBOX_PRINCIPAL,
+            collab_id=collab_id,
+            agreement=agreement,
+            vocabulary=vocabulary,
+            clock=clock,
+        )
+        created = True
+    return collab_id, created
 
 
 async def _find_orgs(session: AsyncSession) -> dict[str, uuid.UUID]:
@@ -152,33 +224,20 @@ async def ensure_demo(session: AsyncSession, *, clock: Clock, vocabulary: Vocabu
             )
             orgs[key] = org.id
             created = True
-    collab_id = await session.scalar(
-        select(Collaboration.id)
-        .where(Collaboration.name == COLLABORATION_NAME)
-        .order_by(Collaboration.created_at, Collaboration.id)
-        .limit(1)
+    collab_id, made = await _ensure_collaboration(
+        session,
+        name=COLLABORATION_NAME,
+        members=[orgs[key] for key, _name, _sector in DEMO_ORGS],
+        agreement=_agreement(clock),
+        clock=clock,
+        vocabulary=vocabulary,
     )
-    if collab_id is None:
-        collab = await collab_service.create(
-            session,
-            principal=SANDBOX_PRINCIPAL,
-            data=CollaborationCreate(name=COLLABORATION_NAME, agreement=_agreement(clock)),
-            vocabulary=vocabulary,
-            clock=clock,
-        )
-        collab_id = collab.id
-        created = True
-    members = {
-        m.org_id for m in (await collab_service.active_members(session, [collab_id]))[collab_id]
-    }
-    for key, _name, _sector in DEMO_ORGS:
-        if orgs[key] not in members:
-            await collab_service.add_member(
-                session,
-                principal=SANDBOX_PRINCIPAL,
-                collab_id=collab_id,
-                org_id=orgs[key],
-                clock=clock,
-            )
-            created = True
-    return Demo(orgs=orgs, collaboration_id=collab_id, created=created)
+    _protocol_id, made_protocol = await _ensure_collaboration(
+        session,
+        name=PROTOCOL_NAME,
+        members=[orgs[key] for key in PROTOCOL_MEMBERS],
+        agreement=protocol_agreement(clock),
+        clock=clock,
+        vocabulary=vocabulary,
+    )
+    return Demo(orgs=orgs, collaboration_id=collab_id, created=created or made or made_protocol)

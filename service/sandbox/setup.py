@@ -23,6 +23,7 @@ from accord_client.keys import OrganizationKeys  # noqa: TID251 - the command si
 
 from service.sandbox.local_keys import ensure_keys
 from service.sandbox.remote import SandboxError, fetch_demo
+from service.sandbox.signing import countersign_everything
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
@@ -93,6 +94,10 @@ def prepare(
                 },
             )
         sandbox.keys[org] = keys
+    # Agreements bind only the members that countersigned them (docs/agreements.md).
+    for org, org_id in sandbox.organizations.items():
+        with sandbox.client(f"{org}-admin") as admin:
+            countersign_everything(admin, org_id, sandbox.keys[org])
     return sandbox
 
 

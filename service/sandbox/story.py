@@ -12,6 +12,9 @@ the story prints field names, never values.
 3. The police ask the VSP for records and get the preliminary answer at once.
 4. The survivor withdraws consent; a second delivery is withheld, with the reasons.
 5. The oversight board's auditor exports the audit log and verifies it offline.
+6. The VSP and the police countersign a protocol (identity and contact for
+   investigations, not needs); the police cannot widen it alone; the VSP withdraws
+   its signature and the next delivery to the police withholds (protocol_story.py).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from accord_client.audit_verify import verify_lines
 from accord_client.checkpoint import parse_verifier_key
 from accord_client.envelope import PlainField  # noqa: TID251 - the command side, never served
 
+from service.sandbox.protocol_story import ProtocolResult, run_protocol_story
 from service.sandbox.remote import SandboxError, create_records_request, export_audit_log
 from service.sandbox.setup import Sandbox
 
@@ -60,6 +64,7 @@ class StoryResult:
     audit_entries: int = 0
     audit_root: str = ""
     actions: dict[str, int] = field(default_factory=dict)
+    protocol: ProtocolResult = field(default_factory=ProtocolResult)
 
 
 def run_story(
@@ -187,6 +192,7 @@ def run_story(
         "referral and the records request: every step above, in order; changing or "
         "removing any entry makes this check fail."
     )
+    result.protocol = run_protocol_story(sandbox, say=say, now=now)
     say(f"Done: the story ran against {sandbox.base_url}.")
     return result
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from accord_client import agreements
 from accord_client.api import AsyncAccordClient
 from accord_client.api_models import AuthenticationError, ConsentDraft, agreement_body
 from accord_client.envelope import PlainField
@@ -66,6 +67,17 @@ async def test_collaborations_agreements_members_and_an_organizations_rules(
         await platform.set_agreement(created["id"], agreement)
         history = await platform.list_agreements(created["id"])
         assert sorted(a["version"] for a in history["items"]) == [1, 2]
+        async with client(app, world, "vsp", Role.org_admin) as vsp_admin:
+            # Countersigned in the client (docs/agreements.md), then withdrawn.
+            [item] = [i for i in history["items"] if i["version"] == 2]
+            key_id, seed = world.signing_keys["vsp"]
+            body = agreements.countersignature(created["id"], item, key_id, seed)
+            signed = await vsp_admin.sign_agreement(created["id"], **body)
+            assert (signed["version"], signed["key_id"]) == (2, key_id)
+            withdrawn = await vsp_admin.withdraw_agreement_signature(
+                created["id"], world.orgs["vsp"]
+            )
+            assert [s["version"] for s in withdrawn["items"]] == [2]
         assert await platform.remove_member(created["id"], world.orgs["vsp"]) is None
     async with client(app, world, "vsp", Role.org_admin) as admin:
         rules = await admin.set_org_policy(world.orgs["vsp"], cedar=ORG_FORBID)

@@ -56,6 +56,7 @@ async def law_enforcement_kit(app: Any, world: World) -> dict[str, OrganizationK
     async with client(app, world, "platform", Role.platform_admin) as platform:
         updated = await platform.set_agreement(str(world.collaboration_id), agreement)
         assert updated["agreement"]["version"] == 2
+    await world.sign_agreement()  # it binds once the members signed it (issue 24)
     keys = {}
     for org in ("vsp", "police"):
         keys[org] = generate_organization_keys(str(world.orgs[org]))

@@ -124,6 +124,14 @@ async def test_demo_twice_then_the_story_against_a_live_service(
         assert result.actions["disclosure"] == 1
         assert result.actions["withheld"] == 1
         assert said[-1].startswith("Done")
+        # Issue 24: the VSP-police protocol binds only while both signed it.
+        protocol = result.protocol
+        assert protocol.widening_refused
+        assert protocol.needs_outlook == "deny"
+        assert protocol.missing_signature == out["organizations"]["vsp"]
+        assert protocol.released_before == ["full_name", "phone"]
+        assert protocol.withheld_after == ["full_name", "phone"]
+        assert protocol.police_told
         story = "\n".join(said)
         for value in (f.value for f in REFERRAL_FIELDS):
             assert value not in story  # names are printed, never values

@@ -93,6 +93,7 @@ async def test_narrowed_agreement_after_a_cached_release_withholds_the_dropped_c
         headers=kit.world.headers("platform", Role.platform_admin),
     )
     assert r.status_code == 200, r.text
+    await kit.world.sign_agreement()  # it binds once the members signed it (issue 24)
     delivery = await _deliver(kit, referral_id)
     assert [w["name"] for w in delivery["withheld"]] == ["phone"]
 

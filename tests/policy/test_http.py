@@ -81,6 +81,7 @@ async def _share_with(
     }
     amended = await client.put(f"{collab}/agreement", json=agreement, headers=admin)
     assert amended.status_code == 200, amended.text
+    await world.sign_agreement()  # it binds once the members signed it (issue 24)
 
 
 async def test_the_active_policy_set_is_published(

@@ -43,6 +43,11 @@ class RequestKit:
         )
         assert r.status_code == 200, r.text
         self.keys[org] = keys
+        # Agreements are countersigned with the current signing key (issue 24).
+        self.world.signing_keys[org] = (
+            keys.current_signing_key.key_id,
+            keys.current_signing_key.seed,
+        )
 
     def body(self, **change: Any) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -170,6 +175,7 @@ async def make_request_kit(client: httpx.AsyncClient, world: World) -> RequestKi
         headers=world.headers("platform", Role.platform_admin),
     )
     assert r.status_code == 200, r.text
+    await world.sign_agreement()  # a version binds once its members signed it
     for org in ("vsp", "police", "prosecutor"):
         await kit.register(org)
     return kit

@@ -66,6 +66,11 @@ class Kit:
         )
         assert r.status_code == 200, r.text
         self.keys[org] = keys
+        # Agreements are countersigned with the current signing key (issue 24).
+        self.world.signing_keys[org] = (
+            keys.current_signing_key.key_id,
+            keys.current_signing_key.seed,
+        )
         return keys
 
     def seal(

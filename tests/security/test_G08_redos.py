@@ -37,8 +37,9 @@ UUIDs: pydantic-core's UUID parser (the Rust `uuid` crate, no regex).
   from the app's routes. Before that, Starlette's route regexes (Python `re`, one anchored
   `[^/]+` per segment, so linear time) match the path.
 - Body fields: ConsentCreate.recipients[] and .supersedes, ExplainRequest.recipient_org_id,
-  HypotheticalConsent.recipients[], MemberAdd.org_id, RecordsRequestCreate.holder_org_id,
-  ReferralCreate.subject_id, .recipient_org_id and .consent_id, RespondRequest.consent_id.
+  HypotheticalConsent.recipients[], MemberAdd.org_id, CollaborationCreate.members[],
+  RecordsRequestCreate.holder_org_id, ReferralCreate.subject_id, .recipient_org_id and
+  .consent_id, RespondRequest.consent_id.
 
 Python `re` (a backtracking engine), reached from the API.
 - accord_client.envelope_parse, on the `envelope` of POST /v1/referrals and
@@ -459,6 +460,20 @@ CASES: tuple[Case, ...] = (
         body=lambda w, v: _explain(w, consent=_hypothetical_consent(w, v)),
     ),
     Case(
+        template="/v1/collaborations",
+        field="CollaborationCreate.members[]",
+        family="uuid",
+        method="POST",
+        org="platform",
+        roles=(Role.platform_admin,),
+        error_path="/members/0",
+        body=lambda w, v: {
+            "name": "G08 task force",
+            "agreement": _agreement(w, "ab" * 32),
+            "members": [v],
+        },
+    ),
+    Case(
         template="/v1/collaborations/{collab_id}/members",
         field="MemberAdd.org_id",
         family="uuid",
@@ -607,6 +622,9 @@ async def test_G08_every_regex_or_uuid_body_field_has_a_case(app: Any) -> None:
 
 
 SURVIVOR_PAGES = "/s/"
+# The oversight page: HTML behind a staff session cookie; a malformed collaboration id
+# is the same 404 page as an unknown one (tests/pages/test_oversight_headers.py).
+OVERSIGHT_PAGES = "/o/"
 
 
 def _path_params(dependant: Dependant) -> list[Any]:
@@ -634,6 +652,8 @@ async def test_G08_uuid_path_parameters(
     for route, template, methods in app_routes(app):
         if template.startswith(SURVIVOR_PAGES):
             continue  # HTML behind a session cookie: their own G08 case, tests/pages/test_scope.py
+        if template.startswith(OVERSIGHT_PAGES):
+            continue  # HTML behind a staff session cookie: tests/pages/test_oversight_*.py
         dependant = getattr(route, "dependant", None)
         params = _path_params(dependant) if dependant is not None else []
         others = [p.name for p in params if p.field_info.annotation is not uuid.UUID]

@@ -19,7 +19,7 @@ from service.organizations import service as org_service
 from service.organizations.schemas import OrganizationCreate
 from service.sectors import Sector
 from service.settings import Settings
-from tests.support import devkeys
+from tests.support import agreement_keys, devkeys
 
 BOOTSTRAP = Principal(
     subject="test-bootstrap",
@@ -88,6 +88,9 @@ class World:
     clock: FrozenClock
     orgs: dict[str, uuid.UUID] = field(default_factory=dict)
     collaboration_id: uuid.UUID | None = None
+    # Each organization's registered Ed25519 signing key (issue 24: agreements bind
+    # only the members that countersigned them): org key -> (key id, seed).
+    signing_keys: dict[str, tuple[str, bytes]] = field(default_factory=dict)
 
     SECTORS: ClassVar[dict[str, Sector]] = {
         "vsp": Sector.victim_services,
@@ -112,6 +115,9 @@ class World:
                     clock=clock,
                 )
                 world.orgs[key] = org.id
+                world.signing_keys[key] = await agreement_keys.register(
+                    session, org.id, sector, clock
+                )
             agreement = AgreementInput(
                 flows=[
                     Flow(
@@ -125,24 +131,26 @@ class World:
                 effective_to=clock.now() + timedelta(days=365),
                 document_sha256=hashlib.sha256(b"test mou").hexdigest(),
             )
+            members = [world.orgs[k] for k in ("vsp", "shelter", "police", "prosecutor")]
             collab = await collab_service.create(
                 session,
                 principal=BOOTSTRAP,
-                data=CollaborationCreate(name="Test task force", agreement=agreement),
+                data=CollaborationCreate(
+                    name="Test task force", agreement=agreement, members=members
+                ),
                 vocabulary=app.state.vocabulary,
                 clock=clock,
             )
-            for key in ("vsp", "shelter", "police", "prosecutor"):
-                await collab_service.add_member(
-                    session,
-                    principal=BOOTSTRAP,
-                    collab_id=collab.id,
-                    org_id=world.orgs[key],
-                    clock=clock,
-                )
             world.collaboration_id = collab.id
             await session.commit()
+        await world.sign_agreement()
         return world
+
+    async def sign_agreement(self, *orgs: str) -> None:
+        """Every member (or those named) countersigns the test collaboration's latest
+        agreement version with its registered key, as its org_admin would."""
+        assert self.collaboration_id is not None
+        await agreement_keys.sign_latest(self, self.collaboration_id, orgs)
 
     def headers(self, org: str, *roles: Role | str, sub: str = "alice") -> dict[str, str]:
         return self.tokens.headers(self.orgs[org], *roles, sub=sub)
