@@ -24,6 +24,7 @@ from service.consents.service import ConsentState
 from service.errors import NotFoundError, RateLimitedError
 from service.organizations.models import Organization
 from service.pages import views
+from service.pages.oversight import router as oversight_router
 from service.pages.site import (
     SESSION_COOKIE,
     STATIC,
@@ -41,6 +42,8 @@ from service.web.deps import AppClock, DbSession
 from service.web.ratelimit import Limit, client_address, limits_of
 
 router = APIRouter(tags=["survivor pages"], default_response_class=HTMLResponse)
+# The oversight pages (/o/, docs/oversight.md) come with the survivor's pages.
+router.include_router(oversight_router)
 
 WITHDRAWN_BY_SURVIVOR = "Withdrawn by the survivor on their own page"
 _ASSETS = {"pages.css": "text/css; charset=utf-8", "exit.js": "text/javascript; charset=utf-8"}

@@ -2,7 +2,7 @@
 
 It assigns the request id, limits headers (count, size, UTF-8; SECURITY-TESTS G15:
 431 or 400, never a 500), enforces the body size limit (declared and streamed),
-accepts only JSON bodies (and HTML forms only under /s/, the survivor's pages),
+accepts only JSON bodies (and HTML forms only under /s/ and /o/, the HTML pages),
 rejects malformed JSON and duplicate keys (API.md: "a JSON body with a duplicate
 key is rejected") before any handler runs, refuses
 duplicate Authorization headers, marks every response `Cache-Control: no-store`,
@@ -35,8 +35,9 @@ from service.web.observability import Metrics, request_id_var
 log = logging.getLogger("accord.http")
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-# The survivor's pages (service/pages/) post plain HTML forms, and only those.
-FORM_PATH_PREFIX = "/s/"
+# The survivor's pages and the oversight pages (service/pages/) post plain HTML
+# forms, and only those.
+FORM_PATH_PREFIX = ("/s/", "/o/")
 FORM_MEDIA = b"application/x-www-form-urlencoded"
 # Header limits: far above what any client of this API sends (a bearer token is
 # under 2 KB), far below what would cost the service memory or time.

@@ -1,0 +1,1 @@
+"""Aggregate reports for a collaboration, with small-cell suppression (docs/reports.md)."""
