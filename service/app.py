@@ -38,6 +38,7 @@ from service.policy.setup import load_policies
 from service.records_requests.overdue import overdue_loop
 from service.records_requests.router import router as records_requests_router
 from service.referrals.router import router as referrals_router
+from service.reports.router import router as reports_router
 from service.retention import sweep_loop
 from service.settings import Environment, Settings
 from service.storage import make_engine, make_sessionmaker
@@ -175,6 +176,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         consents_router,
         referrals_router,
         records_requests_router,
+        reports_router,
         events_router,
         webhooks_router,
     ):

@@ -371,5 +371,38 @@ def demo(
             raise typer.Exit(1) from exc
 
 
+@app.command()
+def report(
+    collab_id: Annotated[uuid.UUID, typer.Argument(help="The collaboration")],
+    period: Annotated[str, typer.Option(help="YYYY, YYYY-Qn or YYYY-MM (UTC), ended")],
+    token: Annotated[str, typer.Option(envvar="ACCORD_TOKEN", help="A staff token")],
+    url: Annotated[
+        str, typer.Option(envvar="ACCORD_URL", help="The running service")
+    ] = "http://127.0.0.1:8000",
+    csv: Annotated[bool, typer.Option("--csv", help="CSV instead of JSON")] = False,
+    breakdown: Annotated[
+        bool, typer.Option(help="Also every month or quarter within it, as published")
+    ] = False,
+    output: Annotated[Path | None, typer.Option(help="Write here instead of stdout")] = None,
+) -> None:
+    """A collaboration's report with small counts suppressed (docs/reports.md),
+    fetched from the running service; a progress bar on stderr with --breakdown."""
+    from service.reports.cli import ReportCommandError, run_report
+
+    try:
+        run_report(
+            url=url,
+            token=token,
+            collab_id=collab_id,
+            period_text=period,
+            as_csv=csv,
+            breakdown=breakdown,
+            output=output,
+        )
+    except ReportCommandError as exc:
+        typer.echo(f"accord report: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
 def main() -> None:
     app()

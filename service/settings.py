@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -104,6 +104,10 @@ class Settings(BaseSettings):
     # How often the running service looks for duties past their date, to announce
     # each once as an `obligation.overdue` or `review.overdue` event.
     overdue_scan_interval_seconds: float = Field(default=60.0, ge=1.0)
+    # Collaboration reports (docs/reports.md): a count under this is suppressed (zero
+    # included), and the finest calendar period published (coarser ones are sums of it).
+    report_threshold: int = Field(default=11, ge=1, le=1000)
+    report_granularity: Literal["month", "quarter", "year"] = "quarter"
     # Webhooks (docs/notifications.md): networks a webhook may reach although they
     # are not public (CIDRs, e.g. a receiver on the deployment's private network).
     # Comma-separated in the environment.

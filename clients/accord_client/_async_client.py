@@ -18,6 +18,7 @@ from accord_client._async_cases import AsyncCaseMethods
 from accord_client._async_events import AsyncEventMethods
 from accord_client._async_records import AsyncRecordsMethods
 from accord_client._async_referrals import AsyncReferralMethods
+from accord_client._async_reports import AsyncReportMethods
 from accord_client._exceptions import raise_for_problem
 from accord_client._http import DEFAULT_TIMEOUT, BearerAuth, retry_args
 from accord_client._protocol import RequestSpec, RetryPolicy, response_body
@@ -31,6 +32,7 @@ class AsyncAccordClient(
     AsyncAuditMethods,
     AsyncAdminMethods,
     AsyncEventMethods,
+    AsyncReportMethods,
 ):
     """The Accord API client: a method for every `/v1` operation. Use it as a
     context manager (`async with`), or call `close()`.

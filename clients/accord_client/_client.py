@@ -22,6 +22,7 @@ from accord_client._sync_cases import CaseMethods
 from accord_client._sync_events import EventMethods
 from accord_client._sync_records import RecordsMethods
 from accord_client._sync_referrals import ReferralMethods
+from accord_client._sync_reports import ReportMethods
 from accord_client.witness import CheckpointWitness
 
 
@@ -32,6 +33,7 @@ class AccordClient(
     AuditMethods,
     AdminMethods,
     EventMethods,
+    ReportMethods,
 ):
     """The Accord API client: a method for every `/v1` operation. Use it as a
     context manager (`with`), or call `close()`.

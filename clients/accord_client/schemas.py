@@ -41,6 +41,17 @@ class AgreementRead(TypedDict):
     effective_to: str | None
     document_sha256: str
     created_at: str
+    members: list[str] | None
+    sha256: str | None
+    previous_sha256: str | None
+    signatures: list[SignatureRead]
+
+
+class AgreementStandingRead(TypedDict):
+    collaboration_id: str
+    latest_version: int
+    version_in_force: int | None
+    missing_signatures: list[MissingSignatureRead]
 
 
 class AllegedAbuserRead(TypedDict):
@@ -65,6 +76,11 @@ class CategoryDecision(TypedDict):
     outlook: Literal["allowed", "needs_consent", "never"]
     policies: list[PolicyRefRead]
     obligations: list[str]
+
+
+class Cell(TypedDict):
+    count: int | None
+    suppressed: bool
 
 
 class CheckpointRead(TypedDict):
@@ -149,6 +165,14 @@ class DisclosureAccounting(TypedDict):
     items: list[DisclosureAccount]
 
 
+class Durations(TypedDict):
+    name: Literal["sent_to_delivered", "sent_to_accepted"]
+    title: str
+    referrals: Cell
+    median_hours: float | None
+    p90_hours: float | None
+
+
 class EntryPage(TypedDict):
     items: list[dict[str, Any]]
     next_after_seq: int | None
@@ -173,6 +197,7 @@ class ExplainResponse(TypedDict):
     policy_version: str
     org_rules: list[OrgRulesRead]
     decisions: list[CategoryDecision]
+    agreements: list[AgreementStandingRead]
 
 
 class FieldLabel(TypedDict):
@@ -232,6 +257,11 @@ class KeysRegistered(TypedDict):
 class MemberRead(TypedDict):
     org_id: str
     added_at: str
+
+
+class MissingSignatureRead(TypedDict):
+    version: int
+    org_id: str
 
 
 class ObligationList(TypedDict):
@@ -295,6 +325,13 @@ class OrganizationRead(TypedDict):
     availability: Availability
     keys: OrganizationKeys
     confidential: bool
+
+
+class Period(TypedDict):
+    label: str
+    granularity: Literal["month", "quarter", "year"]
+    start: str
+    end: str
 
 
 class PolicyFileRead(TypedDict):
@@ -428,6 +465,18 @@ class ReleasedField(TypedDict):
     key_commitment: str
 
 
+class Report(TypedDict):
+    collaboration_id: str
+    collaboration_name: str
+    period: Period
+    threshold: int
+    granularity: Literal["month", "quarter", "year"]
+    suppression: str
+    tables: list[Table]
+    durations: list[Durations]
+    generated_at: str
+
+
 class ReviewList(TypedDict):
     items: list[ReviewRead]
 
@@ -444,6 +493,19 @@ class ReviewRead(TypedDict):
     closed_by: str | None
     finding: str | None
     survivor_notified: bool | None
+
+
+class SignatureRead(TypedDict):
+    version: int
+    org_id: str
+    key_id: str
+    signature: str
+    signed_at: str
+    withdrawn_at: str | None
+
+
+class SignaturesWithdrawn(TypedDict):
+    items: list[SignatureRead]
 
 
 class SubjectErasure(TypedDict):
@@ -465,6 +527,17 @@ class SuspensionRead(TypedDict):
     document_sha256: str
     created_at: str
     until: str
+
+
+class Table(TypedDict):
+    name: str
+    title: str
+    rows: list[str]
+    columns: list[str]
+    cells: list[list[Cell]]
+    row_totals: list[Cell] | None
+    column_totals: list[Cell] | None
+    total: Cell | None
 
 
 class TimelineEvent(TypedDict):
@@ -560,9 +633,11 @@ __all__ = [
     "AccessLinkRefusalPage",
     "AgreementHistory",
     "AgreementRead",
+    "AgreementStandingRead",
     "AllegedAbuserRead",
     "Availability",
     "CategoryDecision",
+    "Cell",
     "CheckpointRead",
     "CollaborationPage",
     "CollaborationRead",
@@ -572,6 +647,7 @@ __all__ = [
     "DeliveryRead",
     "DisclosureAccount",
     "DisclosureAccounting",
+    "Durations",
     "EntryPage",
     "EventPage",
     "EventRead",
@@ -582,6 +658,7 @@ __all__ = [
     "KeyHistory",
     "KeysRegistered",
     "MemberRead",
+    "MissingSignatureRead",
     "ObligationList",
     "ObligationRead",
     "OrgPolicyRead",
@@ -589,6 +666,7 @@ __all__ = [
     "OrganizationKeys",
     "OrganizationPage",
     "OrganizationRead",
+    "Period",
     "PolicyFileRead",
     "PolicyRefRead",
     "PolicySetRead",
@@ -601,11 +679,15 @@ __all__ = [
     "ReferralPage",
     "ReferralRead",
     "ReleasedField",
+    "Report",
     "ReviewList",
     "ReviewRead",
+    "SignatureRead",
+    "SignaturesWithdrawn",
     "SubjectErasure",
     "SubjectRead",
     "SuspensionRead",
+    "Table",
     "TimelineEvent",
     "TokenRevoked",
     "WebhookAttemptRead",

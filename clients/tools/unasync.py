@@ -27,6 +27,7 @@ MODULES = {
     "_async_audit.py": "_sync_audit.py",
     "_async_events.py": "_sync_events.py",
     "_async_admin.py": "_sync_admin.py",
+    "_async_reports.py": "_sync_reports.py",
 }
 # Applied in order, on whole words.
 REPLACEMENTS = (

@@ -23,8 +23,14 @@ OPERATIONS: dict[tuple[str, str], str] = {
     ("GET", "/v1/collaborations/{collab_id}"): "get_collaboration",
     ("GET", "/v1/collaborations/{collab_id}/agreements"): "list_agreements",
     ("PUT", "/v1/collaborations/{collab_id}/agreement"): "set_agreement",
+    ("POST", "/v1/collaborations/{collab_id}/agreements/signatures"): "sign_agreement",
+    (
+        "DELETE",
+        "/v1/collaborations/{collab_id}/agreements/signatures/{org_id}",
+    ): "withdraw_agreement_signature",
     ("POST", "/v1/collaborations/{collab_id}/members"): "add_member",
     ("DELETE", "/v1/collaborations/{collab_id}/members/{org_id}"): "remove_member",
+    ("GET", "/v1/collaborations/{collab_id}/reports"): "get_collaboration_report",
     ("GET", "/v1/policies"): "get_policies",
     ("POST", "/v1/policies/explain"): "explain_policy",
     # subjects and consent

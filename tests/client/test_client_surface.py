@@ -72,7 +72,8 @@ _SAMPLES: dict[str, Any] = {
     "survivor_notified": True, "seq": 0, "tree_size": 1, "from_size": 1, "to_size": 2,
     "url": "https://cms.example/hook", "event_types": ["referral.accepted"],
     "subject": "alice", "jti": "a-token-id", "keys": generate_organization_keys(AN_ID),
-    "confidential": True,
+    "confidential": True, "version": 1, "signature": "AA==",
+    "period": "2026-Q3",
 }  # fmt: skip
 # Optional arguments that a method needs at least one of.
 _EXTRA: dict[str, dict[str, Any]] = {"update_webhook": {"paused": True}}

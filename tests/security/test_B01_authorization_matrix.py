@@ -18,7 +18,7 @@ import pytest
 
 from service.auth.principals import ROLE_SECTORS, Role
 from service.web.middleware import app_routes
-from tests.support import webhooks
+from tests.support import agreement_keys, webhooks
 from tests.support.databases import TestDatabase
 from tests.support.keys import org_public_keys
 from tests.support.world import World
@@ -68,6 +68,12 @@ def _member_params(world: World, caller_org: str, relation: str) -> dict[str, st
 
 def _new_member(world: World, caller_org: str, relation: str) -> dict[str, str]:
     return {"org_id": str(world.orgs[_MEMBER_TO_ADD.get((caller_org, relation), "platform")])}
+
+
+def _signature(world: World, caller_org: str, relation: str) -> dict[str, str]:
+    # Versions 2 and 3, proposed by `agreement_keys.prepare_signable`: one per allowed cell.
+    version = 2 if relation == "own" else 3
+    return agreement_keys.SIGNABLE[str(world.collaboration_id), version]
 
 
 def _agreement(world: World) -> dict[str, Any]:
@@ -242,6 +248,15 @@ TABLE: tuple[Endpoint, ...] = (
     Endpoint("GET", "/v1/collaborations", ALL_ROLES, 200),
     # Collaborations are visible to members only: the "unrelated" caller gets 404.
     Endpoint("GET", "/v1/collaborations/{collab_id}", ALL_ROLES, 200, params=_collab_params),
+    # Reports (docs/reports.md): members' staff and oversight; the report is audited.
+    Endpoint(
+        "GET",
+        "/v1/collaborations/{collab_id}/reports",
+        ALL_ROLES,
+        200,
+        params=_collab_params,
+        query="?period=2025",
+    ),
     Endpoint(
         "GET",
         "/v1/collaborations/{collab_id}/agreements",
@@ -256,6 +271,26 @@ TABLE: tuple[Endpoint, ...] = (
         200,
         body=_agreement,
         params=_collab_params,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/collaborations/{collab_id}/agreements/signatures",
+        (Role.org_admin,),
+        201,
+        cell_body=_signature,
+        params=_collab_params,
+        prepare=agreement_keys.prepare_signable,
+    ),
+    Endpoint(
+        "DELETE",
+        "/v1/collaborations/{collab_id}/agreements/signatures/{org_id}",
+        (Role.org_admin,),
+        200,
+        other="404",
+        params=lambda w, caller, relation: {
+            "collab_id": str(w.collaboration_id),
+            **_org_params(w, caller, relation),
+        },
     ),
     Endpoint(
         "POST",
@@ -344,6 +379,16 @@ COVERED_ELSEWHERE = {
     ("POST", "/s/consents/{consent_id}/withdraw"),
     ("POST", "/s/consents/{consent_id}/withdraw/confirm"),
     ("GET", "/s/consents/{consent_id}/withdrawn"),
+    # The oversight page: a staff token once in a form, then a signed session cookie;
+    # oversight staff and the collaboration's auditors only, everyone else the 404 page
+    # (tests/pages/test_oversight_access.py).
+    ("GET", "/o/sign-in"),
+    ("POST", "/o/sign-in"),
+    ("POST", "/o/sign-out"),
+    ("GET", "/o/collaborations"),
+    ("GET", "/o/collaborations/{collab_id}"),
+    ("GET", "/o/audit-export"),
+    ("GET", "/o/static/oversight.css"),
     ("POST", "/v1/subjects/{subject_id}/alleged-abusers"),  # tests/consents/test_matrix.py
     # tests/referrals/test_referral_security.py (B02, B03, roles and parties):
     ("POST", "/v1/referrals"),
