@@ -9,11 +9,21 @@ with concurrent clients for the given time, each picking at random: send a
 referral (sealed with the client library, under a live consent), deliver one,
 grant a consent and revoke it after a referral went out under it, read lists and
 referrals, ask for records as an investigator, create a subject, and export the
-organization's own entries of the last minute as its auditor. I03 is 5 minutes
-with 4 workers; I07 (the nightly soak) is `--minutes 30`.
+organization's own entries of the last minute as its auditor (the requests are in
+bench/soak_workload.py). I03 is 5 minutes with 4 workers; I07 (the nightly soak)
+is `--minutes 30`. To measure another source tree's code (a commit before a
+change), run that tree's copy of this script with PYTHONPATH naming the tree and
+its clients/ folder: the service it starts inherits the path.
 
 Printed: requests and their status codes by kind, the service's resident memory,
-open file descriptors and (PostgreSQL) database connections, sampled every 10 s.
+open file descriptors and (PostgreSQL) database connections, sampled every 10 s;
+requests per second in each minute with the machine's load average beside it, and
+the ratio of the last five minutes to the first five (issue 26: at least 0.9; on
+runs under 15 minutes, the last third against the first). Then the same clients,
+on the same service and workers, deliver only, for `--delivery-seconds` before the
+mixed run and again after it: the mixed workload's requests per second against
+that delivery-only figure (issue 26: at least 0.7). The machine is shared: compare
+figures of one run, each printed with the load average it ran under.
 Checked at the end, each a failure (exit status 1) if it does not hold:
 - zero 5xx (O-no5xx);
 - the whole log, exported by an oversight auditor, verifies offline against the
@@ -34,15 +44,11 @@ import argparse
 import asyncio
 import json
 import os
-import random
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -51,255 +57,23 @@ import deliver as common
 import httpx
 import uvloop
 from accord_client.audit_verify import verify_lines
-from accord_client.envelope import PlainField, seal_envelope
-from accord_client.keys import OrganizationKeys, generate_organization_keys
+from soak_workload import (
+    Federation,
+    bootstrap,
+    deliveries_only,
+    one,
+    per_minute,
+    seed,
+)
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from service.auth.dev_tokens import issue_dev_token
 from service.auth.principals import Role
-from service.clock import SystemClock
 from service.crypto import FileSigner
 from service.keyring import CHECKPOINT_KEY
 from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
-CATEGORIES = ["identity", "contact", "language", "needs"]
-
-
-class Federation:
-    """Organizations, keys, tokens and the shared state the clients work on."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.clock = SystemClock()
-        self.orgs: dict[str, str] = {}
-        self.keys: dict[str, OrganizationKeys] = {}
-        self.subjects: list[str] = []
-        self.consents: list[tuple[str, str]] = []  # (consent id, subject id), live
-        self.referrals: list[str] = []
-        self.revoked: dict[str, float] = {}  # consent id -> when its revocation returned
-        self.under: dict[str, str] = {}  # referral id -> consent id
-        self.late_releases: list[str] = []  # deliveries after a revocation that released
-
-    def headers(self, org: str, role: Role) -> dict[str, str]:
-        token = issue_dev_token(
-            self.settings,
-            clock=self.clock,
-            org_id=uuid.UUID(self.orgs[org]),
-            roles=[role],
-            sub=f"soak-{org}-{role.value}",
-        )
-        return {"Authorization": f"Bearer {token}"}
-
-
-async def _bootstrap(http: httpx.AsyncClient, fed: Federation, platform: uuid.UUID) -> None:
-    fed.orgs["platform"] = str(platform)
-    admin = fed.headers("platform", Role.platform_admin)
-
-    async def post(path: str, body: object, headers: dict[str, str]) -> dict[str, Any]:
-        r = await http.post(path, json=body, headers=headers)
-        if r.status_code not in (200, 201):
-            raise SystemExit(f"bootstrap {path}: {r.status_code} {r.text[:300]}")
-        data: dict[str, Any] = r.json()
-        return data
-
-    for name, sector in (
-        ("vsp", "victim_services"),
-        ("shelter", "shelter"),
-        ("police", "law_enforcement"),
-        ("oversight", "oversight"),
-    ):
-        org = await post("/v1/organizations", {"name": f"Soak {name}", "sector": sector}, admin)
-        fed.orgs[name] = org["id"]
-    now = datetime.now(UTC)
-    collab = await post(
-        "/v1/collaborations",
-        {
-            "name": "Soak task force",
-            "agreement": {
-                "flows": [
-                    {
-                        "from_sector": "victim_services",
-                        "to_sector": "shelter",
-                        "purposes": ["services_referral"],
-                        "categories": CATEGORIES,
-                    },
-                    {
-                        "from_sector": "victim_services",
-                        "to_sector": "law_enforcement",
-                        "purposes": ["investigation"],
-                        "categories": ["identity", "contact"],
-                    },
-                ],
-                "effective_from": (now - timedelta(days=1)).isoformat(),
-                "document_sha256": "ab" * 32,
-            },
-        },
-        admin,
-    )
-    for member in ("vsp", "shelter", "police"):
-        body = {"org_id": fed.orgs[member]}
-        await post(f"/v1/collaborations/{collab['id']}/members", body, admin)
-    for name in ("vsp", "shelter"):
-        fed.keys[name] = generate_organization_keys(fed.orgs[name])
-        r = await http.put(
-            f"/v1/organizations/{fed.orgs[name]}/keys",
-            json=fed.keys[name].public_registration(),
-            headers=fed.headers(name, Role.org_admin),
-        )
-        if r.status_code != 200:
-            raise SystemExit(f"bootstrap keys: {r.status_code} {r.text[:300]}")
-
-
-async def _grant(http: httpx.AsyncClient, fed: Federation) -> tuple[str, str] | None:
-    vsp = fed.headers("vsp", Role.caseworker)
-    r = await http.post("/v1/subjects", json={}, headers=vsp)
-    if r.status_code != 201:
-        return None
-    subject = r.json()["id"]
-    fed.subjects.append(subject)
-    r = await http.post(
-        f"/v1/subjects/{subject}/consents",
-        json={
-            "recipients": [fed.orgs["shelter"]],
-            "purposes": ["services_referral"],
-            "categories": CATEGORIES,
-            "expires_at": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
-            "method": "written",
-            "language": "en",
-            "evidence_sha256": "cd" * 32,
-        },
-        headers=vsp,
-    )
-    if r.status_code != 201:
-        return None
-    return r.json()["id"], subject
-
-
-async def _send(http: httpx.AsyncClient, fed: Federation, consent: str, subject: str) -> int:
-    fields = [
-        PlainField(name=f"field_{i}", category=CATEGORIES[i % len(CATEGORIES)], value=f"v{i}")
-        for i in range(8)
-    ]
-    envelope = seal_envelope(
-        fields,
-        sender_org=fed.orgs["vsp"],
-        sender_signing_key=fed.keys["vsp"].current_signing_key.seed,
-        recipient_org=fed.orgs["shelter"],
-        recipient_encryption_key=fed.keys["shelter"].current_encryption_key.public_key,
-        subject_id=subject,
-        purpose="services_referral",
-        consent_id=consent,
-    )
-    r = await http.post(
-        "/v1/referrals",
-        json={
-            "subject_id": subject,
-            "recipient_org_id": fed.orgs["shelter"],
-            "consent_id": consent,
-            "purpose": "services_referral",
-            "services_requested": ["emergency_shelter"],
-            "urgency": "urgent",
-            "envelope": envelope,
-        },
-        headers=fed.headers("vsp", Role.caseworker),
-    )
-    if r.status_code == 201:
-        fed.referrals.append(r.json()["id"])
-        fed.under[r.json()["id"]] = consent
-    return r.status_code
-
-
-async def _deliver(http: httpx.AsyncClient, fed: Federation) -> int:
-    referral = random.choice(fed.referrals)
-    consent = fed.under[referral]
-    asked = time.monotonic()
-    r = await http.post(
-        f"/v1/referrals/{referral}/deliver", headers=fed.headers("shelter", Role.caseworker)
-    )
-    revoked_at = fed.revoked.get(consent)
-    late = r.status_code == 200 and revoked_at is not None and revoked_at < asked
-    if late and r.json()["released"]:
-        fed.late_releases.append(referral)
-    return r.status_code
-
-
-async def _revoke(http: httpx.AsyncClient, fed: Federation) -> int | None:
-    live = [c for c in fed.consents if c[0] not in fed.revoked]
-    if len(live) < 3:
-        return None
-    consent, _ = random.choice(live[:-2])  # keep a few live for sending
-    r = await http.post(
-        f"/v1/consents/{consent}/revoke",
-        json={"reason": "withdrawn"},
-        headers=fed.headers("vsp", Role.caseworker),
-    )
-    if r.status_code == 200:
-        fed.revoked[consent] = time.monotonic()
-    return r.status_code
-
-
-async def _one(http: httpx.AsyncClient, fed: Federation, counts: Counter[tuple[str, int]]) -> None:
-    kind = random.choices(
-        ["send", "deliver", "consent", "revoke", "read", "records", "subject", "export"],
-        weights=[20, 35, 8, 4, 15, 8, 6, 4],
-    )[0]
-    if kind == "deliver" and not fed.referrals:
-        kind = "consent"
-    if kind == "send":
-        live = [c for c in fed.consents if c[0] not in fed.revoked]
-        if not live:
-            kind = "consent"
-        else:
-            consent, subject = random.choice(live)
-            counts[(kind, await _send(http, fed, consent, subject))] += 1
-            return
-    if kind == "consent":
-        granted = await _grant(http, fed)
-        counts[(kind, 201 if granted else 0)] += 1
-        if granted:
-            fed.consents.append(granted)
-        return
-    if kind == "deliver":
-        counts[(kind, await _deliver(http, fed))] += 1
-    elif kind == "revoke":
-        status = await _revoke(http, fed)
-        if status is not None:
-            counts[(kind, status)] += 1
-    elif kind == "read":
-        box = random.choice(["sent", "received"])
-        org = "vsp" if box == "sent" else "shelter"
-        r = await http.get(f"/v1/referrals?box={box}", headers=fed.headers(org, Role.caseworker))
-        counts[(kind, r.status_code)] += 1
-        if r.status_code == 200 and r.json()["items"]:
-            one = r.json()["items"][0]["id"]
-            r = await http.get(f"/v1/referrals/{one}", headers=fed.headers(org, Role.caseworker))
-            counts[(kind, r.status_code)] += 1
-    elif kind == "records":
-        r = await http.post(
-            "/v1/records-requests",
-            json={
-                "holder_org_id": fed.orgs["vsp"],
-                "subject_ref": f"REF-{random.randrange(10**6)}",
-                "categories": ["identity", "contact"],
-                "purpose": "investigation",
-                "legal_basis": "consent",
-                "justification": "Soak test request",
-            },
-            headers=fed.headers("police", Role.investigator),
-        )
-        counts[(kind, r.status_code)] += 1
-    elif kind == "subject":
-        r = await http.post("/v1/subjects", json={}, headers=fed.headers("vsp", Role.caseworker))
-        counts[(kind, r.status_code)] += 1
-    elif kind == "export":
-        # An auditor's periodic export: its own organization's last minute.
-        since = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
-        r = await http.get(
-            "/v1/audit/export", params={"since": since}, headers=fed.headers("vsp", Role.auditor)
-        )
-        counts[(kind, r.status_code)] += 1
 
 
 def _fds(pid: int) -> int:
@@ -368,36 +142,62 @@ async def run(args: argparse.Namespace) -> int:
     )
     counts: Counter[tuple[str, int]] = Counter()
     samples: list[tuple[float, int, int, int | None]] = []
+    done_at: list[float] = []  # when each mixed request ended, from the run's start
+    loads: list[tuple[float, float]] = []  # (time, 1-minute load average)
+    only: list[tuple[str, float, float, Counter[int]]] = []
     failures: list[str] = []
     try:
         await common.wait_ready(base)
         async with httpx.AsyncClient(base_url=base, timeout=60) as http:
             fed = Federation(settings)
-            await _bootstrap(http, fed, platform)
+            await bootstrap(http, fed, platform)
             print(
                 f"== {args.engine}: {workers} worker(s), {args.clients} clients, "
-                f"{args.minutes:g} min"
+                f"{args.minutes:g} min; load average {os.getloadavg()[0]:.2f}"
             )
+            if args.delivery_seconds > 0:
+                await seed(http, fed, 4 * args.clients)
+                only.append(
+                    (
+                        "before",
+                        *await deliveries_only(http, fed, args.clients, args.delivery_seconds),
+                    )
+                )
+                print(f"  deliveries only, before: {only[-1][1]:.1f} req/s, load {only[-1][2]:.2f}")
             started = time.monotonic()
             deadline = started + args.minutes * 60
 
             async def client() -> None:
                 while time.monotonic() < deadline:
-                    await _one(http, fed, counts)
+                    mine: Counter[tuple[str, int]] = Counter()
+                    await one(http, fed, mine)
+                    counts.update(mine)
+                    done_at.extend([time.monotonic() - started] * mine.total())
 
             async def sampler() -> None:
                 while time.monotonic() < deadline:
                     rss, _ = common._rss_kib(server.pid)
                     sample = (time.monotonic() - started, rss, _fds(server.pid))
                     samples.append((*sample, await _db_connections(pg)))
+                    loads.append((sample[0], os.getloadavg()[0]))
                     done = sum(counts.values())
                     print(
                         f"  {sample[0]:6.0f} s  requests {done:7d}  RSS {rss / 1024:6.0f} MiB  "
-                        f"fds {sample[2]:4d}  db connections {samples[-1][3]}"
+                        f"fds {sample[2]:4d}  db connections {samples[-1][3]}  "
+                        f"load {loads[-1][1]:.2f}"
                     )
                     await asyncio.sleep(10)
 
             await asyncio.gather(sampler(), *(client() for _ in range(args.clients)))
+            mixed_rate = len(done_at) / (time.monotonic() - started)
+            mixed_load = sum(la for _, la in loads) / max(1, len(loads))
+            if args.delivery_seconds > 0:
+                only.append(
+                    (
+                        "after",
+                        *await deliveries_only(http, fed, args.clients, args.delivery_seconds),
+                    )
+                )
             oversight = fed.headers("oversight", Role.auditor)
             exported = await http.get("/v1/audit/export", headers=oversight)
             if exported.status_code != 200:
@@ -411,6 +211,19 @@ async def run(args: argparse.Namespace) -> int:
         server.terminate()
         server.wait(timeout=60)
 
+    if done_at and loads:
+        per_minute(done_at, loads, args.minutes)
+    if only:
+        print(f"mixed workload: {mixed_rate:.1f} req/s over the run (mean load {mixed_load:.2f})")
+        for phase, rate, load, statuses in only:
+            print(
+                f"deliveries only, {phase}: {rate:.1f} req/s (load {load:.2f}; "
+                f"statuses {dict(statuses)}); mixed/delivery-only {mixed_rate / rate:.2f} "
+                "(target >= 0.7)"
+            )
+        errors_only = sum(n for _, _, _, st in only for code, n in st.items() if code >= 500)
+        if errors_only:
+            failures.append(f"{errors_only} deliveries answered 5xx in the delivery-only phases")
     print("requests by kind and status:")
     for (kind, status), n in sorted(counts.items()):
         print(f"  {kind:8s} {status:4d} {n:8d}")
@@ -455,6 +268,12 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=5.0)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument(
+        "--delivery-seconds",
+        type=float,
+        default=60.0,
+        help="length of each delivery-only phase, before and after the mixed run (0: none)",
+    )
     parser.add_argument("--engine", choices=["postgresql", "sqlite"], default="postgresql")
     raise SystemExit(uvloop.run(run(parser.parse_args())))
 

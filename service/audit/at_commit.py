@@ -1,4 +1,4 @@
-"""A release's audit entry, appended when its transaction commits (PostgreSQL).
+"""An audited write's entry, appended when its transaction commits (PostgreSQL).
 
 The audit head is the one lock every audited transaction of every application node
 takes, so how long it is held bounds the whole service's audited throughput. An
@@ -9,8 +9,15 @@ release stages its entry instead (`stage`: one INSERT, no lock), and a deferred
 trigger (migration 0110) takes the append queue and the head, completes, hashes and
 writes the entry, its tree nodes, the new right edge and the timeline event that
 cites it, during the COMMIT itself: the head is held only while the server runs
-that trigger and flushes. The release and its entry are still one transaction
+that trigger and flushes. The write and its entry are still one transaction
 (DESIGN.md guarantee 3): if the trigger fails, the commit fails and nothing is kept.
+
+Every audited write appends this way unless it needs its entry's number before it
+commits: releases, and every consent, subject, access-link, records-request and
+export write (service/audit/ordering.py, "How an audited write appends"). Measured
+before, an audited write that appended at once held the head, and with it the
+append queue every release waits in at its COMMIT, across its remaining round
+trips (docs/benchmarks/soak.md).
 
 The entry's number is known only at the commit, so the trigger sends it to the
 client in a NOTICE on that COMMIT's reply (`token seq`). asyncpg hands notices to
@@ -34,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from service.audit.log import AuditEvent, CitingRow, append, event_document
 from service.audit.models import AuditPending
+from service.audit.ordering import policy_held, share_policy
 from service.clock import Clock
 from service.db import direct
 from service.db.direct import DirectStatement
@@ -120,6 +128,12 @@ async def stage(
     if session.sync_session.get_bind().dialect.name != "postgresql":
         appended = await append(session, event, clock=clock, citing=citing)
         return StagedEntry(token=uuid.uuid4(), seq=appended.seq)
+    if policy_held(session) is None:
+        # Every audited transaction holds the policy lock in one mode: one that takes
+        # the append queue only inside its COMMIT must not run beside one that holds
+        # the queue already (an `append`, under the lock exclusively), or each could
+        # wait for a row lock the other holds (service/audit/ordering.py, "No cycle").
+        await share_policy(session)
     at = clock.now()
     head, tail = body_parts(event_document(event, seq=0, at=at, prev=GENESIS_PREV))
     staged = StagedEntry(token=uuid.uuid4())

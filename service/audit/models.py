@@ -16,7 +16,13 @@ from service.db.engine import Base, JSONType, UTCDateTime
 # database computes and checks them, the service never reads or writes them.
 UNMODELLED = frozenset(
     {"prev_seq", "prev_hash", "fk_audit_entries_prev_entry", "uq_audit_entries_seq_leaf_hash"}
-)
+) | {
+    # Migration 0220 (PostgreSQL): a disclosure's recipient and legal basis, generated
+    # from its body for collaboration reports (service/reports/gather.py).
+    "disclosure_recipient",
+    "disclosure_basis",
+    "ix_audit_entries_disclosures",
+}
 
 
 class AuditEntry(Base):

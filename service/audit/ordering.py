@@ -6,13 +6,14 @@ removals and organization rule changes, so that in the audit log no disclosure
 under a consent ever follows that consent's revocation entry. This module is the
 only place that takes the locks that make it so, and the only place that states
 their order. Every writer that must be ordered against revocations calls
-`lock_head` (exclusive) or `share_policy` (a release) and nothing else.
+`lock_policy` or `lock_head` (exclusive) or `share_policy` (a release) and nothing
+else.
 
 The locks (PostgreSQL, migrations 0100 and 0110; SQLite below):
 
 - **the policy lock**: an advisory lock. A release holds it *shared*
-  (`share_policy`) from before it reads any input until it commits; every other
-  audited writer holds it *exclusively* (`lock_head`), and so do the database
+  (`share_policy`) from before it reads any input until it commits; every change
+  a release reads holds it *exclusively* (`lock_policy`, `lock_head`), and so do the database
   triggers on organizations, memberships, agreement versions and organizations'
   rules (the policy-epoch trigger, migration 0090). So a change whose entry
   precedes a disclosure's committed before the release read its inputs (and the
@@ -29,17 +30,57 @@ The lock order, everywhere:
    erasure (FOR UPDATE) and the creation of a consent or access link (FOR SHARE,
    `service/subjects/service.py` `get_owned`), so that nothing new is created for
    an erased subject; no path locks a subject's row after any lock below;
-1. the policy lock (shared for a release, exclusive for everything else);
+1. the policy lock (shared for a release, exclusive for a change a release reads);
 2. a consent grant's rows, referral rows, a records request's row;
 3. the append queue;
 4. the head row.
 
-A revocation or amendment, every referral transition, every records-request
-change and the sweep take the policy lock exclusively first (`lock_head`), so
-none runs beside a release; a release takes its row locks before the append queue
-and the head row last (a referral delivery takes those two only inside its COMMIT,
-where a deferred trigger appends its staged entry: service/audit/at_commit.py),
-so no two transactions can wait on each other in a cycle.
+**How an audited write appends.** The append queue and the head row are held only
+for the append itself: an audited write *stages* its entry (service/audit/at_commit.py
+`stage`: one INSERT, no lock) and a deferred trigger takes the queue and the row
+inside the COMMIT, appends and releases them with the commit. Every consent,
+subject, records-request and export write appends this way, and so does every
+release. Only a caller that needs the entry's number before its commit (a referral's
+timeline event written by Python, the sweep's) appends at once with `append`
+(service/audit/log.py), which takes the queue and the row at that statement and
+holds them to the commit. On SQLite `stage` appends at once (BEGIN IMMEDIATE
+already serializes whole transactions).
+
+**Who holds the policy lock, and how.** A change that a release reads, and must
+therefore fall wholly before or after each release decision, holds it exclusively
+for its whole transaction: a consent's revocation or amendment, a records request's
+answer and every other records-request change, every referral transition, the sweep,
+an erasure (`lock_policy`; `lock_head` takes it with the queue and row). A release,
+including a records request's delivery, holds it shared (`share_policy`) and so
+decides side by side with the others; a records request's delivery then locks the
+request's row (level 2), which is what keeps two deliveries of one request from
+overlapping. A write that no release reads before it commits holds it shared, as a
+release does (`stage` takes it so when the transaction holds it in neither mode):
+creating a subject, a consent grant (version 1), a records request, recording an
+export or a use of an access link. So it decides and commits beside every release,
+blocking none, and waits only for a change in progress.
+
+Why the ordering still holds (API.md "Ordering"; SECURITY-TESTS O-order): a
+revocation holds the policy lock exclusively from before it reads the grant until
+its COMMIT, in which its entry is appended. A release holds it shared from before it
+reads the consent until its COMMIT, in which its entry is appended. The two modes
+conflict, so one of the two transactions commits (entry included) before the other
+reads anything: a release that committed first read the grant live and its entry
+precedes the revocation's; a release that waited read the revocation and withholds.
+No disclosure under a consent follows that consent's revocation entry. A change
+that waits is not overtaken by releases arriving after it (PostgreSQL grants a lock
+request only when it conflicts with no earlier waiter).
+
+No cycle: every audited transaction holds the policy lock, shared or exclusive, from
+before its first row lock. Only a transaction that holds it exclusively takes the
+append queue before its COMMIT (`append`, e.g. a referral's send, which then still
+locks rows such as an organization's event counter); such a transaction runs beside
+no other audited one. Every transaction that holds it shared takes the queue and the
+row last, inside its COMMIT, after all its row locks, so none of them waits for a row
+while holding the queue. (Measured: with staged writes that took no policy lock, a
+send holding the queue waited for an event counter row held by a consent grant
+waiting for the queue at its COMMIT, and PostgreSQL aborted one of them.) A
+transaction that waits for the policy lock holds no row, queue or head lock yet.
 
 **The policy epoch** is a counter in the head row that the triggers above advance
 on any write to what a release reads besides the consent. A release reads it under
@@ -58,7 +99,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Executable, select, text
+from sqlalchemy import Boolean, Executable, column, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -83,7 +124,13 @@ class HeadState:
 _HEAD_KEY = "accord.audit_head"
 
 
+# The policy epoch as read under the policy lock (either mode), while valid.
 _SHARED_KEY = "accord.policy_shared"
+
+
+# The mode in which this transaction holds the policy lock: "shared" or
+# "exclusive". Unlike the two above, `forget_head` keeps it: a lock is not forgotten.
+_HELD_KEY = "accord.policy_held"
 
 
 _HEAD = Base.metadata.tables[AuditHead.__tablename__]
@@ -95,16 +142,19 @@ _HEAD_STATE = (_HEAD.c.size, _HEAD.c.last_hash, _HEAD.c.frontier, _HEAD.c.policy
 _SQLITE_HEAD = select(*_HEAD_STATE).where(_HEAD.c.id == HEAD_ID)
 
 
+_READ_EPOCH = select(_HEAD.c.policy_epoch).where(_HEAD.c.id == HEAD_ID)
+
+
 def _pg_head(function: str) -> Executable:
     return text(
         f"SELECT size, last_hash, frontier, policy_epoch FROM {function}()"  # noqa: S608 - a constant
     ).columns(*_HEAD_STATE)
 
 
-# (dialect, holds the policy lock shared) -> the statement that locks the head. On
+# (dialect, holds the policy lock already) -> the statement that locks the head. On
 # SQLite the transaction's BEGIN IMMEDIATE already holds the one write lock. On
 # PostgreSQL (migration 0100): the policy lock exclusively, the append queue, then
-# the row; or, in a transaction holding the policy lock shared, the last two.
+# the row; or, in a transaction holding the policy lock (either mode), the last two.
 # Run on the driver (service/db/direct.py): every audited request runs these.
 _LOCK_HEAD: dict[tuple[str, bool], DirectStatement] = {
     ("sqlite", False): DirectStatement(_SQLITE_HEAD),
@@ -115,11 +165,24 @@ _LOCK_HEAD: dict[tuple[str, bool], DirectStatement] = {
 
 
 _SHARE_POLICY: dict[str, DirectStatement] = {
-    "sqlite": DirectStatement(select(_HEAD.c.policy_epoch).where(_HEAD.c.id == HEAD_ID)),
+    "sqlite": DirectStatement(_READ_EPOCH),
     "postgresql": DirectStatement(
         text("SELECT accord_share_policy() AS policy_epoch").columns(_HEAD.c.policy_epoch)
     ),
 }
+
+
+# The policy lock alone, exclusively (the key of migration 0100). The epoch is read
+# by a later statement, if at all: a statement's snapshot is taken before it waits.
+_LOCK_POLICY = DirectStatement(
+    text(
+        "SELECT pg_advisory_xact_lock(CAST(CAST('audit_head' AS regclass) AS oid)::int, 0) "
+        "IS NULL AS held"
+    ).columns(column("held", Boolean))
+)
+
+
+_READ_EPOCH_DIRECT = DirectStatement(_READ_EPOCH)
 
 
 def _in_this_transaction(session: AsyncSession, key: str) -> Any:
@@ -131,22 +194,56 @@ def _in_this_transaction(session: AsyncSession, key: str) -> Any:
     return None
 
 
+def _remember(session: AsyncSession, key: str, value: Any) -> None:
+    session.info[key] = (session.sync_session.get_transaction(), value)
+
+
+def policy_held(session: AsyncSession) -> str | None:
+    """How this transaction holds the policy lock: "shared", "exclusive" or None."""
+    held: str | None = _in_this_transaction(session, _HELD_KEY)
+    return held
+
+
+async def lock_policy(session: AsyncSession) -> None:
+    """Hold the policy lock exclusively until the transaction ends (PostgreSQL): no
+    release decides meanwhile, and none that decided before is still uncommitted.
+    For a change that a release reads (a revocation, an amendment, a records
+    request's answer): take it before reading what the change depends on. It does
+    not lock the audit head: the change's entry is staged and appended inside its
+    COMMIT (service/audit/at_commit.py). A transaction that holds the lock shared
+    cannot take it exclusively (two such releases would wait on each other). On
+    SQLite, BEGIN IMMEDIATE already serializes whole transactions."""
+    held = policy_held(session)
+    if held == "exclusive":
+        return
+    if held == "shared":
+        raise RuntimeError("a release holds the policy lock shared; it cannot take it exclusively")
+    if session.sync_session.get_bind().dialect.name == "postgresql":
+        await direct.execute(session, _LOCK_POLICY, {})
+    _remember(session, _HELD_KEY, "exclusive")
+
+
 async def lock_head(session: AsyncSession) -> HeadState:
-    """The head row, locked until the transaction ends. On PostgreSQL this also
-    holds the policy lock exclusively (no release decision runs meanwhile), unless
-    the transaction holds it shared (`share_policy`: a release about to append its
-    entry). Read once per transaction: a second call returns the state already read
-    (and kept current by `append`), without another round trip."""
+    """The head row, locked until the transaction ends, for `append` (service/audit/
+    log.py), which appends at once. On PostgreSQL this also holds the policy lock
+    exclusively (no release decision runs meanwhile), unless the transaction holds
+    it already (`share_policy`: a release; `lock_policy`: a change). Read once per
+    transaction: a second call returns the state already read (and kept current by
+    `append`), without another round trip. A write that does not need its entry's
+    number before its commit stages the entry instead (at_commit.py `stage`) and
+    holds the head only inside its COMMIT."""
     head: HeadState | None = _in_this_transaction(session, _HEAD_KEY)
     if head is not None:
         return head
-    shared = _in_this_transaction(session, _SHARED_KEY) is not None
+    held = policy_held(session) is not None
     dialect = session.sync_session.get_bind().dialect.name
     ((size, last_hash, frontier, epoch),) = await direct.fetch(
-        session, _LOCK_HEAD[dialect, shared], {}
+        session, _LOCK_HEAD[dialect, held], {}
     )
     head = HeadState(size, last_hash, list(frontier), epoch)
-    session.info[_HEAD_KEY] = (session.sync_session.get_transaction(), head)
+    _remember(session, _HEAD_KEY, head)
+    if not held:
+        _remember(session, _HELD_KEY, "exclusive")
     return head
 
 
@@ -156,24 +253,29 @@ async def share_policy(session: AsyncSession) -> int:
     side by side under the shared lock; every change to what they read (consents,
     organizations, memberships, agreements, rules) holds it exclusively, so each
     decision falls wholly before or wholly after each change (API.md "Ordering").
-    The caller appends its entry with `lock_head`, which then waits only for the
-    append queue and the head row. On SQLite, BEGIN IMMEDIATE already serializes."""
+    The caller stages its entry (at_commit.py `stage`), appended inside its COMMIT.
+    In a transaction that holds the lock exclusively already, only the epoch is
+    read. On SQLite, BEGIN IMMEDIATE already serializes."""
     epoch: int | None = _in_this_transaction(session, _SHARED_KEY)
     if epoch is not None:
         return epoch
     head: HeadState | None = _in_this_transaction(session, _HEAD_KEY)
     if head is not None:
-        return head.policy_epoch  # the head, and so the policy lock, held exclusively
+        return head.policy_epoch  # the head row is locked: nobody moves the epoch
     dialect = session.sync_session.get_bind().dialect.name
-    ((value,),) = await direct.fetch(session, _SHARE_POLICY[dialect], {})
+    if policy_held(session) is not None:
+        ((value,),) = await direct.fetch(session, _READ_EPOCH_DIRECT, {})
+    else:
+        ((value,),) = await direct.fetch(session, _SHARE_POLICY[dialect], {})
+        _remember(session, _HELD_KEY, "shared")
     epoch = int(value)
-    session.info[_SHARED_KEY] = (session.sync_session.get_transaction(), epoch)
+    _remember(session, _SHARED_KEY, epoch)
     return epoch
 
 
 def forget_head(session: Session) -> None:
     """Make the next `lock_head` or `share_policy` in this transaction read the row
     again: database triggers moved a column `append` does not keep in memory (the
-    policy epoch)."""
+    policy epoch). The policy lock itself stays held, and remembered."""
     session.info.pop(_HEAD_KEY, None)
     session.info.pop(_SHARED_KEY, None)

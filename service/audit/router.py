@@ -18,8 +18,9 @@ from starlette.background import BackgroundTask
 
 from service.audit import service as audit_service
 from service.audit import tree
+from service.audit.at_commit import stage
 from service.audit.exports import ExportSlots
-from service.audit.log import AuditEvent, append
+from service.audit.log import AuditEvent
 from service.audit.service import EntryFilters
 from service.auth.dependencies import CurrentPrincipal, require_role
 from service.auth.principals import Principal, Role
@@ -217,7 +218,7 @@ def _export_slots(request: Request) -> ExportSlots:
 async def _record_export(
     session: DbSession, principal: Principal, filters: EntryFilters, fmt: str, clock: AppClock
 ) -> None:
-    await append(
+    await stage(
         session,
         AuditEvent(
             action="audit.exported",

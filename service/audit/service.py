@@ -97,6 +97,29 @@ async def list_entries(
     return list((await session.scalars(stmt)).all())
 
 
+async def walk_bounds(session: AsyncSession, filters: EntryFilters, size: int) -> tuple[int, int]:
+    """[first, stop): the sequence numbers an export of the first `size` entries must
+    walk to find every entry within the filters' time window. Without it a `since`
+    export (an auditor's last minute) walked the whole log from entry 0, so its cost
+    grew with the log (docs/benchmarks/soak.md). Entries' times are not strictly in
+    sequence order (an entry staged at one instant is appended at its commit), so the
+    bounds are the least and greatest numbers of matching entries, read through the
+    index on `at` alone: `seq + 0` and no condition on `seq`, or the planner walks the
+    primary key (measured: 17 ms at 8,624 entries against 0.5 ms)."""
+    first, stop = 0, size
+    if filters.since is not None:
+        low = await session.scalar(
+            select(func.min(AuditEntry.seq + 0)).where(AuditEntry.at >= filters.since)
+        )
+        first = size if low is None else min(int(low), size)
+    if filters.until is not None:
+        high = await session.scalar(
+            select(func.max(AuditEntry.seq + 0)).where(AuditEntry.at < filters.until)
+        )
+        stop = 0 if high is None else min(int(high) + 1, size)
+    return first, stop
+
+
 def _csv_row(entry: AuditEntry) -> str:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerow(
@@ -165,6 +188,7 @@ async def export_stream(
     try:
         async with factory() as session:
             size = await tree_size(session)
+            first, stop = await walk_bounds(session, filters, size)
         proved = fmt == "jsonl" and is_filtered(principal, filters)
         prover: InclusionProver | None = None
         if fmt == "csv":
@@ -175,10 +199,10 @@ async def export_stream(
         count = 0
         # Each query covers at most EXPORT_WINDOW sequence numbers, so that none reads
         # more than that however the database plans it: one walk over the log in all.
-        after = -1
-        while after < size - 1:
+        after = first - 1
+        while after < stop - 1:
             async with factory() as session:
-                upper = min(size, after + 1 + EXPORT_WINDOW)
+                upper = min(stop, after + 1 + EXPORT_WINDOW)
                 batch = await list_entries(
                     session,
                     principal=principal,

@@ -13,7 +13,9 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.audit.log import AuditEvent, append
+from service.audit.at_commit import stage
+from service.audit.log import AuditEvent
+from service.audit.ordering import lock_policy
 from service.auth.principals import Principal
 from service.clock import Clock
 from service.consents.models import AllegedAbuser, ConsentGiver
@@ -60,7 +62,12 @@ async def record_alleged_abuser(
 ) -> AllegedAbuser:
     """Record a person (by opaque reference) as the subject's alleged abuser. From now
     on they cannot be the giver of a grant for this subject, and grants they already
-    gave stop counting at once. Recording the same person again changes nothing."""
+    gave stop counting at once. Recording the same person again changes nothing.
+
+    A release reads the mark (a grant its giver gave stops counting), so this is a
+    change ordered against releases: the policy lock exclusively, first
+    (service/audit/ordering.py)."""
+    await lock_policy(session)
     subject = await get_owned(session, principal=principal, subject_id=subject_id)
     existing = (
         await session.scalars(
@@ -82,7 +89,7 @@ async def record_alleged_abuser(
     session.add(row)
     await session.flush()
     # The reference itself stays out of the log: identifiers of the record only.
-    await append(
+    await stage(
         session,
         AuditEvent(
             "subject.alleged_abuser_recorded",

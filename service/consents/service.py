@@ -12,8 +12,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.audit.log import AuditEvent, append
-from service.audit.ordering import lock_head
+from service.audit.at_commit import stage
+from service.audit.log import AuditEvent
+from service.audit.ordering import lock_policy
 from service.auth.principals import Principal, SurvivorPrincipal
 from service.clock import Clock
 from service.consents import followups, givers
@@ -172,7 +173,7 @@ async def create(
     if previous is not None:
         # Serialize with decisions and other changes of this grant (see _lock_grant);
         # the audit head first, the lock order of every release (service/disclosures/decide.py).
-        await lock_head(session)
+        await lock_policy(session)
         history = await _lock_grant(session, previous.grant_id, exclusive=True)
         if history[0].id != previous.id:
             raise ConflictError("Only the current version of a grant can be amended")
@@ -205,7 +206,7 @@ async def create(
     if data.giver_ref is not None:
         session.add(ConsentGiver(consent_id=row.id, giver_ref=data.giver_ref))
         await session.flush()
-    await append(
+    await stage(
         session,
         AuditEvent(
             "consent.created" if previous is None else "consent.amended",
@@ -330,7 +331,7 @@ async def revoke(
     # Lock first, then read the revocation again: of two concurrent revokes the second
     # waits, then finds the first one's row and returns it (D06). The audit head
     # first: the lock order of every release (service/disclosures/decide.py).
-    await lock_head(session)
+    await lock_policy(session)
     history = await _lock_grant(session, visible.version.grant_id, exclusive=True)
     state = await state_of(session, visible.version, history)
     if state.revocation is not None:
@@ -349,7 +350,7 @@ async def revoke(
     # Fields sent under the grant and never released are destroyed now, wherever the
     # delivering domains keep them (service/consents/ending.py).
     await shred_unreleased(session)(session, {v.id for v in history}, clock=clock)
-    await append(
+    await stage(
         session,
         AuditEvent(
             "consent.revoked",

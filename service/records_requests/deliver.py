@@ -3,9 +3,12 @@ it marks, around the one door (service/disclosures/release.py), which decides ev
 field again at this moment on the holder's authority, splits, audits (with the
 legal basis and its reference) and builds the body after the commit.
 
-The request is read with the audit head held exclusively (every change to a
-records request takes it: service/audit/ordering.py), so deliveries of one request
-never overlap. The first delivery that releases anything under a compelled basis
+The request is read under the policy lock held shared, as every release decides
+(service/audit/ordering.py): deliveries of different requests, and referral
+deliveries, decide side by side, while every change to a records request, a
+consent or a collaboration holds that lock exclusively and so falls wholly before
+or after each delivery. The request's row is locked (FOR UPDATE), so deliveries of
+one request never overlap. The first delivery that releases anything under a compelled basis
 opens the holder's duty to tell the survivor (service/records_requests/duties.py);
 every delivery marks when each field was first released and when the answer was
 first delivered.
@@ -44,7 +47,7 @@ async def deliver(
     """Release through the door; return what builds the body, to be called only
     after the transaction commits."""
     request = await request_service.get_visible(
-        session, principal=principal, request_id=request_id, lock=True
+        session, principal=principal, request_id=request_id, lock=True, release=True
     )
     if principal.org_id != request.requester_org_id or not principal.has_any(*REQUESTERS):
         raise ForbiddenError("Only the requesting agency's investigators and prosecutors")

@@ -22,8 +22,9 @@ from typing import Final
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.audit.log import AuditEvent, append
-from service.audit.ordering import lock_head
+from service.audit.at_commit import stage
+from service.audit.log import AuditEvent
+from service.audit.ordering import lock_policy
 from service.audit.service import sees_everything
 from service.auth.principals import Principal, Role
 from service.clock import Clock
@@ -163,7 +164,7 @@ async def _audit(
     clock: Clock,
     **details: object,
 ) -> None:
-    await append(
+    await stage(
         session,
         AuditEvent(
             action,
@@ -212,7 +213,7 @@ async def mark_done(
     data: ObligationDone,
     clock: Clock,
 ) -> Obligation:
-    await lock_head(session)
+    await lock_policy(session)
     duty = (
         await session.scalars(
             select(Obligation)
@@ -261,7 +262,7 @@ async def close_review(
     data: ReviewClose,
     clock: Clock,
 ) -> Review:
-    await lock_head(session)
+    await lock_policy(session)
     review = (
         await session.scalars(
             select(Review)

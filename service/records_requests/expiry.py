@@ -18,7 +18,8 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.audit.log import AuditEvent, append
+from service.audit.at_commit import stage
+from service.audit.log import AuditEvent
 from service.clock import Clock
 from service.consents.ending import expired_versions
 from service.events.catalog import EventType
@@ -35,7 +36,7 @@ async def _audit(
     count: int,
     clock: Clock,
 ) -> None:
-    await append(
+    await stage(
         session,
         AuditEvent(
             action,

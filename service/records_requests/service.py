@@ -18,8 +18,9 @@ from typing import Final, Literal
 from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.audit.log import AuditEvent, append
-from service.audit.ordering import lock_head
+from service.audit.at_commit import stage
+from service.audit.log import AuditEvent
+from service.audit.ordering import lock_policy, share_policy
 from service.auth.principals import Principal, Role
 from service.clock import Clock
 from service.disclosures.decide import ReleaseInputs, decide_at_release, decision_facts
@@ -70,11 +71,25 @@ def visible_requests(principal: Principal) -> Select[RecordsRequest]:
 
 
 async def get_visible(
-    session: AsyncSession, *, principal: Principal, request_id: uuid.UUID, lock: bool = False
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    request_id: uuid.UUID,
+    lock: bool = False,
+    release: bool = False,
 ) -> RecordsRequest:
+    """The request if `principal` is its requester or holder, else 404. With `lock`,
+    its row FOR UPDATE after the policy lock (service/audit/ordering.py): held
+    exclusively for a change (an answer, a suspension), shared for a `release` (a
+    delivery decides side by side with every other release; the row lock alone keeps
+    two deliveries of this request from overlapping)."""
     stmt = visible_requests(principal).where(RecordsRequest.id == request_id)
     if lock:
-        await lock_head(session)  # lock order: audit head, consent grant, this row
+        # Lock order: the policy lock, a consent grant's rows, this row.
+        if release:
+            await share_policy(session)
+        else:
+            await lock_policy(session)
         stmt = stmt.with_for_update().execution_options(populate_existing=True)
     found = (await session.scalars(stmt)).first()
     if found is None:
@@ -132,7 +147,7 @@ async def create(
     )
     session.add(request)
     await session.flush()
-    await append(
+    await stage(
         session,
         AuditEvent(
             "request.created",
@@ -293,7 +308,7 @@ async def _close(
     request.response_note = data.note
     request.updated_at = now
     await session.flush()
-    await append(
+    await stage(
         session,
         AuditEvent(
             f"request.{status.value}",

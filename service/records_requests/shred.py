@@ -13,7 +13,8 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.audit.log import AuditEvent, append
+from service.audit.at_commit import stage
+from service.audit.log import AuditEvent
 from service.clock import Clock
 from service.records_requests.models import RecordsRequest, RecordsRequestField
 
@@ -64,7 +65,7 @@ async def sweep(session: AsyncSession, *, retention: timedelta, clock: Clock) ->
     )
     for request in due:
         count = await destroy(session, [request.id], unreleased=False)
-        await append(
+        await stage(
             session,
             AuditEvent(
                 "request.shredded",

@@ -12,7 +12,8 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.audit.log import AuditEvent, append
+from service.audit.at_commit import stage
+from service.audit.log import AuditEvent
 from service.auth.principals import Principal, Role
 from service.clock import Clock
 from service.errors import ForbiddenError, ProblemItem, RuleViolationError
@@ -53,7 +54,7 @@ async def suspend_accounting(
     )
     session.add(suspension)
     await session.flush()
-    await append(
+    await stage(
         session,
         AuditEvent(
             "suspension.created",

@@ -33,7 +33,8 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.audit.log import AuditEvent, append
+from service.audit.at_commit import stage
+from service.audit.log import AuditEvent
 from service.audit.models import AuditEntry
 from service.auth.link_misuse import EXPIRED, REVOKED, note_misuse, note_survivor
 from service.auth.principals import Principal, SurvivorPrincipal
@@ -115,7 +116,7 @@ async def create(
             "jti": link.id.hex,
         },
     )
-    await append(
+    await stage(
         session,
         AuditEvent(
             "access_link.created",
@@ -146,7 +147,7 @@ def _live(link: AccessLink, now: datetime) -> bool:
 async def _audit_use(
     session: AsyncSession, link: AccessLink, action: str, details: dict[str, object], clock: Clock
 ) -> None:
-    await append(
+    await stage(
         session,
         AuditEvent(
             action,
@@ -260,7 +261,7 @@ async def revoke(
     link.revoked_at = clock.now()
     link.revoked_by = principal.label
     await session.flush()
-    await append(
+    await stage(
         session,
         AuditEvent(
             "access_link.revoked",

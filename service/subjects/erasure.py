@@ -34,8 +34,9 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit import service as audit_service
-from service.audit.log import AuditEvent, append, disclosure_recipient
-from service.audit.ordering import lock_head
+from service.audit.at_commit import stage
+from service.audit.log import AuditEvent, disclosure_recipient
+from service.audit.ordering import lock_policy
 from service.auth.principals import Principal
 from service.clock import Clock
 from service.errors import ConflictError
@@ -127,7 +128,7 @@ async def erase(
             .execution_options(populate_existing=True)
         )
     ).one()
-    await lock_head(session)
+    await lock_policy(session)
     if subject.erased_at is not None:
         return subject
     now = clock.now()
@@ -159,7 +160,7 @@ async def erase(
             },
             at=now,
         )
-    await append(
+    await stage(
         session,
         AuditEvent(
             "subject.erased",

@@ -10,7 +10,8 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit import service as audit_service
-from service.audit.log import AuditEvent, append, disclosure_recipient
+from service.audit.at_commit import stage
+from service.audit.log import AuditEvent, disclosure_recipient
 from service.audit.models import AuditEntry
 from service.auth.principals import Principal, SurvivorPrincipal
 from service.clock import Clock
@@ -37,7 +38,7 @@ async def create(
     )
     session.add(subject)
     await session.flush()
-    await append(
+    await stage(
         session, AuditEvent("subject.created", principal, subject_ref=str(subject.id)), clock=clock
     )
     return subject
@@ -137,7 +138,7 @@ async def record_link_use(
 ) -> None:
     """Every use of a survivor access link is audited (issue 5)."""
     if isinstance(who, SurvivorPrincipal):
-        await append(
+        await stage(
             session,
             AuditEvent(
                 "access_link.used",

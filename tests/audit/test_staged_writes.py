@@ -1,0 +1,262 @@
+"""Every audited write holds the audit head only inside its COMMIT (issue 26).
+
+A consent, subject, access-link, records-request or export write stages its entry
+(service/audit/at_commit.py) and takes the append queue and the head row only in
+the commit-time trigger; only a change that a release reads holds the policy lock,
+and `lock_policy` holds that lock alone (service/audit/ordering.py). The lock tests
+are PostgreSQL's (SQLite's BEGIN IMMEDIATE serializes whole transactions); the
+ordering of a revocation against a release in flight, and exports bounded by time
+over entries whose times are out of sequence order, run on both engines where they
+can."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.audit.at_commit import stage
+from service.audit.log import AuditEvent, append
+from service.audit.models import AuditEntry
+from service.audit.ordering import lock_head, lock_policy, share_policy
+from service.auth.principals import Role
+from tests.records_requests.support import VALUES, make_request_kit
+from tests.support.databases import TestDatabase
+from tests.support.factories import new_consent
+from tests.support.world import World
+
+POLICY, QUEUE = 0, 1
+HELD = text(
+    "SELECT mode FROM pg_locks WHERE locktype = 'advisory' AND granted "
+    "AND pid = pg_backend_pid() AND classid = 'audit_head'::regclass::oid AND objid = :key"
+)
+
+
+def _postgresql_only(db: TestDatabase) -> None:
+    if db.engine != "postgresql":
+        pytest.skip("SQLite has one writer (BEGIN IMMEDIATE): no policy lock or queue")
+
+
+async def _held(session: AsyncSession, key: int) -> set[str]:
+    return set((await session.scalars(HELD, {"key": key})).all())
+
+
+async def _would_wait(session: AsyncSession, call: Any) -> bool:
+    """Whether `call` in `session` waits for a lock (200 ms), then roll it back."""
+    await session.execute(text("SET LOCAL lock_timeout = '200ms'"))
+    failure: DBAPIError | None = None
+    try:
+        await call(session)
+    except DBAPIError as exc:
+        failure = exc
+    await session.rollback()
+    if failure is not None and "lock timeout" not in str(failure):
+        raise failure
+    return failure is not None
+
+
+def _event(name: str, **details: Any) -> AuditEvent:
+    return AuditEvent(action="test.event", actor=None, actor_label=name, details=details)
+
+
+async def _actions(app: Any) -> list[tuple[int, str, dict[str, Any]]]:
+    async with app.state.sessionmaker() as session:
+        rows = (await session.scalars(select(AuditEntry).order_by(AuditEntry.seq))).all()
+        return [(r.seq, r.action, json.loads(r.body)["details"]) for r in rows]
+
+
+async def test_lock_policy_holds_the_policy_lock_and_not_the_head(
+    app: Any, db: TestDatabase
+) -> None:
+    _postgresql_only(db)
+    factory = app.state.sessionmaker
+    async with factory() as change, factory() as other:
+        await lock_policy(change)
+        assert await _held(change, POLICY) == {"ExclusiveLock"}
+        assert await _held(change, QUEUE) == set()
+        assert await _would_wait(other, share_policy)  # no release decides meanwhile
+        staged = await stage(change, _event("change", who="change"), clock=app.state.clock)
+        assert await _held(change, POLICY) == {"ExclusiveLock"}  # not also shared
+        assert await _held(change, QUEUE) == set()  # the queue only in the COMMIT
+        await change.commit()
+        assert staged.committed_seq() == 0
+    assert [(seq, d["who"]) for seq, _, d in await _actions(app)] == [(0, "change")]
+
+
+async def test_a_staged_write_holds_no_audit_lock_before_its_commit(
+    app: Any, db: TestDatabase
+) -> None:
+    _postgresql_only(db)
+    factory = app.state.sessionmaker
+    async with factory() as writer, factory() as other:
+        staged = await stage(writer, _event("writer"), clock=app.state.clock)
+        # The policy lock shared, as a release: the queue and the row only in COMMIT.
+        assert await _held(writer, POLICY) == {"ShareLock"}
+        assert await _held(writer, QUEUE) == set()
+
+        async def append_beside(session: AsyncSession) -> None:
+            await share_policy(session)
+            await lock_head(session)  # the queue and the head row
+
+        assert not await _would_wait(other, append_beside)
+        assert await _would_wait(other, lock_policy)  # a change waits for it
+        await writer.commit()
+        assert staged.committed_seq() == 0
+
+
+async def test_lock_policy_in_a_release_is_refused(app: Any, db: TestDatabase) -> None:
+    """A release holds the policy lock shared; taking it exclusively too would let
+    two releases wait on each other."""
+    async with app.state.sessionmaker() as session:
+        await share_policy(session)
+        with pytest.raises(RuntimeError, match="shared"):
+            await lock_policy(session)
+        await session.rollback()
+
+
+async def test_subjects_and_consents_are_created_while_a_release_is_in_flight(
+    app: Any, db: TestDatabase, client: httpx.AsyncClient, world: World
+) -> None:
+    """Nothing a release reads before their commit: they hold the policy lock shared
+    and the head only in their COMMIT, so they never wait for a release (they used
+    to hold the policy lock exclusively from their append to their commit)."""
+    _postgresql_only(db)
+    async with app.state.sessionmaker() as change:
+        await share_policy(change)
+        subject, consent = await asyncio.wait_for(new_consent(client, world), timeout=10)
+        r = await asyncio.wait_for(
+            client.post("/v1/subjects", json={}, headers=world.headers("vsp", Role.caseworker)),
+            timeout=10,
+        )
+        assert r.status_code == 201, r.text
+        await change.rollback()
+    actions = [a for _, a, _ in await _actions(app)]
+    assert actions[-3:] == ["subject.created", "consent.created", "subject.created"]
+    assert consent["subject_id"] == subject
+
+
+async def test_a_revocation_waits_for_a_release_in_flight_and_its_entry_follows(
+    app: Any, db: TestDatabase, client: httpx.AsyncClient, world: World
+) -> None:
+    """O-order: a release that holds the policy lock shared (and has staged its
+    disclosure) makes a revocation wait; the revocation's entry, appended in its own
+    COMMIT, follows the disclosure's."""
+    _postgresql_only(db)
+    _, consent = await new_consent(client, world)
+    async with app.state.sessionmaker() as release:
+        await share_policy(release)
+        await stage(release, _event("release", consent_id=consent["id"]), clock=app.state.clock)
+        revoking = asyncio.create_task(
+            client.post(
+                f"/v1/consents/{consent['id']}/revoke",
+                json={"reason": "withdrawn"},
+                headers=world.headers("vsp", Role.caseworker),
+            )
+        )
+        await asyncio.sleep(0.5)
+        assert not revoking.done()  # waits for the release's policy lock
+        await release.commit()
+    revoked = await asyncio.wait_for(revoking, timeout=10)
+    assert revoked.status_code == 200, revoked.text
+    entries = await _actions(app)
+    [disclosed] = [
+        s for s, a, d in entries if a == "test.event" and d == {"consent_id": consent["id"]}
+    ]
+    [revocation] = [s for s, a, d in entries if a == "consent.revoked"]
+    assert disclosed < revocation
+
+
+async def test_recording_an_alleged_abuser_waits_for_a_release_in_flight(
+    app: Any, db: TestDatabase, client: httpx.AsyncClient, world: World
+) -> None:
+    """The mark stops the grants its person gave from counting, so releases read it:
+    it is a change, ordered against releases (the policy lock exclusively)."""
+    _postgresql_only(db)
+    subject, _ = await new_consent(client, world)
+    async with app.state.sessionmaker() as release:
+        await share_policy(release)
+        recording = asyncio.create_task(
+            client.post(
+                f"/v1/subjects/{subject}/alleged-abusers",
+                json={"person_ref": "ab" * 32},
+                headers=world.headers("vsp", Role.caseworker),
+            )
+        )
+        await asyncio.sleep(0.5)
+        assert not recording.done()  # waits for the release's policy lock
+        await release.commit()
+    recorded = await asyncio.wait_for(recording, timeout=10)
+    assert recorded.status_code == 201, recorded.text
+
+
+async def test_a_records_request_delivery_decides_beside_a_release(
+    app: Any, db: TestDatabase, client: httpx.AsyncClient, world: World
+) -> None:
+    """A records request's delivery holds the policy lock shared, as every release,
+    not exclusively: it does not wait for a release in flight, and a change waits
+    for it."""
+    _postgresql_only(db)
+    kit = await make_request_kit(client, world)
+    made = await kit.made(legal_basis="consent", categories=["contact"])
+    subject = await kit.subject()
+    consent = await kit.consent(subject, ["contact"])
+    envelope = kit.seal(made, subject, {"contact": VALUES["contact"]}, consent_id=consent)
+    body = {"decision": "release", "consent_id": consent, "envelope": envelope}
+    assert (await kit.respond(made["id"], body)).status_code == 200
+    async with app.state.sessionmaker() as release:
+        await share_policy(release)
+        delivered = await asyncio.wait_for(kit.deliver(made["id"]), timeout=10)
+        assert delivered.status_code == 200, delivered.text
+        assert [f["name"] for f in delivered.json()["released"]] == ["contact"]
+        await release.rollback()
+
+
+async def test_an_export_bounded_by_time_finds_entries_whose_times_are_out_of_order(
+    app: Any, client: httpx.AsyncClient, world: World
+) -> None:
+    """An entry's time is when it was staged; its number, when it committed: times
+    are not in sequence order. An export by `since`/`until` starts and stops its walk
+    at the least and greatest matching numbers (service/audit/service.py
+    `walk_bounds`), and returns exactly the entries of that window."""
+    base = datetime(2031, 1, 1, tzinfo=UTC)
+
+    class At:
+        def __init__(self, minutes: int) -> None:
+            self.at = base + timedelta(minutes=minutes)
+
+        def now(self) -> datetime:
+            return self.at
+
+    marker = str(uuid.uuid4())
+    async with app.state.sessionmaker() as session:
+        for minutes in (10, 5, 20, 15, 30):
+            await append(session, _event("t", marker=marker, m=minutes), clock=At(minutes))
+        await session.commit()
+    oversight = world.headers("oversight", Role.auditor)
+
+    async def window(**bounds: datetime) -> list[int]:
+        params = {k: v.isoformat() for k, v in bounds.items()}
+        r = await client.get("/v1/audit/export", params=params, headers=oversight)
+        assert r.status_code == 200, r.text
+        lines = [json.loads(line) for line in r.content.split(b"\n") if line]
+        return [
+            e["details"]["m"]
+            for e in lines
+            if e.get("action") == "test.event" and e["details"].get("marker") == marker
+        ]
+
+    assert await window(since=base + timedelta(minutes=6)) == [10, 20, 15, 30]
+    assert await window(until=base + timedelta(minutes=12)) == [10, 5]
+    assert await window(since=base + timedelta(minutes=6), until=base + timedelta(minutes=16)) == [
+        10,
+        15,
+    ]
+    assert await window(since=base + timedelta(minutes=31)) == []
