@@ -51,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 import uvloop
+from accord_client.agreements import countersignature
 from accord_client.audit_verify import verify_lines
 from accord_client.envelope import PlainField, seal_envelope
 from accord_client.keys import generate_organization_keys
@@ -241,11 +242,11 @@ async def _bootstrap(
                     "effective_from": (now - timedelta(days=1)).isoformat(),
                     "document_sha256": "ab" * 32,
                 },
+                # Members listed in the first version, so they can sign it.
+                "members": [vsp["id"], shelter["id"]],
             },
             admin,
         )
-        for org in (vsp, shelter):
-            await post(f"/v1/collaborations/{collab['id']}/members", {"org_id": org["id"]}, admin)
         tokens = {
             name: issue_dev_token(
                 settings,
@@ -270,6 +271,19 @@ async def _bootstrap(
                 headers={"Authorization": f"Bearer {tokens[name + '_admin']}"},
             )
             assert r.status_code == 200, r.text
+        # An agreement binds the members that countersigned it (docs/agreements.md):
+        # each member's org_admin signs the latest version with its own signing key.
+        r = await client.get(
+            f"/v1/collaborations/{collab['id']}/agreements",
+            headers={"Authorization": f"Bearer {admin}"},
+        )
+        assert r.status_code == 200, r.text
+        latest = r.json()["items"][0]
+        for name in ("vsp", "shelter"):
+            signing = keys[name].current_signing_key
+            body = countersignature(str(collab["id"]), latest, signing.key_id, signing.seed)
+            path = f"/v1/collaborations/{collab['id']}/agreements/signatures"
+            await post(path, body, tokens[name + "_admin"])
         subject = await post("/v1/subjects", {}, tokens["vsp"])
         consent = await post(
             f"/v1/subjects/{subject['id']}/consents",

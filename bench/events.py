@@ -73,6 +73,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import deliver  # bench/deliver.py, beside this file
 import httpx
 import uvloop
+from accord_client.agreements import countersignature
 from accord_client.envelope import PlainField, seal_envelope
 from accord_client.keys import generate_organization_keys
 from sqlalchemy import text
@@ -264,13 +265,9 @@ async def _seed(stack: Stack, platform: uuid.UUID, receipts: Receipts) -> None:
         "effective_from": (now - timedelta(days=1)).isoformat(),
         "document_sha256": "ab" * 32,
     }
-    collab = await stack.call(
-        "POST", "/v1/collaborations", "platform", {"name": "Bench", "agreement": agreement}
-    )
-    for org_id in stack.orgs.values():
-        await stack.call(
-            "POST", f"/v1/collaborations/{collab['id']}/members", "platform", {"org_id": org_id}
-        )
+    # The members are listed in the first version, so that they can sign it.
+    body = {"name": "Bench", "agreement": agreement, "members": list(stack.orgs.values())}
+    collab = await stack.call("POST", "/v1/collaborations", "platform", body)
     for name, org_id in stack.orgs.items():
         for role in (Role.org_admin, Role.caseworker):
             stack.tokens[f"{name}_{role.value}"] = issue_dev_token(
@@ -283,6 +280,16 @@ async def _seed(stack: Stack, platform: uuid.UUID, receipts: Receipts) -> None:
             f"{name}_org_admin",
             stack.keys[name].public_registration(),
         )
+    # An agreement binds the members that countersigned it (docs/agreements.md):
+    # each member's org_admin signs the latest version with its own signing key.
+    history = await stack.call("GET", f"/v1/collaborations/{collab['id']}/agreements", "platform")
+    for name in stack.orgs:
+        signing = stack.keys[name].current_signing_key
+        signature = countersignature(
+            collab["id"], history["items"][0], signing.key_id, signing.seed
+        )
+        path = f"/v1/collaborations/{collab['id']}/agreements/signatures"
+        await stack.call("POST", path, f"{name}_org_admin", signature)
     stack.subject = (await stack.call("POST", "/v1/subjects", "vsp_caseworker", {}))["id"]
     consent = {
         "recipients": [stack.orgs["shelter"]],
@@ -581,8 +588,8 @@ async def _run_engine(engine: str, urls: dict[str, str], args: argparse.Namespac
             print(f"   commit-to-receipt from the API call's return:  {_ms(from_return)}")
             pools = {name: Pool() for name in stacks}
             for name in stacks:  # warm-up of the delivery load, not counted
-                warm = argparse.Namespace(**{**vars(args), "seconds": 1.0})
-                await _cell(stacks[name], Pool(), warm, receipts)
+                warm_up = argparse.Namespace(**{**vars(args), "seconds": 1.0})
+                await _cell(stacks[name], Pool(), warm_up, receipts)
             for _ in range(args.cells):
                 for name in ("off", "on"):
                     await _cell(stacks[name], pools[name], args, receipts)

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from accord_client.agreements import countersignature
 from accord_client.envelope import PlainField, seal_envelope
 from accord_client.keys import OrganizationKeys, generate_organization_keys
 
@@ -23,6 +24,8 @@ from service.clock import SystemClock
 from service.settings import Settings
 
 CATEGORIES = ["identity", "contact", "language", "needs"]
+# The collaboration's members: each registers its keys and signs the agreement.
+MEMBERS = ("vsp", "shelter", "police")
 
 
 class Federation:
@@ -111,13 +114,12 @@ async def bootstrap(http: httpx.AsyncClient, fed: Federation, platform: uuid.UUI
                 "effective_from": (now - timedelta(days=1)).isoformat(),
                 "document_sha256": "ab" * 32,
             },
+            # Listed in the first version, so that each member can sign it.
+            "members": [fed.orgs[member] for member in MEMBERS],
         },
         admin,
     )
-    for member in ("vsp", "shelter", "police"):
-        body = {"org_id": fed.orgs[member]}
-        await post(f"/v1/collaborations/{collab['id']}/members", body, admin)
-    for name in ("vsp", "shelter"):
+    for name in MEMBERS:
         fed.keys[name] = generate_organization_keys(fed.orgs[name])
         r = await http.put(
             f"/v1/organizations/{fed.orgs[name]}/keys",
@@ -126,6 +128,17 @@ async def bootstrap(http: httpx.AsyncClient, fed: Federation, platform: uuid.UUI
         )
         if r.status_code != 200:
             raise SystemExit(f"bootstrap keys: {r.status_code} {r.text[:300]}")
+    # An agreement binds the members that countersigned it (docs/agreements.md):
+    # each member's org_admin signs the latest version with its own signing key.
+    r = await http.get(f"/v1/collaborations/{collab['id']}/agreements", headers=admin)
+    if r.status_code != 200:
+        raise SystemExit(f"bootstrap agreements: {r.status_code} {r.text[:300]}")
+    latest = r.json()["items"][0]
+    for name in MEMBERS:
+        signing = fed.keys[name].current_signing_key
+        body = countersignature(collab["id"], latest, signing.key_id, signing.seed)
+        path = f"/v1/collaborations/{collab['id']}/agreements/signatures"
+        await post(path, body, fed.headers(name, Role.org_admin))
 
 
 async def grant(http: httpx.AsyncClient, fed: Federation) -> tuple[str, str] | None:
