@@ -7,7 +7,6 @@ import base64
 import json
 import uuid
 import weakref
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from accord_client.checkpoint import verifier_key
@@ -26,6 +25,7 @@ from service.auth.dependencies import CurrentPrincipal, require_role
 from service.auth.principals import Principal, Role
 from service.errors import rule_violation
 from service.web.deps import AppClock, DbSession
+from service.web.params import Rfc3339Time
 from service.web.problems import ALL_PROBLEMS
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
@@ -72,8 +72,8 @@ def _b64(raw: bytes) -> str:
 
 
 async def _filters(  # async: a plain def would run in the thread pool
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Rfc3339Time | None = None,
+    until: Rfc3339Time | None = None,
     org: uuid.UUID | None = None,
     subject: Annotated[str | None, Query(max_length=64)] = None,
     action: Annotated[str | None, Query(max_length=64)] = None,

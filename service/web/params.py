@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request
+from pydantic import AwareDatetime, BeforeValidator
 
 from service.web.pagination import Paginator
 
@@ -44,3 +46,18 @@ IdempotencyKey = Annotated[
         description="Makes a retried create safe: the same key and body return the first result",
     ),
 ]
+
+
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
+
+
+def _rfc3339(value: object) -> object:
+    """A time in a query string as the OpenAPI document says (format date-time, RFC
+    3339 with its offset); without this, pydantic would also take `0` (the epoch) or
+    a time without its offset."""
+    if isinstance(value, str) and not _RFC3339.fullmatch(value):
+        raise ValueError("expected an RFC 3339 date-time with its offset: 2026-12-01T00:00:00Z")
+    return value
+
+
+Rfc3339Time = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]

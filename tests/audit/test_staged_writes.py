@@ -260,3 +260,27 @@ async def test_an_export_bounded_by_time_finds_entries_whose_times_are_out_of_or
         15,
     ]
     assert await window(since=base + timedelta(minutes=31)) == []
+
+
+@pytest.mark.parametrize(
+    "bound",
+    ["0", "1700000000", "2026-12-01T00:00:00", "2026-12-01", "2026-12-01 00:00:00Z", "x" * 40],
+)
+async def test_an_export_bound_must_be_an_rfc3339_time_with_its_offset(
+    client: httpx.AsyncClient, world: World, db: TestDatabase, bound: str
+) -> None:
+    """The OpenAPI document says format date-time; an epoch number or a time without
+    its offset is a 422 problem naming the parameter, and records no export (found
+    by the schemathesis contract run: `until=0` was taken as 1970)."""
+    oversight = world.headers("oversight", Role.auditor)
+    before = db.dump()
+    for name in ("since", "until"):
+        r = await client.get("/v1/audit/export", params={name: bound}, headers=oversight)
+        assert r.status_code == 422, (name, bound, r.text)
+        assert r.headers["content-type"] == "application/problem+json"
+        assert name in r.text
+    assert db.dump() == before
+    fine = await client.get(
+        "/v1/audit/export", params={"until": "2026-12-01T00:00:00+01:00"}, headers=oversight
+    )
+    assert fine.status_code == 200, fine.text
