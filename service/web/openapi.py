@@ -220,7 +220,23 @@ def _complete(operation: dict[str, Any], route: APIRoute, method: str, app: Fast
         responses["413"]["description"] = f"Body larger than {limit} bytes (ACCORD_MAX_BODY_BYTES)"
     if needs_token(route):
         operation["security"] = [{BEARER: []}]
+    _document_replay(operation)
     _set_bounds(operation, app)
+
+
+def _document_replay(operation: dict[str, Any]) -> None:
+    """A create that takes an `Idempotency-Key` answers a retry with the first result
+    and 200 instead of 201 (service/idempotency/): the document says so."""
+    responses = operation.get("responses", {})
+    keyed = any(
+        p.get("in") == "header" and p.get("name", "").lower() == "idempotency-key"
+        for p in operation.get("parameters", [])
+    )
+    if keyed and "201" in responses and "200" not in responses:
+        responses["200"] = {
+            **responses["201"],
+            "description": "A retry with the same Idempotency-Key and body: the first result",
+        }
 
 
 def _add_examples(schema: dict[str, Any]) -> None:
