@@ -64,6 +64,7 @@ class StaffClaims:
     org: uuid.UUID
     roles: tuple[str, ...]
     jti: str
+    exp: int | None = None  # required of staff tokens (service/auth/setup.py)
 
 
 @dataclass(frozen=True)
@@ -234,6 +235,7 @@ class TokenVerifier:
                 roles=tuple(roles),
                 # Required (service/auth/setup.py): a token can be revoked by its id.
                 jti=_short_string(claims, "jti"),
+                exp=_int_claim(claims, "exp"),
             )
         except TokenRejectedError as exc:
             log.info("token rejected", extra={"event": "auth.token_rejected", "reason": exc.reason})

@@ -309,16 +309,6 @@ def sign_in_csrf(request: Request, pre: str) -> str:
     return _b64(mac.digest())
 
 
-def _token_expiry(token: str) -> int | None:
-    """The `exp` of a token the verifier has just accepted (its payload segment)."""
-    try:
-        payload = json.loads(_unb64(token.split(".")[1]))
-        exp = payload.get("exp")
-    except (IndexError, ValueError, AttributeError):
-        return None
-    return exp if isinstance(exp, int) and not isinstance(exp, bool) else None
-
-
 @dataclass(frozen=True)
 class SignedIn:
     principal: Principal
@@ -351,7 +341,7 @@ async def sign_in(
         await _failed(request, lang)
         return None
     sector = await _standing(request, session, claims.org, claims.sub, claims.jti, now)
-    exp = _token_expiry(token)
+    exp = claims.exp
     if sector is None or exp is None:
         await _failed(request, lang)
         return None

@@ -11,6 +11,7 @@ import httpx
 
 from service.auth.principals import Role
 from tests.pages.support import CSRF, SAME_ORIGIN_FORM, Browser
+from tests.records_requests.support import DOC, VALUES, make_request_kit
 from tests.support.world import World
 
 STATUS = re.compile(r'<div class="card status status-(\w+)" id="checkpoint-status">')
@@ -60,3 +61,28 @@ async def advance(world: World, app: Any, days: int) -> None:
     """Move the service's clock (the world's clock is the app's)."""
     assert app.state.clock is world.clock
     world.clock.advance(timedelta(days=days).total_seconds())
+
+
+async def make_duties(client: httpx.AsyncClient, world: World) -> None:
+    """A court-ordered release delivered (a duty to tell the survivor) and an
+    emergency release (a review), both held by the VSP, made through the API."""
+    kit = await make_request_kit(client, world)
+    ordered = await kit.made(
+        legal_basis="court_order",
+        legal_reference="2026-CR-42",
+        document_sha256=DOC,
+        categories=["location"],
+    )
+    subject = await kit.subject()
+    envelope = kit.seal(ordered, subject, {"location": VALUES["location"]})
+    r = await kit.respond(ordered["id"], {"decision": "release", "envelope": envelope})
+    assert r.status_code == 200, r.text
+    assert (await kit.deliver(ordered["id"])).status_code == 200
+    urgent = await kit.made(
+        legal_basis="emergency", categories=["contact"], purpose="emergency_contact"
+    )
+    envelope = kit.seal(urgent, subject, {"contact": VALUES["contact"]})
+    r = await kit.respond(
+        urgent["id"], {"decision": "release", "envelope": envelope}, Role.supervisor, sub="sam"
+    )
+    assert r.status_code == 200, r.text

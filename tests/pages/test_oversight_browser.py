@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from service.auth.principals import Role
 from service.records_requests.models import Obligation, Review
-from tests.pages.oversight_support import token_for
+from tests.pages.oversight_support import make_duties, token_for
 from tests.pages.real_browser import (
     SCREENSHOTS,
     Live,
@@ -30,7 +30,6 @@ from tests.pages.real_browser import (
     serve,
     visit,
 )
-from tests.records_requests.support import DOC, VALUES, make_request_kit
 from tests.referrals.support import make_kit
 from tests.support.databases import TestDatabase
 from tests.support.world import World
@@ -43,26 +42,7 @@ async def _duties_weeks_ago(live: Live, db: TestDatabase) -> None:
     """A court-ordered release delivered and an emergency release, made through the
     API; then their dates moved back, as if they had happened weeks ago (the
     service runs on the wall clock)."""
-    kit = await make_request_kit(live.api, live.world)
-    ordered = await kit.made(
-        legal_basis="court_order",
-        legal_reference="2026-CR-42",
-        document_sha256=DOC,
-        categories=["location"],
-    )
-    subject = await kit.subject()
-    envelope = kit.seal(ordered, subject, {"location": VALUES["location"]})
-    r = await kit.respond(ordered["id"], {"decision": "release", "envelope": envelope})
-    assert r.status_code == 200, r.text
-    assert (await kit.deliver(ordered["id"])).status_code == 200
-    urgent = await kit.made(
-        legal_basis="emergency", categories=["contact"], purpose="emergency_contact"
-    )
-    envelope = kit.seal(urgent, subject, {"contact": VALUES["contact"]})
-    r = await kit.respond(
-        urgent["id"], {"decision": "release", "envelope": envelope}, Role.supervisor, sub="sam"
-    )
-    assert r.status_code == 200, r.text
+    await make_duties(live.api, live.world)
     engine = create_async_engine(db.url)
     try:
         async with async_sessionmaker(engine)() as session:

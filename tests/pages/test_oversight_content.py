@@ -21,9 +21,8 @@ from service.records_requests.models import Obligation, Review
 from service.reports.compute import build_report
 from service.reports.schemas import Period
 from service.sectors import Sector
-from tests.pages.oversight_support import checkpoint_result, page_of, signed_in
+from tests.pages.oversight_support import checkpoint_result, make_duties, page_of, signed_in
 from tests.pages.support import Browser, new_browser
-from tests.records_requests.support import DOC, VALUES, make_request_kit
 from tests.referrals.support import make_kit
 from tests.support.databases import TestDatabase
 from tests.support.world import World
@@ -33,35 +32,10 @@ ROW = re.compile(
 )
 
 
-async def _duties(client: httpx.AsyncClient, world: World) -> None:
-    """A court-ordered release delivered (a duty to tell the survivor) and an
-    emergency release (a review), both held by the VSP."""
-    kit = await make_request_kit(client, world)
-    ordered = await kit.made(
-        legal_basis="court_order",
-        legal_reference="2026-CR-42",
-        document_sha256=DOC,
-        categories=["location"],
-    )
-    subject = await kit.subject()
-    envelope = kit.seal(ordered, subject, {"location": VALUES["location"]})
-    r = await kit.respond(ordered["id"], {"decision": "release", "envelope": envelope})
-    assert r.status_code == 200, r.text
-    assert (await kit.deliver(ordered["id"])).status_code == 200
-    urgent = await kit.made(
-        legal_basis="emergency", categories=["contact"], purpose="emergency_contact"
-    )
-    envelope = kit.seal(urgent, subject, {"contact": VALUES["contact"]})
-    r = await kit.respond(
-        urgent["id"], {"decision": "release", "envelope": envelope}, Role.supervisor, sub="sam"
-    )
-    assert r.status_code == 200, r.text
-
-
 async def test_overdue_duties_are_listed_with_their_age(
     app: Any, client: httpx.AsyncClient, world: World, db: TestDatabase, browser: Browser
 ) -> None:
-    await _duties(client, world)
+    await make_duties(client, world)
     await signed_in(browser, world, "oversight", Role.auditor)
     before = await browser.get(page_of(world))
     assert "Nothing is overdue." in before.text
