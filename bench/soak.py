@@ -104,6 +104,92 @@ async def _db_connections(url: str | None) -> int | None:
         await engine.dispose()
 
 
+# What the service's connections wait for, sampled once a second (PostgreSQL).
+_WAITS = text(
+    "SELECT coalesce(wait_event_type || ':' || wait_event, 'running') AS what, count(*) "
+    "FROM pg_stat_activity WHERE datname = current_database() "
+    "AND pid <> pg_backend_pid() AND state = 'active' GROUP BY 1"
+)
+# The statements that took the database's time, when pg_stat_statements is loaded.
+_TOP_STATEMENTS = text(
+    "SELECT calls, total_exec_time, mean_exec_time, left(regexp_replace(query, '\\s+', ' ', "
+    "'g'), 110) FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database "
+    "WHERE datname = current_database()) ORDER BY total_exec_time DESC LIMIT 12"
+)
+_DEAD_ROWS = text(
+    "SELECT relname, n_live_tup, n_dead_tup, autovacuum_count FROM pg_stat_user_tables "
+    "ORDER BY n_dead_tup DESC LIMIT 6"
+)
+
+
+async def _wait_sampler(
+    url: str, deadline: float, started: float, waits: list[Counter[str]]
+) -> None:
+    """Per second, how many of the service's statements wait, and for what; a
+    Counter per five-minute window in `waits`."""
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            while time.monotonic() < deadline:
+                window = int((time.monotonic() - started) // 300)
+                while len(waits) <= window:
+                    waits.append(Counter())
+                for what, n in (await conn.execute(_WAITS)).all():
+                    waits[window][what] += n
+                waits[window]["(samples)"] += 1
+                await conn.commit()
+                await asyncio.sleep(1.0)
+    finally:
+        await engine.dispose()
+
+
+async def _database_report(url: str) -> None:
+    """The server's settings that bear on a long run, the statements that took its
+    time (pg_stat_statements, when preloaded) and the tables' dead rows."""
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            autovacuum = await conn.scalar(text("SHOW autovacuum"))
+            print(f"database: autovacuum {autovacuum}")
+            try:
+                rows = (await conn.execute(_TOP_STATEMENTS)).all()
+            except Exception as error:  # noqa: BLE001 - the extension is optional
+                print(f"  (pg_stat_statements unavailable: {type(error).__name__})")
+                await conn.rollback()
+            else:
+                print("  statements by total time:  calls  total s  mean ms  query")
+                for calls, total, mean, query in rows:
+                    print(f"  {calls:>10} {total / 1000:>8.1f} {mean:>8.3f}  {query}")
+            print("  dead rows:  table  live  dead  autovacuums")
+            for name, live, dead, vacuums in (await conn.execute(_DEAD_ROWS)).all():
+                print(f"  {name:<28} {live:>9} {dead:>9} {vacuums:>4}")
+    finally:
+        await engine.dispose()
+
+
+async def _reset_statements(url: str) -> None:
+    """Zero pg_stat_statements, so that its figures are the mixed run's alone."""
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            try:
+                await conn.execute(text("CREATE EXTENSION IF NOT EXISTS pg_stat_statements"))
+                await conn.execute(text("SELECT pg_stat_statements_reset()"))
+                await conn.commit()
+            except Exception as error:  # noqa: BLE001 - the extension is optional
+                print(f"  (pg_stat_statements not reset: {type(error).__name__})")
+    finally:
+        await engine.dispose()
+
+
+def _print_waits(waits: list[Counter[str]]) -> None:
+    print("mean statements of the service in flight per second, by what they wait for:")
+    for i, window in enumerate(waits):
+        samples = window.pop("(samples)", 0) or 1
+        top = ", ".join(f"{what} {n / samples:.2f}" for what, n in window.most_common(5))
+        print(f"  minutes {5 * i:>3}-{5 * i + 5:<3} {top}")
+
+
 def _check_log(lines: list[bytes], fed: Federation) -> list[str]:
     """O-order(C) over the exported entries; returns the violations."""
     problems = []
@@ -146,6 +232,7 @@ async def run(args: argparse.Namespace) -> int:
     loads: list[tuple[float, float]] = []  # (time, 1-minute load average)
     only: list[tuple[str, float, float, Counter[int]]] = []
     failures: list[str] = []
+    waits: list[Counter[str]] = []
     try:
         await common.wait_ready(base)
         async with httpx.AsyncClient(base_url=base, timeout=60) as http:
@@ -166,6 +253,8 @@ async def run(args: argparse.Namespace) -> int:
                 print(f"  deliveries only, before: {only[-1][1]:.1f} req/s, load {only[-1][2]:.2f}")
             started = time.monotonic()
             deadline = started + args.minutes * 60
+            if pg:
+                await _reset_statements(pg)
 
             async def client() -> None:
                 while time.monotonic() < deadline:
@@ -188,7 +277,8 @@ async def run(args: argparse.Namespace) -> int:
                     )
                     await asyncio.sleep(10)
 
-            await asyncio.gather(sampler(), *(client() for _ in range(args.clients)))
+            watchers = [_wait_sampler(pg, deadline, started, waits)] if pg else []
+            await asyncio.gather(sampler(), *watchers, *(client() for _ in range(args.clients)))
             mixed_rate = len(done_at) / (time.monotonic() - started)
             mixed_load = sum(la for _, la in loads) / max(1, len(loads))
             if args.delivery_seconds > 0:
@@ -213,6 +303,10 @@ async def run(args: argparse.Namespace) -> int:
 
     if done_at and loads:
         per_minute(done_at, loads, args.minutes)
+    if waits:
+        _print_waits(waits)
+    if pg:
+        await _database_report(pg)
     if only:
         print(f"mixed workload: {mixed_rate:.1f} req/s over the run (mean load {mixed_load:.2f})")
         for phase, rate, load, statuses in only:
