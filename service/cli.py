@@ -63,6 +63,7 @@ def serve(
     """Start the service (migrates first in development)."""
     import uvicorn
 
+    from service.events import dispatch_process
     from service.web import serving
     from service.web.observability import configure_logging
 
@@ -82,18 +83,24 @@ def serve(
             "use PostgreSQL (ACCORD_DATABASE_URL) for several workers",
             param_hint="--workers",
         )
+    refusal = dispatch_process.sqlite_refusal(settings)
+    if refusal is not None:
+        typer.echo(f"accord: refusing to start:\n  - {refusal}", err=True)
+        raise typer.Exit(2)
     configure_logging(settings.log_level)  # JSON from the first line on
-    if workers > 1:
-        # Each worker on its own SO_REUSEPORT socket (service/web/serving.py).
-        serving.serve_workers(host, port, workers)
-        return
-    uvicorn.run(
-        serving.APP,
-        host=host,
-        port=port,
-        log_config=serving.log_config(settings.log_level),
-        **serving.UVICORN_OPTIONS,
-    )
+    # On PostgreSQL the webhook dispatcher runs in a child process beside the workers.
+    with dispatch_process.dispatcher_beside(settings):
+        if workers > 1:
+            # Each worker on its own SO_REUSEPORT socket (service/web/serving.py).
+            serving.serve_workers(host, port, workers)
+            return
+        uvicorn.run(
+            serving.APP,
+            host=host,
+            port=port,
+            log_config=serving.log_config(settings.log_level),
+            **serving.UVICORN_OPTIONS,
+        )
 
 
 @db_app.command("upgrade")
@@ -283,10 +290,15 @@ def dispatch(
         int | None,
         typer.Option(help="Serve Prometheus metrics on 127.0.0.1 at this port (default: none)"),
     ] = None,
+    parent_pid: Annotated[
+        int | None,
+        typer.Option(hidden=True, help="Set by `accord serve`: stop when this parent is gone"),
+    ] = None,
 ) -> None:
     """Deliver webhooks (for deployments that run the dispatcher apart from `accord serve`:
     set ACCORD_WEBHOOK_DISPATCH_IN_SERVE=false there). Several may run against one
     PostgreSQL; on SQLite only one process may dispatch, and `accord serve` counts."""
+    from service.events import dispatch_process
     from service.events.dispatch import DispatchConfig, Dispatcher
     from service.web.observability import Metrics, configure_logging
 
@@ -315,11 +327,24 @@ def dispatch(
                 # SIGTERM stops it between two database operations; requests in flight
                 # are abandoned and their deliveries sent again after the lease.
                 asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, dispatcher.stop)
-                typer.echo("dispatching", err=True)
-                if once:
-                    await dispatcher.run_until_idle()
-                else:
-                    await dispatcher.serve()
+                watch = None
+                if parent_pid is None:
+                    typer.echo("dispatching", err=True)
+                else:  # `accord serve`'s child: its stderr is JSON lines
+                    watch = asyncio.create_task(
+                        dispatch_process.watch_parent(parent_pid, dispatcher.stop)
+                    )
+                    dispatch_process.log.info(
+                        "dispatching", extra={"event": "webhook.dispatcher_ready"}
+                    )
+                try:
+                    if once:
+                        await dispatcher.run_until_idle()
+                    else:
+                        await dispatcher.serve()
+                finally:
+                    if watch is not None:
+                        watch.cancel()
         finally:
             await engine.dispose()
 

@@ -118,7 +118,15 @@ class Settings(BaseSettings):
     # timeouts; and how long a claimed delivery is leased to its dispatcher (longer
     # than an attempt can last: a crashed dispatcher's deliveries are due again after it).
     webhook_dispatch_in_serve: bool = True
+    # Where `accord serve` runs its dispatcher: in a child process of its own beside
+    # the API worker(s), so that they keep their cores (service/events/dispatch_process.py),
+    # or in the worker's event loop. "auto": a child on PostgreSQL, in-process on SQLite
+    # (served by one process; "on" with SQLite is refused at start).
+    webhook_dispatch_process: Literal["auto", "on", "off"] = "auto"
     webhook_dispatch_interval_seconds: float = Field(default=0.5, ge=0.01, le=60.0)
+    # At most one dispatch pass per this many seconds: commits of one moment share a
+    # run (docs/notifications.md, "Delivery"); 0 sends each commit's events at once.
+    webhook_dispatch_coalesce_seconds: float = Field(default=0.1, ge=0.0, le=5.0)
     webhook_dispatch_concurrency: int = Field(default=16, ge=1, le=256)
     webhook_connect_timeout_seconds: float = Field(default=5.0, gt=0.0, le=60.0)
     webhook_timeout_seconds: float = Field(default=15.0, gt=0.0, le=300.0)
@@ -300,6 +308,15 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def dispatches_in_child(self) -> bool:
+        """`accord serve` runs its webhook dispatcher in a child process (on, or auto
+        on PostgreSQL), not in the API worker; never on SQLite (`accord serve` refuses
+        "on" there)."""
+        if not self.webhook_dispatch_in_serve or self.is_sqlite:
+            return False
+        return self.webhook_dispatch_process != "off"
 
 
 def parse_algorithms(value: str) -> list[str]:

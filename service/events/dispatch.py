@@ -1,8 +1,9 @@
 """The webhook dispatcher: delivers every event to every subscribed endpoint, at least
 once, signed per the Standard Webhooks specification (service/events/signing.py).
 
-It runs inside `accord serve` (a task of the app's lifespan, unless
-ACCORD_WEBHOOK_DISPATCH_IN_SERVE=false) and as `accord dispatch`. Several may run
+It runs inside `accord serve` (unless ACCORD_WEBHOOK_DISPATCH_IN_SERVE=false: a task
+of the app's lifespan on SQLite, `accord dispatch` as serve's child process on
+PostgreSQL: dispatch_process.py) and as `accord dispatch`. Several may run
 against one PostgreSQL (claims.py says why no delivery is sent twice in a normal
 run); on SQLite only one process may dispatch.
 
@@ -170,9 +171,13 @@ class Dispatcher:
             raise
 
     async def run(self) -> None:
-        """Dispatch until stopped: a pass whenever a send finishes or the interval ends."""
+        """Dispatch until stopped: a pass whenever a send finishes or the interval ends,
+        at most one per `coalesce` seconds, so that the commits of one moment share a
+        run (two transactions for the lot, not two each) while the first commit after
+        a quiet spell is sent at once."""
         while not self._stopping:
             self._wake.clear()
+            began = time.monotonic()
             try:
                 await self.dispatch_pass()
                 await self.refresh_backlog(force=False)
@@ -183,6 +188,9 @@ class Dispatcher:
                 )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._config.interval)
+            rest = began + self._config.coalesce - time.monotonic()
+            if rest > 0 and not self._stopping:
+                await asyncio.sleep(rest)
 
     async def run_until_idle(self) -> int:
         """Dispatch until nothing is due and nothing is in flight; the number of
@@ -289,13 +297,18 @@ class Dispatcher:
                 uniform=self._uniform,
             )
             succeeded = len(results) == len(run) and all(r.outcome.ok for r in results)
+            size = self._batch.get(endpoint_id, 1)
             if succeeded:
-                size = self._batch.get(endpoint_id, 1)
                 self._batch[endpoint_id] = min(claims.MAX_BATCH, size * 2)
             else:
                 self._batch.pop(endpoint_id, None)
+            # A run shorter than its claim asked for emptied the endpoint's backlog: what
+            # is committed next waits for the next pass, and shares its run.
             more = (
-                succeeded and not self._stopping and len(self._in_flight) < self._config.concurrency
+                succeeded
+                and len(run) >= size
+                and not self._stopping
+                and len(self._in_flight) < self._config.concurrency
             )
             if not results and not release:
                 return True

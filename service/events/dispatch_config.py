@@ -18,6 +18,7 @@ class DispatchConfig:
     timeout: float
     lease: timedelta
     interval: float
+    coalesce: float = 0.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DispatchConfig:
@@ -29,4 +30,5 @@ class DispatchConfig:
             timeout=settings.webhook_timeout_seconds,
             lease=timedelta(seconds=settings.webhook_lease_seconds),
             interval=settings.webhook_dispatch_interval_seconds,
+            coalesce=settings.webhook_dispatch_coalesce_seconds,
         )

@@ -42,6 +42,10 @@ ALLOWED_EXTRA = frozenset(
         "delivery_id",
         "attempt",
         "outcome",
+        # `accord serve`'s dispatcher process (service/events/dispatch_process.py).
+        "pid",
+        "exit_code",
+        "restart_in_seconds",
     }
 )
 

@@ -54,7 +54,10 @@ def _children(pid: int) -> list[int]:
                 cmdline = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            if int(stat[1]) == pid and b"resource_tracker" not in cmdline:
+            # Workers only: not the tracker, nor the webhook dispatcher's process.
+            if int(stat[1]) == pid and not (
+                b"resource_tracker" in cmdline or b"\0dispatch\0" in cmdline
+            ):
                 found.append(int(entry.name))
     return found
 
