@@ -37,8 +37,12 @@ alternating off, on, off, on ... (`--cells` each), with first deliveries at
 about that many webhooks during its cells while the "off" service's pile up). After
 each "on" cell the run waits until the receiver has that cell's events, so no cell
 pays for the one before. Prints deliveries/s, p50/p99, the service's CPU ms per
-delivery, the ratio on/off, and the latency of the side events during the "on"
-cells.
+delivery (`cpu ms`: with the dispatcher's own process on PostgreSQL; `api ms`: the
+API process alone), the ratio on/off, and the latency of the side events during the
+"on" cells. With `--pin` the API process runs on core 0 and the receiver and the
+dispatcher's process on the other cores (this script and PostgreSQL unpinned): the
+dispatcher and the receiver off the API's core, as in a deployment, where the
+receiver is another organization's machine.
 
     .venv/bin/python bench/events.py [--quick] [--engine sqlite]
     ACCORD_BENCH_PG_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/bench_events \\
@@ -92,6 +96,22 @@ IN_FLIGHT = 16  # paced first deliveries waiting for their answer at most
 # Fields of each referral whose first delivery emits an event (sealing 20 fields
 # costs this load generator about 50 ms a referral on a busy 2-core machine).
 FRESH_FIELDS = 5
+
+
+# --pin: the API worker on the first core; the receiver and the dispatcher's own
+# process (PostgreSQL) on the others, as they would run on other cores or machines in
+# a deployment. This script and PostgreSQL are not pinned.
+PINNED = False
+API_CORE = {0}
+OTHER_CORES = set(range(1, os.cpu_count() or 2)) or {0}
+
+
+def _pin(server: int) -> None:
+    """The service's API process on API_CORE, its children (the dispatcher) elsewhere."""
+    os.sched_setaffinity(server, API_CORE)
+    for child in deliver._service_pids(server)[1:]:
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(child, OTHER_CORES)
 
 
 # --- the receiver (its own process) --------------------------------------------------
@@ -189,6 +209,8 @@ async def _receiver_process(workdir: Path) -> AsyncIterator[Receipts]:
         process = subprocess.Popen(  # noqa: ASYNC220 - once, before anything is measured
             [sys.executable, __file__, "--receiver", str(port)], stdout=log, stderr=log
         )
+    if PINNED:
+        os.sched_setaffinity(process.pid, OTHER_CORES)
     receipts = Receipts(f"http://127.0.0.1:{port}")
     try:
         for _ in range(100):
@@ -479,6 +501,7 @@ class Pool:
     seconds: float = 0.0
     errors: int = 0
     cpu: float = 0.0
+    api_cpu: float = 0.0  # the API process alone (without the dispatcher's process)
     side_rates: list[float] = field(default_factory=list)
     side_returned: dict[str, float] = field(default_factory=dict)
 
@@ -489,6 +512,7 @@ async def _cell(stack: Stack, pool: Pool, args: argparse.Namespace, receipts: Re
     headers = {"Authorization": f"Bearer {stack.tokens['shelter_caseworker']}"}
     path = f"/v1/referrals/{stack.repeat}/deliver"
     cpu = deliver._cpu_seconds(stack.server.pid)
+    api_cpu = _own_cpu_seconds(stack.server.pid)
     returned: dict[str, float] = {}
     side = asyncio.create_task(
         _paced(
@@ -502,6 +526,7 @@ async def _cell(stack: Stack, pool: Pool, args: argparse.Namespace, receipts: Re
     )
     pool.side_rates.append(await side)
     pool.cpu += deliver._cpu_seconds(stack.server.pid) - cpu
+    pool.api_cpu += _own_cpu_seconds(stack.server.pid) - api_cpu
     pool.rates.append(cell[0])
     pool.requests += cell[4]
     pool.seconds += cell[4] / cell[0] if cell[0] else args.seconds
@@ -511,6 +536,12 @@ async def _cell(stack: Stack, pool: Pool, args: argparse.Namespace, receipts: Re
         missing = await receipts.wait_for(list(returned))
         if missing:
             print(f"   cell: {missing} side events not received within {RECEIPT_TIMEOUT:.0f} s")
+
+
+def _own_cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of this one process (not its children)."""
+    fields = deliver._stat(pid)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextlib.asynccontextmanager
@@ -556,6 +587,8 @@ async def _run_engine(engine: str, urls: dict[str, str], args: argparse.Namespac
                     ACCORD_WEBHOOK_DISPATCH_IN_SERVE="true" if stack.name == "on" else "false",
                 )
                 await deliver.wait_ready(stack.base)
+                if PINNED:
+                    _pin(stack.server.pid)
                 stack.client = httpx.AsyncClient(base_url=stack.base, timeout=60)
                 await _seed(stack, platform, receipts)
                 began = time.perf_counter()
@@ -600,7 +633,7 @@ async def _run_engine(engine: str, urls: dict[str, str], args: argparse.Namespac
             )
             print(
                 f"{'dispatcher':<10} {'deliv/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'cpu ms':>7} "
-                f"{'errors':>6}  each cell's deliveries/s; side load/s"
+                f"{'api ms':>7} {'errors':>6}  each cell's deliveries/s; side load/s"
             )
             for name in ("off", "on"):
                 pool = pools[name]
@@ -610,7 +643,8 @@ async def _run_engine(engine: str, urls: dict[str, str], args: argparse.Namespac
                 sides = " ".join(f"{r:.1f}" for r in pool.side_rates)
                 print(
                     f"{name:<10} {rate:>8.1f} {p50:>7.1f} {p99:>7.1f} "
-                    f"{pool.cpu / max(1, pool.requests) * 1e3:>7.2f} {pool.errors:>6}  "
+                    f"{pool.cpu / max(1, pool.requests) * 1e3:>7.2f} "
+                    f"{pool.api_cpu / max(1, pool.requests) * 1e3:>7.2f} {pool.errors:>6}  "
                     f"{cells}; {sides}"
                 )
             off_pool, on_pool = pools["off"], pools["on"]
@@ -660,12 +694,22 @@ async def main() -> None:
         "--quick", action="store_true", help="burst 100, steady 10 s, 2 cells of 5 s"
     )
     parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="the API worker on core 0, the receiver and the dispatcher's process on the "
+        "other cores (this script and PostgreSQL unpinned): the dispatcher and the "
+        "receiver off the API's core, as in a deployment",
+    )
+    parser.add_argument(
         "--side-rate",
         type=float,
         help="first deliveries per second alongside the throughput cells (default: --rate; "
         "0: the dispatcher has nothing to send)",
     )
     args = parser.parse_args()
+    if args.pin:
+        global PINNED
+        PINNED = True
     if args.side_rate is None:
         args.side_rate = args.rate
     if args.quick:

@@ -349,7 +349,14 @@ def dispatch(
             await engine.dispose()
 
     with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
-        asyncio.run(run())
+        # uvloop where it is installed, as uvicorn uses for the API: a run's requests
+        # and transactions are mostly event-loop turns (profiled with py-spy).
+        try:
+            import uvloop
+        except ImportError:  # pragma: no cover - installed with the service on CPython
+            asyncio.run(run())
+        else:
+            uvloop.run(run())
 
 
 @app.command()
