@@ -7,8 +7,8 @@ locks it, through the one that writes the entry, to the COMMIT, and across the
 event loop's turns between them (3-8 ms per delivery under load, measured). Here a
 release stages its entry instead (`stage`: one INSERT, no lock), and a deferred
 trigger (migration 0110) takes the append queue and the head, completes, hashes and
-writes the entry, its tree nodes, the new right edge and the timeline event that
-cites it, during the COMMIT itself: the head is held only while the server runs
+writes the entry, its tree nodes, the new right edge and the timeline events that
+cite it, during the COMMIT itself: the head is held only while the server runs
 that trigger and flushes. The write and its entry are still one transaction
 (DESIGN.md guarantee 3): if the trigger fails, the commit fails and nothing is kept.
 
@@ -30,6 +30,7 @@ appends at once through `append`.
 
 from __future__ import annotations
 
+import json
 import uuid
 import weakref
 from dataclasses import dataclass, field
@@ -73,6 +74,7 @@ _STAGE: Final = DirectStatement(
         "body_head",
         "body_tail",
         *_EVENT_COLUMNS.values(),
+        "event_also",
     ),
 )
 
@@ -122,7 +124,9 @@ async def stage(
 ) -> StagedEntry:
     """Append `event` when the session's transaction commits (PostgreSQL), or now
     (SQLite). The caller reads the number with `committed_seq()` after the commit.
-    `citing` must be a referral timeline event (the only kind the trigger writes)."""
+    `citing` must be a referral timeline event (the only kind the trigger writes),
+    with any further events of the same referral (`CitingRow.also`: the trigger of
+    migration 0230 writes them after it, in order, citing the same entry)."""
     if citing is not None and citing.table.name != "referral_events":
         raise ValueError("only a referral timeline event can cite an entry at commit")
     if session.sync_session.get_bind().dialect.name != "postgresql":
@@ -147,9 +151,12 @@ async def stage(
         "body_head": head,
         "body_tail": tail,
         **dict.fromkeys(_EVENT_COLUMNS.values()),
+        "event_also": None,
     }
     if citing is not None:
         params |= {_EVENT_COLUMNS[name]: value for name, value in citing.values.items()}
+        if citing.also:
+            params["event_also"] = json.dumps(list(citing.also))
     _WAITING[staged.token.hex] = staged
     await direct.execute(session, _STAGE, params)
     return staged

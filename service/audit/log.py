@@ -106,10 +106,21 @@ class CitingRow:
     """A row of another table that cites the entry it is appended with: its
     `audit_seq` column is set to the entry's number (a referral's timeline event).
     On PostgreSQL it is written in the append's one statement, so the head is held
-    for one round trip fewer."""
+    for one round trip fewer.
+
+    `also`: further events cited by the same entry, in order, each a row of the
+    same table with these `values` but its `event` set to the name and its `detail`
+    NULL (a referral send's recipient warnings, beside its "sent" event)."""
 
     table: Table
     values: Mapping[str, Any]
+    also: tuple[str, ...] = ()
+
+    def also_rows(self) -> list[dict[str, Any]]:
+        """The rows of `also`, without their `audit_seq`."""
+        if self.also and "event" not in self.values:
+            raise ValueError("only a row with an event names further events")
+        return [{**self.values, "event": name, "detail": None} for name in self.also]
 
 
 _PG_APPEND_SQL = """
@@ -163,6 +174,16 @@ def _append_statement(
             binds += [bindparam(f"c_{i}", type_=table.c[c].type) for i, c in enumerate(columns)]
         statement = DirectStatement(text(_PG_APPEND_SQL.format(citing=citing)).bindparams(*binds))
     _APPEND_STATEMENTS[key] = statement
+    return statement
+
+
+def _also_statement(table: Table, columns: tuple[str, ...]) -> DirectStatement:
+    """The INSERT of a citing row's further events (`CitingRow.also`), both engines."""
+    key = ("also", table.name, columns)
+    statement = _APPEND_STATEMENTS.get(key)
+    if statement is None:
+        statement = DirectStatement(insert(table), keys=(*columns, "audit_seq"))
+        _APPEND_STATEMENTS[key] = statement
     return statement
 
 
@@ -240,6 +261,13 @@ async def append(
                 _append_statement(dialect, table, columns),
                 {**citing.values, "audit_seq": entry["seq"]},
             )
+    if citing is not None and citing.also:
+        # After the citing row, in order (the timeline's order is the rows' ids).
+        await direct.execute_many(
+            session,
+            _also_statement(citing.table, columns),
+            [{**row, "audit_seq": entry["seq"]} for row in citing.also_rows()],
+        )
     head.size, head.last_hash, head.frontier = size, last_hash, moved["frontier"]
     return Appended(seq=entry["seq"], at=now)
 

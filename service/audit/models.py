@@ -85,7 +85,8 @@ class AuditPending(Base):
     only the head knows (`prev` and `seq`); a deferred trigger appends it at COMMIT
     (service/audit/at_commit.py) and deletes this row, so the table is empty outside
     open transactions. Optionally carries the referral timeline event that cites the
-    entry, written by the same trigger with the entry's number."""
+    entry, and further events of the same referral (`event_also`), written by the
+    same trigger with the entry's number."""
 
     __tablename__ = "audit_pending"
 
@@ -103,3 +104,6 @@ class AuditPending(Base):
     event_actor: Mapped[str | None] = mapped_column(String(200))
     event_actor_org_id: Mapped[uuid.UUID | None]
     event_detail: Mapped[str | None] = mapped_column(Text)
+    # Further events of the same referral citing the entry, after `event` (a JSON list
+    # of names; same time, actor and organization, no detail): migration 0230.
+    event_also: Mapped[str | None] = mapped_column(Text)

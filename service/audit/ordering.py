@@ -7,7 +7,8 @@ under a consent ever follows that consent's revocation entry. This module is the
 only place that takes the locks that make it so, and the only place that states
 their order. Every writer that must be ordered against revocations calls
 `lock_policy` or `lock_head` (exclusive) or `share_policy` (a release) and nothing
-else.
+else; a create that must not run beside another create of the same key (an
+`Idempotency-Key`, an envelope id) adds `lock_key`.
 
 The locks (PostgreSQL, migrations 0100 and 0110; SQLite below):
 
@@ -23,14 +24,28 @@ The locks (PostgreSQL, migrations 0100 and 0110; SQLite below):
   served first come, first served rather than by whoever wakes first.
 - **the head row** (`audit_head`, SELECT ... FOR UPDATE): the log's size, last
   hash, right edge and the policy epoch.
+- **key locks** (`lock_key`): an advisory lock per (namespace, key), so that two
+  creates of the same key (an `Idempotency-Key`, an envelope id) run one after the
+  other and the second sees the first's row, while creates of other keys run side
+  by side. Keyed `('audit_pending'::regclass)::oid::int` and a 32-bit hash of the
+  namespace and key whose low four bits are the namespace's place in
+  `KEY_NAMESPACES`: another class than the policy lock and the append queue
+  (`audit_head`'s OID, keys 0 and 1), the checkpoint writers (`audit_checkpoints`),
+  the sighting writers (`principal_sightings`) and the migrations (a one-bigint
+  key), and two namespaces never share a key. A hash collision only makes two
+  creates wait for each other; the unique constraints stay the last guard.
 
 The lock order, everywhere:
 
 0. a subject's row, and only where a path locks it before anything else: an
-   erasure (FOR UPDATE) and the creation of a consent or access link (FOR SHARE,
-   `service/subjects/service.py` `get_owned`), so that nothing new is created for
+   erasure (FOR UPDATE) and the creation of a consent, access link or referral (FOR
+   SHARE, `service/subjects/service.py` `get_owned`; a consent's before the policy
+   and key locks its `Idempotency-Key` takes), so that nothing new is created for
    an erased subject; no path locks a subject's row after any lock below;
 1. the policy lock (shared for a release, exclusive for a change a release reads);
+   1a. key locks, in the order of `KEY_NAMESPACES` (an idempotency key, then an
+   envelope id), at most one key per namespace (`lock_key` refuses any other
+   order, and refuses to run without the policy lock);
 2. a consent grant's rows, referral rows, a records request's row;
 3. the append queue;
 4. the head row.
@@ -40,8 +55,10 @@ for the append itself: an audited write *stages* its entry (service/audit/at_com
 `stage`: one INSERT, no lock) and a deferred trigger takes the queue and the row
 inside the COMMIT, appends and releases them with the commit. Every consent,
 subject, records-request and export write appends this way, and so does every
-release. Only a caller that needs the entry's number before its commit (a referral's
-timeline event written by Python, the sweep's) appends at once with `append`
+release and every referral send (the trigger writes its timeline events, "sent" and
+one per recipient warning, citing the entry: migration 0230). Only a caller that
+needs the entry's number before its commit (a referral transition's timeline event
+written by Python, the sweep's) appends at once with `append`
 (service/audit/log.py), which takes the queue and the row at that statement and
 holds them to the commit. On SQLite `stage` appends at once (BEGIN IMMEDIATE
 already serializes whole transactions).
@@ -58,7 +75,16 @@ overlapping. A write that no release reads before it commits holds it shared, as
 release does (`stage` takes it so when the transaction holds it in neither mode):
 creating a subject, a consent grant (version 1), a records request, recording an
 export or a use of an access link. So it decides and commits beside every release,
-blocking none, and waits only for a change in progress.
+blocking none, and waits only for a change in progress. A referral's send decides
+every field as a release does and holds the lock shared from the start
+(service/referrals/service.py `create`), after its subject's row FOR SHARE (level 0:
+an erasure waits for the send, or the send waits and finds the erasure's mark); it
+waits for another send only where the two could conflict, by its key locks (its
+sender's `Idempotency-Key`, then its envelope id), so that its idempotency and
+replay checks see an earlier send of the same key. A create with an
+`Idempotency-Key` (service/idempotency/service.py `earlier_result`) takes the policy
+lock in the mode its create needs (exclusively for a consent's amendment, else
+shared), then the key's lock.
 
 Why the ordering still holds (API.md "Ordering"; SECURITY-TESTS O-order): a
 revocation holds the policy lock exclusively from before it reads the grant until
@@ -73,14 +99,19 @@ request only when it conflicts with no earlier waiter).
 
 No cycle: every audited transaction holds the policy lock, shared or exclusive, from
 before its first row lock. Only a transaction that holds it exclusively takes the
-append queue before its COMMIT (`append`, e.g. a referral's send, which then still
-locks rows such as an organization's event counter); such a transaction runs beside
-no other audited one. Every transaction that holds it shared takes the queue and the
+append queue before its COMMIT (`append`, e.g. a referral's transition, which then
+still locks rows such as an organization's event counter); such a transaction runs
+beside no other audited one. Every transaction that holds it shared takes the queue and the
 row last, inside its COMMIT, after all its row locks, so none of them waits for a row
 while holding the queue. (Measured: with staged writes that took no policy lock, a
 send holding the queue waited for an event counter row held by a consent grant
 waiting for the queue at its COMMIT, and PostgreSQL aborted one of them.) A
-transaction that waits for the policy lock holds no row, queue or head lock yet.
+transaction that waits for the policy lock holds no row, queue, head or key lock yet
+(a subject's row at most, level 0). One that waits for a key lock holds the policy
+lock, a subject's row FOR SHARE and keys of earlier namespaces at most, none of which
+the key's holder waits for: the holder holds the policy lock already, takes no key
+of an earlier namespace after this one, and locks no subject's row in a mode that
+conflicts with FOR SHARE (only an erasure does, FOR UPDATE, and it takes no key).
 
 **The policy epoch** is a counter in the head row that the triggers above advance
 on any write to what a release reads besides the consent. A release reads it under
@@ -91,15 +122,17 @@ table itself.
 
 On SQLite every transaction opens with BEGIN IMMEDIATE (service/db/engine.py):
 the one write lock serializes whole transactions, so the same order holds
-trivially; `lock_head` and `share_policy` only read the head row.
+trivially; `lock_head` and `share_policy` only read the head row, and `lock_key`
+takes nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import Boolean, Executable, column, select, text
+from sqlalchemy import Boolean, Executable, Integer, bindparam, column, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -185,6 +218,25 @@ _LOCK_POLICY = DirectStatement(
 _READ_EPOCH_DIRECT = DirectStatement(_READ_EPOCH)
 
 
+# The namespaces of `lock_key`, in the order a transaction takes their keys.
+KEY_NAMESPACES: Final = ("idempotency", "envelope")
+
+
+# A key lock (see the module docstring for the key space), waiting until granted.
+_LOCK_KEY = DirectStatement(
+    text(
+        "SELECT pg_advisory_xact_lock(CAST(CAST('audit_pending' AS regclass) AS oid)::int, "
+        ":key) IS NULL AS held"
+    )
+    .bindparams(bindparam("key", type_=Integer))
+    .columns(column("held", Boolean))
+)
+
+
+# The last key this transaction locked: (namespace's place, the lock's key).
+_KEYS_KEY = "accord.key_locked"
+
+
 def _in_this_transaction(session: AsyncSession, key: str) -> Any:
     """What `key` holds for the session's current transaction, else None."""
     cached = session.info.get(key)
@@ -220,6 +272,9 @@ async def lock_policy(session: AsyncSession) -> None:
         raise RuntimeError("a release holds the policy lock shared; it cannot take it exclusively")
     if session.sync_session.get_bind().dialect.name == "postgresql":
         await direct.execute(session, _LOCK_POLICY, {})
+    else:
+        # BEGIN IMMEDIATE now, so that the transaction the mode is remembered in exists.
+        await session.connection()
     _remember(session, _HELD_KEY, "exclusive")
 
 
@@ -279,3 +334,38 @@ def forget_head(session: Session) -> None:
     policy epoch). The policy lock itself stays held, and remembered."""
     session.info.pop(_HEAD_KEY, None)
     session.info.pop(_SHARED_KEY, None)
+
+
+def key_lock_id(namespace: str, key: str) -> int:
+    """The second integer of the advisory lock for (`namespace`, `key`): a signed
+    32-bit hash whose low four bits are the namespace's place in `KEY_NAMESPACES`,
+    so keys of two namespaces never meet."""
+    place = KEY_NAMESPACES.index(namespace)
+    digest = hashlib.sha256(f"{namespace}\x00{key}".encode()).digest()
+    return (int.from_bytes(digest[:4], "big", signed=True) & ~0xF) | place
+
+
+async def lock_key(session: AsyncSession, namespace: str, key: str) -> None:
+    """Hold the lock of (`namespace`, `key`) until the transaction ends (PostgreSQL),
+    so that another transaction that takes it runs wholly before or after this one:
+    for a create that must see an earlier create of the same key (an
+    `Idempotency-Key`, an envelope id) and that otherwise runs beside other creates.
+    After the policy lock (either mode) and before any row lock but a subject's (level
+    0), one key per namespace in the order of `KEY_NAMESPACES`: a call out of that
+    order is a programming error (RuntimeError), as it could close a cycle of waits.
+    Taking the same key again is a no-op. On SQLite, BEGIN IMMEDIATE already
+    serializes."""
+    if policy_held(session) is None:
+        raise RuntimeError("a key lock comes after the policy lock (service/audit/ordering.py)")
+    place, lock_id = KEY_NAMESPACES.index(namespace), key_lock_id(namespace, key)
+    last: tuple[int, int] | None = _in_this_transaction(session, _KEYS_KEY)
+    if last is not None:
+        if last == (place, lock_id):
+            return
+        if last[0] >= place:
+            raise RuntimeError(
+                f"key locks out of order: {namespace!r} after {KEY_NAMESPACES[last[0]]!r}"
+            )
+    if session.sync_session.get_bind().dialect.name == "postgresql":
+        await direct.execute(session, _LOCK_KEY, {"key": lock_id})
+    _remember(session, _KEYS_KEY, (place, lock_id))

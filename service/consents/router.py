@@ -96,6 +96,12 @@ async def create_consent(
         )
         return ConsentState(row, None, latest=True, giver_ref=body.giver_ref)
 
+    if idempotency_key is not None:
+        # The subject's row before the policy and key locks `once` takes (the lock
+        # order, service/audit/ordering.py); `create` reads it again, already locked.
+        await subject_service.get_owned(
+            session, principal=principal, subject_id=subject_id, share=True
+        )
     state, created = await idempotency.once(
         session,
         principal=principal,
@@ -108,6 +114,8 @@ async def create_consent(
         ),
         id_of=lambda state: state.version.id,
         clock=clock,
+        # An amendment is a change a release reads: the policy lock exclusively.
+        exclusive=body.supersedes is not None,
     )
     if not created:
         response.status_code = status.HTTP_200_OK

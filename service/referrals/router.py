@@ -47,6 +47,21 @@ def _engine(request: Request) -> PolicyEngine:
 def referral_read(
     referral: Referral, fields: list[ReferralField], events: list[ReferralEvent]
 ) -> ReferralRead:
+    return _read(
+        referral,
+        fields,
+        [
+            TimelineEvent(
+                at=e.at, event=e.event, actor_org_id=e.actor_org_id, audit_seq=e.audit_seq
+            )
+            for e in events
+        ],
+    )
+
+
+def _read(
+    referral: Referral, fields: list[ReferralField], timeline: list[TimelineEvent]
+) -> ReferralRead:
     return ReferralRead(
         id=referral.id,
         status=ReferralStatus(referral.status),
@@ -65,14 +80,9 @@ def referral_read(
         decline_reason=DeclineReason(referral.decline_reason) if referral.decline_reason else None,
         outcome=referral.outcome,
         shredded_at=referral.shredded_at,
-        timeline=[
-            TimelineEvent(
-                at=e.at, event=e.event, actor_org_id=e.actor_org_id, audit_seq=e.audit_seq
-            )
-            for e in events
-        ],
+        timeline=timeline,
         recipient_warnings=[
-            e.event for e in events if e.event in referral_service.RECIPIENT_WARNINGS
+            e.event for e in timeline if e.event in referral_service.RECIPIENT_WARNINGS
         ],
     )
 
@@ -91,7 +101,9 @@ async def _read_many(session: DbSession, referrals: list[Referral]) -> list[Refe
     ]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses=ALL_PROBLEMS)
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=ReferralRead, responses=ALL_PROBLEMS
+)
 async def create_referral(
     body: ReferralCreate,
     request: Request,
@@ -100,11 +112,11 @@ async def create_referral(
     session: DbSession,
     clock: AppClock,
     idempotency_key: IdempotencyKey = None,
-) -> ReferralRead:
+) -> ReferralRead | Response:
     """Send a sealed envelope about a subject your organization owns. Every field is
     decided by policy now; if any would not be released the 422 lists each one with
     its reasons and policies, and nothing is stored."""
-    referral, created = await referral_service.create(
+    referral, sent = await referral_service.create(
         session,
         principal=principal,
         engine=_engine(request),
@@ -112,9 +124,20 @@ async def create_referral(
         idempotency_key=idempotency_key,
         clock=clock,
     )
-    if not created:
+    if sent is None:
         response.status_code = status.HTTP_200_OK
-    return (await _read_many(session, [referral]))[0]
+        return (await _read_many(session, [referral]))[0]
+    fields = await referral_service.fields_of(session, [referral.id])
+
+    def build() -> object:
+        # After the commit: the timeline events are written by it, citing the entry.
+        timeline = [
+            TimelineEvent(at=at, event=event, actor_org_id=org, audit_seq=seq)
+            for at, event, org, seq in sent.timeline()
+        ]
+        return _read(referral, fields, timeline).model_dump(mode="json")
+
+    return DeferredJSONResponse(build, status_code=status.HTTP_201_CREATED)
 
 
 @router.get("", responses=ALL_PROBLEMS)

@@ -9,6 +9,7 @@ the two organizations and to oversight auditors; everyone else gets 404.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import uuid
@@ -19,8 +20,9 @@ from typing import Final, NamedTuple
 from sqlalchemy import Select, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.audit.at_commit import StagedEntry, stage
 from service.audit.log import AuditEvent, CitingRow, append
-from service.audit.ordering import lock_head
+from service.audit.ordering import lock_head, lock_key, share_policy
 from service.auth.principals import Principal, Role
 from service.clock import Clock
 from service.consents.models import ConsentVersion
@@ -42,6 +44,7 @@ from service.errors import (
 )
 from service.events.catalog import EventType
 from service.events.outbox import emit
+from service.idempotency.service import lock_name
 from service.organizations.models import Organization
 from service.policy.engine import PolicyEngine
 from service.policy.inputs import FieldRef
@@ -196,6 +199,24 @@ async def _check_request(
     return problems, envelope
 
 
+class Sent(NamedTuple):
+    """A new referral's timeline as its send staged it: the "sent" event and one per
+    recipient warning, written at the commit citing `entry` (on PostgreSQL by the
+    commit-time trigger, so not readable before the commit)."""
+
+    entry: StagedEntry
+    events: CitingRow
+
+    def timeline(self) -> list[tuple[datetime, str, uuid.UUID | None, int]]:
+        """(at, event, actor organization, audit seq) of each event; after the commit."""
+        seq = self.entry.committed_seq()
+        values = self.events.values
+        return [
+            (values["at"], name, values["actor_org_id"], seq)
+            for name in (values["event"], *self.events.also)
+        ]
+
+
 async def create(
     session: AsyncSession,
     *,
@@ -204,14 +225,24 @@ async def create(
     data: ReferralCreate,
     idempotency_key: str | None,
     clock: Clock,
-) -> tuple[Referral, bool]:
-    """Validate everything, decide every field now, store. Returns (referral, created);
-    a retry with the same Idempotency-Key and body returns the first referral."""
+) -> tuple[Referral, Sent | None]:
+    """Validate everything, decide every field now, store. Returns (referral, what was
+    sent) for a new referral; a retry with the same Idempotency-Key and body returns
+    (the first referral, None).
+
+    Locks (service/audit/ordering.py): the subject's row FOR SHARE (an erasure in
+    progress is waited for, and its mark seen), the policy lock shared, as a
+    delivery holds it (a send decides every field: it runs beside deliveries and
+    other sends, and waits only for a change to what it reads), then the key locks
+    of what must not be sent twice: the sender's Idempotency-Key, then the envelope
+    id, so that of two sends of one key the second runs after the first and its
+    checks below see the first's referral. The unique constraints on both stay the
+    last guard. The entry is staged and appended at the commit (at_commit.py)."""
     fingerprint = request_fingerprint(data)
-    # The audit head first (service/disclosures/decide.py): creates are serialized with each
-    # other, so the idempotency and replay checks below cannot race.
-    await lock_head(session)
+    owned = await get_owned(session, principal=principal, subject_id=data.subject_id, share=True)
+    await share_policy(session)
     if idempotency_key is not None:
+        await lock_key(session, "idempotency", lock_name(principal.org_id, idempotency_key))
         earlier = (
             await session.scalars(
                 select(Referral).where(
@@ -226,14 +257,13 @@ async def create(
                     "This Idempotency-Key was used with a different request",
                     errors=[ProblemItem("header:/Idempotency-Key", "reused with another body")],
                 )
-            return earlier, False
-    subject = require_not_erased(
-        await get_owned(session, principal=principal, subject_id=data.subject_id)
-    )
+            return earlier, None
+    subject = require_not_erased(owned)
     problems, envelope = await _check_request(session, principal, data, engine)
     if problems or envelope is None:
         raise RuleViolationError(errors=problems)
     envelope_id = envelope_id_of(envelope)
+    await lock_key(session, "envelope", envelope_id)
     if (
         await session.scalars(select(Referral.id).where(Referral.envelope_id == envelope_id))
     ).first() is not None:
@@ -284,8 +314,14 @@ async def create(
     session.add_all(
         ReferralField(referral_id=referral.id, **columns) for columns in sealed_columns(envelope)
     )
+    await session.flush()
     warnings = await recipient_warnings(session, data.recipient_org_id)
-    entry = await append(
+    # The "sent" event and, on the timeline both parties see, each warning, citing the
+    # same entry (docs/referrals.md), written with it at the commit.
+    events = dataclasses.replace(
+        timeline_row(referral.id, "sent", principal, clock), also=tuple(warnings)
+    )
+    entry = await stage(
         session,
         AuditEvent(
             "referral.sent",
@@ -303,15 +339,12 @@ async def create(
             },
         ),
         clock=clock,
+        citing=events,
     )
-    await record_event(session, referral.id, "sent", principal, entry.seq, clock)
-    for warning in warnings:
-        # On the timeline both parties see, citing the same entry (docs/referrals.md).
-        await record_event(session, referral.id, warning, principal, entry.seq, clock)
     await notify(
         session, referral, EventType.referral_sent, referral.status, now, urgency=referral.urgency
     )
-    return referral, True
+    return referral, Sent(entry, events)
 
 
 def timeline_row(

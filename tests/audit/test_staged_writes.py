@@ -26,11 +26,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.audit.at_commit import stage
 from service.audit.log import AuditEvent, append
 from service.audit.models import AuditEntry
-from service.audit.ordering import lock_head, lock_policy, share_policy
+from service.audit.ordering import (
+    KEY_NAMESPACES,
+    key_lock_id,
+    lock_head,
+    lock_key,
+    lock_policy,
+    share_policy,
+)
 from service.auth.principals import Role
 from tests.records_requests.support import VALUES, make_request_kit
 from tests.support.databases import TestDatabase
-from tests.support.factories import new_consent
+from tests.support.factories import grant_body, new_consent
 from tests.support.world import World
 
 POLICY, QUEUE = 0, 1
@@ -127,8 +134,10 @@ async def test_subjects_and_consents_are_created_while_a_release_is_in_flight(
 ) -> None:
     """Nothing a release reads before their commit: they hold the policy lock shared
     and the head only in their COMMIT, so they never wait for a release (they used
-    to hold the policy lock exclusively from their append to their commit)."""
+    to hold the policy lock exclusively from their append to their commit), with an
+    Idempotency-Key too (whose check used to take the policy lock exclusively)."""
     _postgresql_only(db)
+    staff = world.headers("vsp", Role.caseworker)
     async with app.state.sessionmaker() as change:
         await share_policy(change)
         subject, consent = await asyncio.wait_for(new_consent(client, world), timeout=10)
@@ -137,10 +146,111 @@ async def test_subjects_and_consents_are_created_while_a_release_is_in_flight(
             timeout=10,
         )
         assert r.status_code == 201, r.text
+        keyed = {**staff, "Idempotency-Key": "in-flight-subject"}
+        r = await asyncio.wait_for(client.post("/v1/subjects", json={}, headers=keyed), 10)
+        assert r.status_code == 201, r.text
+        keyed = {**staff, "Idempotency-Key": "in-flight-consent"}
+        r = await asyncio.wait_for(
+            client.post(f"/v1/subjects/{subject}/consents", json=grant_body(world), headers=keyed),
+            10,
+        )
+        assert r.status_code == 201, r.text
         await change.rollback()
     actions = [a for _, a, _ in await _actions(app)]
-    assert actions[-3:] == ["subject.created", "consent.created", "subject.created"]
+    assert actions[-5:] == [
+        "subject.created",
+        "consent.created",
+        "subject.created",
+        "subject.created",
+        "consent.created",
+    ]
     assert consent["subject_id"] == subject
+
+
+KEYS_HELD = text(
+    "SELECT objid::bigint FROM pg_locks WHERE locktype = 'advisory' AND granted "
+    "AND pid = pg_backend_pid() AND classid = 'audit_pending'::regclass::oid AND objsubid = 2"
+)
+
+
+def test_key_lock_ids_keep_namespaces_apart() -> None:
+    """The low four bits name the namespace, so an idempotency key and an envelope
+    id never share a lock, whatever the hash; the id is a signed 32-bit integer."""
+    for key in ("k", "x" * 200, "org:key", ""):
+        ids = [key_lock_id(namespace, key) for namespace in KEY_NAMESPACES]
+        assert [i & 0xF for i in ids] == list(range(len(KEY_NAMESPACES)))
+        assert all(-(2**31) <= i < 2**31 for i in ids)
+    assert key_lock_id("idempotency", "a") != key_lock_id("idempotency", "b")
+    with pytest.raises(ValueError, match="not in tuple"):
+        key_lock_id("another", "k")
+
+
+async def test_lock_key_comes_after_the_policy_lock_in_one_order(
+    app: Any, db: TestDatabase
+) -> None:
+    """Both engines: refused without the policy lock, refused out of the order of
+    KEY_NAMESPACES or for a second key of one namespace (either could close a cycle
+    of waits); the same key again is a no-op."""
+    async with app.state.sessionmaker() as session:
+        with pytest.raises(RuntimeError, match="after the policy lock"):
+            await lock_key(session, "idempotency", "k")
+        await share_policy(session)
+        await lock_key(session, "envelope", "e")
+        with pytest.raises(RuntimeError, match="out of order"):
+            await lock_key(session, "idempotency", "k")
+        with pytest.raises(RuntimeError, match="out of order"):
+            await lock_key(session, "envelope", "another")
+        await lock_key(session, "envelope", "e")
+        await session.rollback()
+    async with app.state.sessionmaker() as session:
+        await lock_policy(session)
+        await lock_key(session, "idempotency", "k")
+        await lock_key(session, "envelope", "e")
+        await session.rollback()
+
+
+async def test_a_key_lock_stops_only_the_same_key(app: Any, db: TestDatabase) -> None:
+    """PostgreSQL: a key lock is an advisory lock of its own class, held to the end of
+    the transaction; another transaction waits for the same key only, and neither
+    the policy lock (either mode) nor the append queue and head meet it."""
+    _postgresql_only(db)
+    factory = app.state.sessionmaker
+    async with factory() as holder, factory() as other:
+        await share_policy(holder)
+        await lock_key(holder, "idempotency", "org:k1")
+        await lock_key(holder, "envelope", "env-1")
+        assert sorted(await holder.scalars(KEYS_HELD)) == sorted(
+            key_lock_id(n, k) & 0xFFFFFFFF
+            for n, k in (("idempotency", "org:k1"), ("envelope", "env-1"))
+        )
+        assert await _held(holder, POLICY) == {"ShareLock"}
+        assert await _held(holder, QUEUE) == set()
+
+        async def same_key(session: AsyncSession) -> None:
+            await share_policy(session)
+            await lock_key(session, "idempotency", "org:k1")
+
+        async def same_envelope(session: AsyncSession) -> None:
+            await share_policy(session)
+            await lock_key(session, "idempotency", "org:k2")
+            await lock_key(session, "envelope", "env-1")
+
+        async def other_keys(session: AsyncSession) -> None:
+            await share_policy(session)
+            await lock_key(session, "idempotency", "org:k2")
+            await lock_key(session, "envelope", "env-2")
+            await lock_head(session)  # the append queue and the head row
+
+        async def envelope_named_like_the_key(session: AsyncSession) -> None:
+            await share_policy(session)
+            await lock_key(session, "envelope", "org:k1")
+
+        assert await _would_wait(other, same_key)
+        assert await _would_wait(other, same_envelope)
+        assert not await _would_wait(other, other_keys)
+        assert not await _would_wait(other, envelope_named_like_the_key)
+        await holder.commit()
+        assert not await _would_wait(other, same_key)  # released with the transaction
 
 
 async def test_a_revocation_waits_for_a_release_in_flight_and_its_entry_follows(

@@ -11,7 +11,7 @@ import httpx
 
 from service.auth.principals import Role
 from tests.support.databases import TestDatabase
-from tests.support.factories import grant_body, new_subject
+from tests.support.factories import grant_body, new_consent, new_subject
 from tests.support.world import World
 
 
@@ -60,4 +60,24 @@ async def test_consent_create_is_idempotent_and_concurrent_retries_make_one(
     before = db.dump()
     r = await client.post(f"/v1/subjects/{elsewhere}/consents", json=body, headers=headers)
     assert r.status_code == 422
+    assert db.dump() == before
+
+
+async def test_an_amendment_with_a_key_is_idempotent(
+    client: httpx.AsyncClient, world: World, db: TestDatabase
+) -> None:
+    """An amendment is a change a release reads (the policy lock exclusively): with an
+    Idempotency-Key the key's check takes the lock in that mode first, then the key's
+    lock (service/idempotency/service.py), and a retry returns the first version."""
+    subject, grant = await new_consent(client, world)
+    url = f"/v1/subjects/{subject}/consents"
+    headers = {**world.headers("vsp", Role.caseworker), "Idempotency-Key": "amend-1"}
+    body = grant_body(world, supersedes=grant["id"], language="en")
+    first = await client.post(url, json=body, headers=headers)
+    assert first.status_code == 201, first.text
+    assert first.json()["version"] == 2
+    before = db.dump()
+    again = await client.post(url, json=body, headers=headers)
+    assert again.status_code == 200, again.text
+    assert again.json()["id"] == first.json()["id"]
     assert db.dump() == before

@@ -4,11 +4,13 @@ match the migrated schema (autogenerate finds no difference)."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import sys
 from pathlib import Path
+from types import ModuleType
 
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from service.db import migrate
@@ -62,3 +64,56 @@ async def test_processes_migrating_together_all_succeed(db: TestDatabase, tmp_pa
         _, err = await asyncio.wait_for(upgrade.communicate(), 120)
         assert upgrade.returncode == 0, err.decode()[-1500:]
     assert await schema_difference(db.url) == []
+
+
+def _migration(name: str) -> ModuleType:
+    """A migration module, by file name (their names are not importable)."""
+    path = migrate.migrations_path() / "versions" / name
+    spec = importlib.util.spec_from_file_location(path.stem.replace("-", "_"), path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _body(function: str) -> str:
+    """A CREATE FUNCTION statement's body, between its dollar quotes."""
+    return function.split("$$")[1]
+
+
+async def test_0230_writes_further_citing_events_and_its_downgrade_restores_0110(
+    db: TestDatabase,
+) -> None:
+    """Migration 0230 adds `audit_pending.event_also` (both engines) and, on
+    PostgreSQL, the trigger function that writes one citing event per name; down to
+    0220 the column is gone and the function is 0110's exactly; up again, 0230's."""
+    new = _migration("2026-12-07-0230_stage_more_citing_events.py")
+    old = _migration("2026-12-02-0110_append_at_commit.py")
+    assert new.FUNCTION.format(declare="", also="") == old.APPEND.replace(
+        "CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1
+    )
+    engine = create_async_engine(db.url)
+
+    async def state() -> tuple[bool, str | None]:
+        async with engine.connect() as conn:
+            columns = await conn.run_sync(
+                lambda sync: {c["name"] for c in inspect(sync).get_columns("audit_pending")}
+            )
+            source = None
+            if db.engine == "postgresql":
+                source = await conn.scalar(
+                    text("SELECT prosrc FROM pg_proc WHERE proname = 'accord_append_at_commit'")
+                )
+        return "event_also" in columns, source
+
+    try:
+        with_also = _body(new.FUNCTION.format(declare="\n  v_name text;", also=new.ALSO))
+        assert await state() == (True, with_also if db.engine == "postgresql" else None)
+        await migrate.downgrade(engine, "0220")
+        assert await state() == (False, _body(old.APPEND) if db.engine == "postgresql" else None)
+        await migrate.upgrade(engine)
+        assert await state() == (True, with_also if db.engine == "postgresql" else None)
+        assert await migrate.current_revision(engine) == migrate.head_revision()
+    finally:
+        await engine.dispose()

@@ -7,6 +7,7 @@ right edge (O-verify), on both engines."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import uuid
 from typing import Any
@@ -17,7 +18,7 @@ from accord_client.audit_verify import verify_lines
 from accord_client.merkle import verify_inclusion
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from service.audit.at_commit import (
     NOTICE_PREFIX,
@@ -27,8 +28,11 @@ from service.audit.at_commit import (
     body_parts,
     stage,
 )
-from service.audit.log import AuditEvent
-from service.auth.principals import Role
+from service.audit.log import AuditEvent, append
+from service.auth.principals import Principal, Role
+from service.referrals.models import ReferralEvent
+from service.referrals.service import timeline_row
+from service.sectors import Sector
 from tests.referrals.support import Kit
 from tests.support.databases import TestDatabase
 
@@ -173,3 +177,70 @@ async def test_staged_rows_skip_the_wal_and_bodies_use_lz4(app: Any, db: TestDat
         compression = dict(rows.all())
     assert persistence == "u"
     assert compression == {"body_head": "l", "body_tail": "l", "body": "l"}
+
+
+async def _timeline(app: Any, referral_id: uuid.UUID) -> list[tuple[Any, ...]]:
+    async with app.state.sessionmaker() as session:
+        rows = await session.execute(
+            select(
+                ReferralEvent.event,
+                ReferralEvent.audit_seq,
+                ReferralEvent.at,
+                ReferralEvent.actor,
+                ReferralEvent.actor_org_id,
+                ReferralEvent.detail,
+            )
+            .where(ReferralEvent.referral_id == referral_id)
+            .order_by(ReferralEvent.id)
+        )
+        return [tuple(row) for row in rows.all()]
+
+
+async def test_further_citing_events_are_written_in_order_with_the_entry(
+    kit: Kit, app: Any, db: TestDatabase
+) -> None:
+    """A citing row with further events (`CitingRow.also`, a send's recipient
+    warnings): staged, the trigger of migration 0230 writes them at the commit (on
+    PostgreSQL none exists before it), after the citing one, in order, each citing
+    the entry, with the citing row's time, actor and organization and no detail;
+    appended at once (`append`, and `stage` on SQLite), the same rows."""
+    referral_id = uuid.UUID((await kit.send())["id"])
+    sent = await _timeline(app, referral_id)
+    principal = Principal(
+        "alice", kit.world.orgs["vsp"], Sector.victim_services, frozenset({Role.caseworker})
+    )
+    row = timeline_row(referral_id, "delivered", principal, app.state.clock, detail="d")
+    staged_row = dataclasses.replace(row, also=("recipient_limited_hours", "delivered_withheld"))
+    async with app.state.sessionmaker() as session:
+        staged = await stage(
+            session,
+            AuditEvent("test.staged", None, actor_label="t"),
+            clock=app.state.clock,
+            citing=staged_row,
+        )
+        if db.engine == "postgresql":
+            assert await _timeline(app, referral_id) == sent  # only at the commit
+        await session.commit()
+    values = row.values
+    who = (values["at"], values["actor"], values["actor_org_id"])
+    assert (await _timeline(app, referral_id))[len(sent) :] == [
+        ("delivered", staged.committed_seq(), *who, "d"),
+        ("recipient_limited_hours", staged.committed_seq(), *who, None),
+        ("delivered_withheld", staged.committed_seq(), *who, None),
+    ]
+    written = await _timeline(app, referral_id)
+    async with app.state.sessionmaker() as session:
+        appended = await append(
+            session,
+            AuditEvent("test.appended", None, actor_label="t"),
+            clock=app.state.clock,
+            citing=dataclasses.replace(row, also=("recipient_not_accepting",)),
+        )
+        await session.commit()
+    assert appended.seq == staged.committed_seq() + 1
+    assert (await _timeline(app, referral_id))[len(written) :] == [
+        ("delivered", appended.seq, *who, "d"),
+        ("recipient_not_accepting", appended.seq, *who, None),
+    ]
+    async with app.state.sessionmaker() as session:
+        assert await session.scalar(text("SELECT count(*) FROM audit_pending")) == 0

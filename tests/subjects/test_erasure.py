@@ -247,9 +247,10 @@ async def test_a_consent_created_during_an_erasure_waits_and_is_refused(
     kits: tuple[Kit, RequestKit], app: Any, db: TestDatabase
 ) -> None:
     """An erasure holds the subject's row from its first statement to its commit
-    (service/audit/ordering.py, lock 0). A consent or access link created for the
-    subject meanwhile waits for it and then finds the mark (409), rather than reading
-    the row as it was and recording a live grant for an erased subject."""
+    (service/audit/ordering.py, lock 0). A consent, access link or referral created
+    for the subject meanwhile (with an Idempotency-Key or without) waits for it and
+    then finds the mark (409), rather than reading the row as it was and recording a
+    live grant for an erased subject or sending a referral about it."""
     if db.engine != "postgresql":
         pytest.skip("two concurrent write transactions need PostgreSQL (SQLite has one writer)")
     from service.subjects.models import Subject
@@ -263,6 +264,19 @@ async def test_a_consent_created_during_an_erasure_waits_and_is_refused(
         ),
         lambda: kit.client.post(
             f"/v1/subjects/{kit.subject}/access-links", headers=kit.staff("vsp")
+        ),
+        lambda: kit.client.post(
+            f"/v1/subjects/{kit.subject}/consents",
+            json=grant_body(kit.world, categories=CATEGORIES),
+            headers={**kit.staff("vsp"), "Idempotency-Key": f"during-erasure-{kit.subject}"},
+        ),
+        lambda: kit.client.post(
+            "/v1/referrals", json=kit.body(kit.seal()), headers=kit.staff("vsp")
+        ),
+        lambda: kit.client.post(
+            "/v1/referrals",
+            json=kit.body(kit.seal()),
+            headers={**kit.staff("vsp"), "Idempotency-Key": f"during-erasure-{kit.subject}"},
         ),
     ):
         async with app.state.sessionmaker() as erasing:
@@ -290,7 +304,7 @@ async def test_a_consent_created_during_an_erasure_waits_and_is_refused(
 async def test_erasures_and_creations_side_by_side_never_deadlock(
     kits: tuple[Kit, RequestKit], db: TestDatabase
 ) -> None:
-    """Real erasures beside consent creations and deliveries: every answer is a 2xx or
+    """Real erasures beside consent creations, sends and deliveries: every answer is a 2xx or
     the erased subject's 409, never a 5xx (a cycle of waits would be a 503), and no
     live grant is left on an erased subject."""
     if db.engine != "postgresql":
@@ -307,6 +321,7 @@ async def test_erasures_and_creations_side_by_side_never_deadlock(
             erase(kit),
             kit.deliver(referral["id"]),
             kit.client.post(f"/v1/subjects/{kit.subject}/access-links", headers=kit.staff("vsp")),
+            kit.client.post("/v1/referrals", json=kit.body(kit.seal()), headers=kit.staff("vsp")),
         )
         assert all(a.status_code < 300 or a.status_code == 409 for a in answers), [
             (a.status_code, a.text) for a in answers
@@ -317,3 +332,50 @@ async def test_erasures_and_creations_side_by_side_never_deadlock(
         assert grants.status_code == 200, grants.text
         assert all(g["revoked_at"] is not None for g in grants.json()["items"]), grants.text
         kit.subject, kit.consent = await new_consent(kit.client, kit.world, categories=CATEGORIES)
+
+
+@pytest.mark.race
+async def test_an_erasure_waits_for_a_send_in_flight_and_destroys_its_fields(
+    kits: tuple[Kit, RequestKit], app: Any, db: TestDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A send paused after its decision, before its commit, holds the subject's row
+    FOR SHARE (lock 0) and the policy lock shared: the erasure waits for it (on
+    SQLite for the one connection), then finds the new referral and destroys its
+    fields. Had the send read the subject without locking it, the erasure would
+    hold the row FOR UPDATE while waiting for the policy lock, and the send's insert
+    (whose foreign key locks the subject's row) would wait for the erasure: a cycle."""
+    from service.referrals import service as referral_service
+    from tests.referrals.support import secret_bytes
+
+    kit, _ = kits
+    reached, go = asyncio.Event(), asyncio.Event()
+    original = referral_service.decide_at_release
+
+    async def decide_then_pause(*args: Any, **kwargs: Any) -> Any:
+        decision = await original(*args, **kwargs)
+        reached.set()
+        await go.wait()
+        return decision
+
+    monkeypatch.setattr(referral_service, "decide_at_release", decide_then_pause)
+    send = asyncio.create_task(
+        kit.client.post("/v1/referrals", json=kit.body(kit.seal()), headers=kit.staff("vsp"))
+    )
+    try:
+        await asyncio.wait_for(reached.wait(), 10)
+        erasure = asyncio.create_task(erase(kit))
+        for _ in range(200):  # round trips and loop turns: the erasure runs until it waits
+            await asyncio.sleep(0.005)
+        assert not erasure.done(), erasure.result().text
+    finally:
+        go.set()
+    sent, erased = await asyncio.wait_for(asyncio.gather(send, erasure), 20)
+    assert sent.status_code == 201, sent.text
+    assert erased.status_code == 200, erased.text
+    assert [kept for _, kept in await secret_bytes(app, sent.json()["id"])] == [False] * len(
+        sent.json()["fields"]
+    )
+    again = await kit.client.post(
+        "/v1/referrals", json=kit.body(kit.seal()), headers=kit.staff("vsp")
+    )
+    assert again.status_code == 409, again.text
