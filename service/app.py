@@ -109,6 +109,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         )
         loops = [checkpoints, sweeper, overdue]
         if settings.webhook_dispatch_in_serve:  # else `accord dispatch` runs apart
+            metrics.webhook_dispatcher_up.set(1)
             loops.append(
                 asyncio.create_task(
                     dispatch_loop(

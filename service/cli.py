@@ -337,6 +337,7 @@ def dispatch(
                     dispatch_process.log.info(
                         "dispatching", extra={"event": "webhook.dispatcher_ready"}
                     )
+                metrics.webhook_dispatcher_up.set(1)
                 try:
                     if once:
                         await dispatcher.run_until_idle()

@@ -123,6 +123,10 @@ class Settings(BaseSettings):
     # or in the worker's event loop. "auto": a child on PostgreSQL, in-process on SQLite
     # (served by one process; "on" with SQLite is refused at start).
     webhook_dispatch_process: Literal["auto", "on", "off"] = "auto"
+    # Set by `accord serve` for its workers, not by operators: where its dispatcher
+    # child serves its metrics (a loopback http URL), which the workers' /metrics
+    # shows in place of their own webhook figures (service/web/dispatcher_metrics.py).
+    webhook_dispatch_metrics_url: str | None = None
     webhook_dispatch_interval_seconds: float = Field(default=0.5, ge=0.01, le=60.0)
     # At most one dispatch pass per this many seconds: commits of one moment share a
     # run (docs/notifications.md, "Delivery"); 0 sends each commit's events at once.
@@ -166,6 +170,24 @@ class Settings(BaseSettings):
         if parsed.path or parsed.query or parsed.fragment:
             raise ValueError("public_base_url is a scheme and host only, without a path")
         return f"{parsed.scheme}://{parsed.netloc}"
+
+    @field_validator("webhook_dispatch_metrics_url")
+    @classmethod
+    def _dispatch_metrics_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parsed = urlsplit(value)
+        try:
+            loopback = parsed.hostname is not None and (
+                parsed.hostname == "localhost" or ipaddress.ip_address(parsed.hostname).is_loopback
+            )
+        except ValueError:
+            loopback = False
+        if parsed.scheme != "http" or not loopback:
+            raise ValueError(
+                "webhook_dispatch_metrics_url must be an http URL on a loopback address"
+            )
+        return value
 
     @field_validator("pages_exit_url")
     @classmethod

@@ -5,7 +5,10 @@ loop, and costs it several milliseconds of CPU per event (bench/events.py). So o
 PostgreSQL (ACCORD_WEBHOOK_DISPATCH_PROCESS=auto or on) `accord serve` starts ONE
 child running `accord dispatch` beside its worker(s), and the workers start no
 dispatcher of their own (ACCORD_WEBHOOK_DISPATCH_IN_SERVE=false in the environment
-they read; the child gets the original one). Several dispatchers on one PostgreSQL
+they read; the child gets the original one). The child serves its metrics on a
+loopback port chosen once (`--metrics-port`, the same for every child started
+again), which the workers read as ACCORD_WEBHOOK_DISPATCH_METRICS_URL and merge
+into their `/metrics` (service/web/dispatcher_metrics.py). Several dispatchers on one PostgreSQL
 are safe (claims.py), and the child hears the workers' commits by LISTEN/NOTIFY
 (listen.py). The child and the workers may migrate at the same time: migrations
 hold an advisory lock (service/db/migrate.py), and whoever comes second finds the
@@ -38,6 +41,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -52,6 +56,7 @@ from service.settings import Settings
 log = logging.getLogger("accord.events.dispatch_process")
 
 IN_SERVE_VARIABLE: Final = "ACCORD_WEBHOOK_DISPATCH_IN_SERVE"
+METRICS_URL_VARIABLE: Final = "ACCORD_WEBHOOK_DISPATCH_METRICS_URL"
 # A child that exits sooner than this after its first start did not start.
 START_GRACE_SECONDS: Final = 15.0
 _FIRST_BACKOFF_SECONDS: Final = 1.0
@@ -71,9 +76,10 @@ def sqlite_refusal(settings: Settings) -> str | None:
     return None
 
 
-def child_command(parent_pid: int) -> list[str]:
-    """`accord dispatch` run by this interpreter, as a child of `parent_pid`."""
-    return [
+def child_command(parent_pid: int, *, metrics_port: int | None = None) -> list[str]:
+    """`accord dispatch` run by this interpreter, as a child of `parent_pid` (serving
+    its metrics on 127.0.0.1 at `metrics_port`, if given)."""
+    command = [
         sys.executable,
         "-c",
         "from service.cli import main; main()",
@@ -81,6 +87,17 @@ def child_command(parent_pid: int) -> list[str]:
         "--parent-pid",
         str(parent_pid),
     ]
+    if metrics_port is not None:
+        command += ["--metrics-port", str(metrics_port)]
+    return command
+
+
+def free_loopback_port() -> int:
+    """A TCP port free on 127.0.0.1 now (the kernel's choice)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 async def watch_parent(parent_pid: int, stop: Callable[[], None]) -> None:
@@ -226,14 +243,23 @@ def dispatcher_beside(settings: Settings) -> Iterator[DispatcherChild | None]:
         if first:
             raise _Stopped(signum)  # out of serving; a second signal waits for the child
 
+    # One port for the child's metrics, kept for the children started again, so
+    # that the workers' /metrics finds each at the address they read at their start.
+    metrics_port = free_loopback_port()
     child = DispatcherChild(
-        child_command(os.getpid()),
+        child_command(os.getpid(), metrics_port=metrics_port),
         os.environ,  # copied: the child reads the original environment
         on_failed_start=lambda: os.kill(os.getpid(), signal.SIGTERM),
     )
     child.start()
-    original = os.environ.get(IN_SERVE_VARIABLE)
-    os.environ[IN_SERVE_VARIABLE] = "false"  # read by create_app in every worker
+    # Read by create_app in every worker: no dispatcher there, and /metrics shows
+    # the child's webhook figures (service/web/dispatcher_metrics.py).
+    for_workers = {
+        IN_SERVE_VARIABLE: "false",
+        METRICS_URL_VARIABLE: f"http://127.0.0.1:{metrics_port}/metrics",
+    }
+    originals = {name: os.environ.get(name) for name in for_workers}
+    os.environ.update(for_workers)
     previous = {sig: signal.signal(sig, stopped) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield child
@@ -242,10 +268,11 @@ def dispatcher_beside(settings: Settings) -> Iterator[DispatcherChild | None]:
     finally:
         if not signalled:
             signalled.append(0)  # from now on a signal only waits for the child
-        if original is None:
-            os.environ.pop(IN_SERVE_VARIABLE, None)
-        else:
-            os.environ[IN_SERVE_VARIABLE] = original
+        for name, original in originals.items():
+            if original is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = original
         try:
             child.stop()
         finally:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 
 from fastapi import APIRouter, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 from service.audit.readiness import audit_faults
 from service.db import migrate
 from service.errors import ServiceUnavailableError
+from service.web import dispatcher_metrics
 from service.web.problems import problem_responses
 
 router = APIRouter(tags=["operations"])
@@ -50,7 +51,9 @@ async def readyz(request: Request) -> dict[str, str]:
 
 @router.get("/metrics", response_class=Response)
 async def metrics(request: Request) -> Response:
-    """Prometheus text format. Labels are route templates and outcomes only."""
-    return Response(
-        generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
+    """Prometheus text format. Labels are route templates and outcomes only. Under
+    `accord serve` on PostgreSQL the webhook families are its dispatcher process's."""
+    body = await dispatcher_metrics.exposition(
+        request.app.state.metrics, request.app.state.settings.webhook_dispatch_metrics_url
     )
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

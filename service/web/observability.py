@@ -127,3 +127,12 @@ class Metrics:
             "Webhook endpoints whose last delivery exhausted its retries",
             registry=self.registry,
         )
+        # 1 while the webhook families beside it are a running dispatcher's: this
+        # process's own, or `accord serve`'s dispatcher child's, read by the scrape
+        # (service/web/dispatcher_metrics.py); 0 otherwise (then they are absent or zero).
+        self.webhook_dispatcher_up = Gauge(
+            "accord_webhook_dispatcher_up",
+            "1 when the webhook figures are a running dispatcher's (this process's, or "
+            "the dispatcher process's, read by this scrape), else 0",
+            registry=self.registry,
+        )

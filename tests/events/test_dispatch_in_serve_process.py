@@ -17,12 +17,15 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import httpx
 import pytest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
@@ -140,6 +143,37 @@ async def _kill_all(server: asyncio.subprocess.Process) -> None:
         await server.wait()
 
 
+@contextlib.asynccontextmanager
+async def _serving(
+    db: TestDatabase, key_dir: Path, log: Path
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
+    """`accord serve` on the test's database with the default dispatcher settings (a
+    child on PostgreSQL), its output in `log`: (the process, its base URL) once it
+    answers; nothing of it left running afterwards."""
+    port = free_port()
+    env = service_env(
+        db,
+        key_dir,
+        ACCORD_WEBHOOK_ALLOWED_NETWORKS=",".join(LOOPBACK),
+        ACCORD_WEBHOOK_DISPATCH_INTERVAL_SECONDS="0.05",
+        ACCORD_LOG_LEVEL="INFO",
+    )
+    env.pop("ACCORD_WEBHOOK_DISPATCH_IN_SERVE", None)
+    env.pop("ACCORD_WEBHOOK_DISPATCH_PROCESS", None)  # the defaults: true, auto
+    env.pop("ACCORD_WEBHOOK_DISPATCH_METRICS_URL", None)  # serve's to set
+    base = f"http://127.0.0.1:{port}"
+    with log.open("wb") as out:
+        server = await asyncio.create_subprocess_exec(
+            ACCORD, "serve", "--port", str(port),
+            cwd=ROOT, env=env, stdout=out, stderr=out, start_new_session=True,
+        )  # fmt: skip
+        try:
+            await wait_until_healthy(base, attempts=1200)
+            yield server, base
+        finally:
+            await _kill_all(server)
+
+
 @pytest.mark.crash
 async def test_serve_on_postgresql_dispatches_in_one_child_that_is_restarted_and_stopped(
     app: Any,
@@ -152,26 +186,10 @@ async def test_serve_on_postgresql_dispatches_in_one_child_that_is_restarted_and
 ) -> None:
     if db.engine != "postgresql":
         pytest.skip("on SQLite `accord serve` dispatches in its one process (auto)")
-    port = free_port()
-    env = service_env(
-        db,
-        key_dir,
-        ACCORD_WEBHOOK_ALLOWED_NETWORKS=",".join(LOOPBACK),
-        ACCORD_WEBHOOK_DISPATCH_INTERVAL_SECONDS="0.05",
-        ACCORD_LOG_LEVEL="INFO",
-    )
-    env.pop("ACCORD_WEBHOOK_DISPATCH_IN_SERVE", None)
-    env.pop("ACCORD_WEBHOOK_DISPATCH_PROCESS", None)  # the defaults: true, auto
     log = tmp_path / "serve.log"
-    base = f"http://127.0.0.1:{port}"
-    with Receiver() as receiver, log.open("wb") as out:
+    with Receiver() as receiver:
         await register(client, world, "vsp", receiver.url())
-        server = await asyncio.create_subprocess_exec(
-            ACCORD, "serve", "--port", str(port),
-            cwd=ROOT, env=env, stdout=out, stderr=out, start_new_session=True,
-        )  # fmt: skip
-        try:
-            await wait_until_healthy(base, attempts=1200)
+        async with _serving(db, key_dir, log) as (server, base):
             child = await _one_dispatcher(server.pid)
             assert await _settled_listeners(db, 1) == 1  # the child listens: it is ready
 
@@ -204,11 +222,120 @@ async def test_serve_on_postgresql_dispatches_in_one_child_that_is_restarted_and
             await asyncio.wait_for(server.wait(), timeout=60)
             assert not _alive(replacement)
             assert not _alive(child)
-        finally:
-            await _kill_all(server)
     output = log.read_text(errors="replace")
     assert '"webhook.dispatcher_exited"' in output  # logged with its exit code
     assert '"exit_code": -9' in output
+
+
+async def _scrape(base: str) -> tuple[float, dict[str, Metric]]:
+    """`GET /metrics` of the API: (seconds it took, its families by name), each name
+    asserted to appear once in the exposition (parsed by prometheus_client)."""
+    async with httpx.AsyncClient(base_url=base, timeout=10.0) as http:
+        began = time.monotonic()
+        response = await http.get("/metrics")
+        took = time.monotonic() - began
+    assert response.status_code == 200
+    families = list(text_string_to_metric_families(response.text))
+    names = [family.name for family in families]
+    assert sorted(set(names)) == sorted(names), names  # every family once
+    return took, {family.name: family for family in families}
+
+
+def _value(families: dict[str, Metric], name: str, **labels: str) -> float | None:
+    for sample in families[name].samples if name in families else []:
+        named = sample.name in (name, f"{name}_total")
+        if named and all(sample.labels.get(k) == v for k, v in labels.items()):
+            return float(sample.value)
+    return None
+
+
+async def _scrape_until(
+    base: str, ready: Callable[[dict[str, Metric]], bool], *, within: float = 60.0
+) -> dict[str, Metric]:
+    deadline = time.monotonic() + within
+    while True:
+        _, families = await _scrape(base)
+        if ready(families):
+            return families
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not seen on /metrics: {sorted(families)}")
+        await asyncio.sleep(0.2)
+
+
+WEBHOOK_FAMILIES = {
+    "accord_webhook_attempts",
+    "accord_webhook_deliveries_pending",
+    "accord_webhook_oldest_pending_age_seconds",
+    "accord_webhook_endpoints_failing",
+}
+
+
+@pytest.mark.crash
+async def test_serve_shows_its_dispatcher_childs_webhook_metrics(
+    app: Any,
+    client: httpx.AsyncClient,
+    world: World,
+    clock: FrozenClock,
+    db: TestDatabase,
+    key_dir: Path,
+    tmp_path: Path,
+) -> None:
+    """The workers dispatch nothing; their /metrics shows the child's webhook figures
+    (issue 19), and answers while the child does not, saying so."""
+    if db.engine != "postgresql":
+        pytest.skip("on SQLite `accord serve` dispatches in its one process (auto)")
+    with Receiver() as receiver:
+        await register(client, world, "vsp", receiver.url())
+        async with _serving(db, key_dir, tmp_path / "serve.log") as (server, base):
+            child = await _one_dispatcher(server.pid)
+            (first,) = await emit_events(app, world.orgs["vsp"], [uuid.uuid4()], at=clock.now())
+            await _delivered(app, first)
+            succeeded = {"outcome": "succeeded"}
+            families = await _scrape_until(
+                base, lambda f: (_value(f, "accord_webhook_attempts", **succeeded) or 0) >= 1
+            )
+            assert set(families) >= WEBHOOK_FAMILIES
+            assert _value(families, "accord_webhook_dispatcher_up") == 1
+            assert "accord_http_requests" in families  # the worker's own, once
+
+            # A delivery held by its receiver: the child's backlog gauges count it.
+            receiver.hang = True
+            (second,) = await emit_events(app, world.orgs["vsp"], [uuid.uuid4()], at=clock.now())
+            await receiver.wait_held(1, within=60)
+            families = await _scrape_until(
+                base, lambda f: (_value(f, "accord_webhook_deliveries_pending") or 0) >= 1
+            )
+            assert _value(families, "accord_webhook_dispatcher_up") == 1
+            receiver.release()
+            await _delivered(app, second)
+
+            # The child stopped: /metrics answers at once, without webhook figures.
+            os.kill(child, signal.SIGSTOP)
+            try:
+                took, families = await _scrape(base)
+            finally:
+                os.kill(child, signal.SIGCONT)
+            assert took < 3.0
+            assert _value(families, "accord_webhook_dispatcher_up") == 0
+            assert not WEBHOOK_FAMILIES & set(families)
+            assert "accord_http_requests" in families
+
+            # The child killed, and not yet started again: the same.
+            os.kill(child, signal.SIGKILL)
+            while _alive(child):  # noqa: ASYNC110 - no event tells of its death
+                await asyncio.sleep(0.01)
+            took, families = await _scrape(base)  # its replacement comes after 1 s
+            assert took < 3.0
+            assert _value(families, "accord_webhook_dispatcher_up") == 0
+            assert not WEBHOOK_FAMILIES & set(families)
+
+            # Its replacement serves on the same port: the figures are back (a new
+            # process's counts, from zero).
+            await _one_dispatcher(server.pid, other_than=child)
+            families = await _scrape_until(
+                base, lambda f: _value(f, "accord_webhook_dispatcher_up") == 1
+            )
+            assert set(families) >= WEBHOOK_FAMILIES
 
 
 def test_serve_on_sqlite_refuses_a_dispatcher_process(tmp_path: Path) -> None:
