@@ -48,7 +48,8 @@ The lock order, everywhere:
    order, and refuses to run without the policy lock);
 2. a consent grant's rows, referral rows, a records request's row;
 3. the append queue;
-4. the head row.
+4. the head row, and organizations' event counter rows (`event_counters`), each
+   taken only by a transaction that holds the queue (below).
 
 **How an audited write appends.** The append queue and the head row are held only
 for the append itself: an audited write *stages* its entry (service/audit/at_commit.py
@@ -62,6 +63,22 @@ written by Python, the sweep's) appends at once with `append`
 (service/audit/log.py), which takes the queue and the row at that statement and
 holds them to the commit. On SQLite `stage` appends at once (BEGIN IMMEDIATE
 already serializes whole transactions).
+
+**How an event is numbered** (service/events/outbox.py, migration 0240). On
+PostgreSQL `emit` writes an event with a placeholder number and no lock, and a
+second deferred trigger numbers it inside the COMMIT: it takes the append queue
+(the same advisory lock, `pg_advisory_xact_lock(('audit_head'::regclass)::oid::int,
+1)`), then the organization's counter row. A transaction that both staged an entry
+and emitted fires the two triggers in the order it wrote them, so either may come
+first; because both take the queue before any row, a transaction holds a counter
+row or the head only while holding the queue, which one transaction at a time
+holds, and no transaction waits for a row held by one that waits for the queue: no
+deadlock whichever order each transaction fires them in. (Each trigger taking only
+its own row did deadlock: measured with the race test in
+tests/events/test_event_numbers.py.) A transaction that holds the queue before its
+COMMIT (`append`, `lock_head`) numbers its events in the COMMIT all the same
+(taking the queue again is free), or at once with `emit(number_now=True)` (the
+webhook test, whose reply carries the number).
 
 **Who holds the policy lock, and how.** A change that a release reads, and must
 therefore fall wholly before or after each release decision, holds it exclusively
@@ -100,14 +117,19 @@ request only when it conflicts with no earlier waiter).
 No cycle: every audited transaction holds the policy lock, shared or exclusive, from
 before its first row lock. Only a transaction that holds it exclusively takes the
 append queue before its COMMIT (`append`, e.g. a referral's transition, which then
-still locks rows such as an organization's event counter); such a transaction runs
-beside no other audited one. Every transaction that holds it shared takes the queue and the
-row last, inside its COMMIT, after all its row locks, so none of them waits for a row
-while holding the queue. (Measured: with staged writes that took no policy lock, a
-send holding the queue waited for an event counter row held by a consent grant
-waiting for the queue at its COMMIT, and PostgreSQL aborted one of them.) A
-transaction that waits for the policy lock holds no row, queue, head or key lock yet
-(a subject's row at most, level 0). One that waits for a key lock holds the policy
+may still lock rows); such a transaction runs beside no other audited one. Every
+transaction that holds it shared takes the queue and the row last, inside its
+COMMIT, after all its row locks, so none of them waits for a row while holding the
+queue. (Measured: with staged writes that took no policy lock, a send holding the
+queue waited for an event counter row held by a consent grant waiting for the
+queue at its COMMIT, and PostgreSQL aborted one of them. Counter rows are now taken
+only inside the COMMIT, under the queue: above.) The one writer that emits without
+the policy lock, the overdue announcer (service/records_requests/overdue.py: a
+duty's row FOR UPDATE, then its event), waits for the queue in its COMMIT while
+holding that row; no transaction that holds the queue before its COMMIT locks a
+duty's row, so that wait ends.
+A transaction that waits for the policy lock holds no row, queue, head or key lock
+yet (a subject's row at most, level 0). One that waits for a key lock holds the policy
 lock, a subject's row FOR SHARE and keys of earlier namespaces at most, none of which
 the key's holder waits for: the holder holds the policy lock already, takes no key
 of an earlier namespace after this one, and locks no subject's row in a mode that

@@ -2,10 +2,11 @@
 
 `events` is the outbox: one row per event and receiving organization, written in
 the transaction of the change it reports (service/events/outbox.py). `seq` numbers
-each organization's events 1, 2, 3, ... from its row in `event_counters`, which the
-writing transaction holds locked until it commits: so within an organization the
-numbers follow the commit order, a reader who has seen n has seen everything
-before n, and no organization learns from gaps how busy another is.
+each organization's events 1, 2, 3, ... from its row in `event_counters`, in the
+order the writing transactions commit (on PostgreSQL a commit-time trigger sets it,
+migration 0240; until then the row holds a negative placeholder): so a reader who
+has seen n has seen everything before n, and no organization learns from gaps how
+busy another is.
 
 `webhook_endpoints` are an organization's receivers; their signing secrets are
 stored sealed with a key from the service's key directory, so a copy of the
@@ -38,7 +39,7 @@ SERIAL = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class EventCounter(Base):
-    """The last event number of one organization (locked by each writer)."""
+    """The last event number of one organization (locked while a number is taken)."""
 
     __tablename__ = "event_counters"
 
@@ -93,7 +94,8 @@ class WebhookDelivery(Base):
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("events.id"))
+    # Indexed: the commit-time trigger numbers an event's deliveries by it (0240).
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("events.id"), index=True)
     # The event's number in its organization's feed: an endpoint belongs to one
     # organization, so this orders one object's deliveries to it.
     event_seq: Mapped[int] = mapped_column(BigInteger)

@@ -147,8 +147,9 @@ async def send_test(
     """A `webhook.test` event in the organization's feed and one pending delivery of
     it to this endpoint (a paused endpoint receives it when resumed)."""
     await find_endpoint(session, principal, org_id, endpoint_id)
-    # The audit head before the event counter row: the lock order
-    # (service/audit/ordering.py) that every audited writer that emits follows.
+    # The audit head (and with it the append queue) before the event counter row:
+    # the lock order (service/audit/ordering.py). Holding the queue, the test numbers
+    # its event at once (`number_now`), so that the reply carries its number.
     endpoint = await lock_endpoint(session, principal, org_id, endpoint_id)
     now = clock.now()
     details = {"endpoint_id": str(endpoint.id)}
@@ -161,6 +162,7 @@ async def send_test(
         object_id=endpoint.id,
         data={"endpoint_id": str(endpoint.id)},
         at=now,
+        number_now=True,
     )
     # emit delivers to every endpoint subscribed to the type; a test goes to one only.
     await session.execute(

@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -114,6 +115,50 @@ async def test_0230_writes_further_citing_events_and_its_downgrade_restores_0110
         assert await state() == (False, _body(old.APPEND) if db.engine == "postgresql" else None)
         await migrate.upgrade(engine)
         assert await state() == (True, with_also if db.engine == "postgresql" else None)
+        assert await migrate.current_revision(engine) == migrate.head_revision()
+    finally:
+        await engine.dispose()
+
+
+async def test_0240_numbers_events_at_commit_and_its_downgrade_removes_it(
+    db: TestDatabase,
+) -> None:
+    """Migration 0240 indexes `webhook_deliveries.event_id` (both engines) and, on
+    PostgreSQL, adds the placeholder sequence, the numbering function and its
+    deferred, always-enabled trigger on `events`; down to 0230 all are gone (emit's
+    numbering is the old one again), up again they are back."""
+    new = _migration("2026-12-07-0240_event_numbers_at_commit.py")
+    engine = create_async_engine(db.url)
+
+    async def state() -> tuple[bool, tuple[Any, ...] | None]:
+        async with engine.connect() as conn:
+            indexes = await conn.run_sync(
+                lambda sync: {i["name"] for i in inspect(sync).get_indexes("webhook_deliveries")}
+            )
+            objects = None
+            if db.engine == "postgresql":
+                row = (
+                    await conn.execute(
+                        text(
+                            "SELECT (SELECT prosrc FROM pg_proc"
+                            "        WHERE proname = 'accord_number_event_at_commit'),"
+                            " (SELECT tgenabled::text || tgdeferrable::text || tginitdeferred::text"
+                            "  FROM pg_trigger WHERE tgname = 'events_number_at_commit'),"
+                            " to_regclass('event_seq_placeholders') IS NOT NULL"
+                        )
+                    )
+                ).one()
+                objects = tuple(row)
+        return "ix_webhook_deliveries_event_id" in indexes, objects
+
+    present = (_body(new.NUMBER), "Atruetrue", True) if db.engine == "postgresql" else None
+    absent = (None, None, False) if db.engine == "postgresql" else None
+    try:
+        assert await state() == (True, present)
+        await migrate.downgrade(engine, "0230")
+        assert await state() == (False, absent)
+        await migrate.upgrade(engine)
+        assert await state() == (True, present)
         assert await migrate.current_revision(engine) == migrate.head_revision()
     finally:
         await engine.dispose()
