@@ -11,9 +11,10 @@ A pass claims, in one short transaction, a run of due deliveries for each endpoi
 not in flight (distinct objects, each its object's earliest pending event there:
 claims.py) and starts a task per endpoint: it sends the run with no transaction
 open, one request at a time (runs.py), then in ONE transaction
-records the outcomes, releases what was not sent and, after a run that all
+records the outcomes, releases what was not sent and, after a full run that all
 succeeded, claims the endpoint's next run, and goes on until nothing is due for
-it. At most ACCORD_WEBHOOK_DISPATCH_CONCURRENCY endpoints at once (a task goes on
+it (a shorter run emptied the endpoint's backlog: what comes next waits for a
+pass). At most ACCORD_WEBHOOK_DISPATCH_CONCURRENCY endpoints at once (a task goes on
 only while a slot is free for others), and a pass never waits for a send: a slow
 or dead endpoint holds one slot and never delays another organization's events.
 
@@ -25,7 +26,9 @@ dispatcher can claim a row while it may still be sent.
 
 A pass runs when a commit made deliveries (this process's at once, another's by
 LISTEN/NOTIFY on PostgreSQL: wake.py, listen.py), when an endpoint's task ends
-with work perhaps left, and otherwise every ACCORD_WEBHOOK_DISPATCH_INTERVAL_SECONDS.
+with work perhaps left, and otherwise every ACCORD_WEBHOOK_DISPATCH_INTERVAL_SECONDS;
+at most one per ACCORD_WEBHOOK_DISPATCH_COALESCE_SECONDS, so the commits of one
+moment share a run.
 
 The body is the event as the feed shows it; the headers carry the event's id as
 `webhook-id` on every attempt, this attempt's time, and the signatures: `v1` with
