@@ -177,6 +177,9 @@ class HeadState:
 
 
 _HEAD_KEY = "accord.audit_head"
+# Set when `lock_head` took the append queue and the head row (kept by `forget_head`:
+# the locks stay held to the transaction's end).
+_QUEUE_KEY = "accord.append_queue"
 
 
 # The policy epoch as read under the policy lock (either mode), while valid.
@@ -272,6 +275,11 @@ def _remember(session: AsyncSession, key: str, value: Any) -> None:
     session.info[key] = (session.sync_session.get_transaction(), value)
 
 
+def queue_held(session: AsyncSession) -> bool:
+    """Whether this transaction holds the append queue and the head row (`lock_head`)."""
+    return bool(_in_this_transaction(session, _QUEUE_KEY))
+
+
 def policy_held(session: AsyncSession) -> str | None:
     """How this transaction holds the policy lock: "shared", "exclusive" or None."""
     held: str | None = _in_this_transaction(session, _HELD_KEY)
@@ -319,6 +327,7 @@ async def lock_head(session: AsyncSession) -> HeadState:
     )
     head = HeadState(size, last_hash, list(frontier), epoch)
     _remember(session, _HEAD_KEY, head)
+    _remember(session, _QUEUE_KEY, True)
     if not held:
         _remember(session, _HELD_KEY, "exclusive")
     return head

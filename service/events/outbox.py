@@ -39,7 +39,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.audit.ordering import policy_held
+from service.audit.ordering import queue_held
 from service.events import wake
 from service.events.catalog import EventType
 from service.events.models import Event, EventCounter, WebhookDelivery, WebhookEndpoint
@@ -120,7 +120,8 @@ async def emit(
         return []
     dialect = session.sync_session.get_bind().dialect.name
     at_commit = dialect == "postgresql" and not number_now
-    if dialect == "postgresql" and number_now and policy_held(session) != "exclusive":
+    if dialect == "postgresql" and number_now and not queue_held(session):
+        # A counter row before the queue would invert the lock order (migration 0240).
         raise RuntimeError("numbering events at once needs the append queue (lock_head)")
     rows: list[dict[str, object]] = [
         {

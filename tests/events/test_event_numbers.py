@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.audit.at_commit import stage
 from service.audit.log import AuditEvent, append
 from service.audit.models import AuditEntry
-from service.audit.ordering import lock_head
+from service.audit.ordering import lock_head, lock_policy, share_policy
 from service.auth.principals import Role
 from service.events.catalog import EventType
 from service.events.models import Event, WebhookDelivery
@@ -223,3 +223,34 @@ async def test_a_webhook_test_reply_carries_the_events_committed_number(
     _assert_gapless(items)
     assert items[-1]["seq"] == last + 1
     assert items[-1]["type"] == EventType.webhook_test.value
+
+
+async def test_numbering_at_once_needs_the_append_queue_not_only_the_policy_lock(
+    db: TestDatabase, app: Any, world: World
+) -> None:
+    """`number_now` takes a counter row at once: only under the append queue
+    (`lock_head`), never under the policy lock alone, which would take that row
+    before the queue and invert the commit-time triggers' lock order."""
+    if db.engine != "postgresql":
+        pytest.skip("SQLite numbers at once always (BEGIN IMMEDIATE): there is no queue")
+
+    async def emit_now(take: Callable[[AsyncSession], Awaitable[object]]) -> None:
+        async with app.state.sessionmaker() as session:
+            await take(session)
+            await emit(
+                session,
+                kind=EventType.referral_sent,
+                to=[world.orgs[ORG]],
+                object_type="referral",
+                object_id=uuid.uuid4(),
+                data={"status": "sent"},
+                at=world.clock.now(),
+                number_now=True,
+            )
+            await session.rollback()
+
+    with pytest.raises(RuntimeError, match="append queue"):
+        await emit_now(lock_policy)
+    with pytest.raises(RuntimeError, match="append queue"):
+        await emit_now(share_policy)
+    await emit_now(lock_head)  # allowed
