@@ -352,3 +352,20 @@ class SpecVerifier:
                 continue
             return True
         return False
+
+
+async def feed(
+    client: httpx.AsyncClient, world: World, org: str, after: int = 0
+) -> list[dict[str, Any]]:
+    """Every event in `org`'s feed after `after`, page by page, as its caseworker."""
+    items: list[dict[str, Any]] = []
+    while True:
+        r = await client.get(
+            f"/v1/events?after={after}&limit=200", headers=world.headers(org, Role.caseworker)
+        )
+        assert r.status_code == 200, r.text
+        page = r.json()
+        items += page["items"]
+        if page["next_after"] == after:
+            return items
+        after = page["next_after"]

@@ -42,7 +42,7 @@ from tests.events.support import (
     register,
 )
 from tests.support.databases import TestDatabase
-from tests.support.processes import ROOT, free_port, service_env, wait_until_healthy
+from tests.support.processes import ROOT, children, free_port, service_env, wait_until_healthy
 from tests.support.world import World
 
 ACCORD = str(Path(sys.executable).parent / "accord")
@@ -53,23 +53,8 @@ def app_settings(db: TestDatabase, key_dir: Path) -> Settings:
     return hook_settings(db, key_dir)  # the test's own app dispatches nothing
 
 
-def _children(pid: int) -> list[tuple[int, bytes]]:
-    """(pid, command line) of each child of `pid` (from /proc)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                cmdline = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if int(stat[1]) == pid:
-                found.append((int(entry.name), cmdline))
-    return found
-
-
 def _dispatchers(serve_pid: int) -> list[int]:
-    return [pid for pid, cmdline in _children(serve_pid) if b"\0dispatch\0" in cmdline]
+    return [pid for pid, cmdline in children(serve_pid) if b"\0dispatch\0" in cmdline]
 
 
 def _alive(pid: int) -> bool:

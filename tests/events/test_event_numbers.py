@@ -35,7 +35,7 @@ from service.auth.principals import Role
 from service.events.catalog import EventType
 from service.events.models import Event, WebhookDelivery
 from service.events.outbox import emit
-from tests.events.support import insert_endpoint
+from tests.events.support import feed, insert_endpoint
 from tests.support.databases import TestDatabase
 from tests.support.world import World
 
@@ -56,26 +56,12 @@ async def _emit(session: AsyncSession, world: World, at: datetime) -> uuid.UUID:
     return event_id
 
 
-async def _feed(client: httpx.AsyncClient, world: World, after: int = 0) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    while True:
-        r = await client.get(
-            f"/v1/events?after={after}&limit=200", headers=world.headers(ORG, Role.caseworker)
-        )
-        assert r.status_code == 200, r.text
-        page = r.json()
-        items += page["items"]
-        if page["next_after"] == after:
-            return items
-        after = page["next_after"]
-
-
 def _assert_gapless(items: list[dict[str, Any]]) -> None:
     assert [i["seq"] for i in items] == list(range(1, len(items) + 1))
 
 
 async def _last_seq(client: httpx.AsyncClient, world: World) -> int:
-    items = await _feed(client, world)
+    items = await feed(client, world, ORG)
     _assert_gapless(items)
     return len(items)
 
@@ -103,16 +89,16 @@ async def test_an_open_emitter_does_not_hold_up_another_and_numbers_follow_commi
 
         # Before migration 0240 B's emit waited for A's counter row until A ended.
         b_id = await asyncio.wait_for(b(), timeout=10)
-        after_b = await _feed(client, world, after=last)
+        after_b = await feed(client, world, ORG, after=last)
         assert [(i["id"], i["seq"]) for i in after_b] == [(str(b_id), last + 1)]
         cursor = after_b[-1]["seq"]
         await first.commit()
     finally:
         await first.close()
-    assert [(i["id"], i["seq"]) for i in await _feed(client, world, after=cursor)] == [
+    assert [(i["id"], i["seq"]) for i in await feed(client, world, ORG, after=cursor)] == [
         (str(a_id), last + 2)
     ]
-    _assert_gapless(await _feed(client, world))
+    _assert_gapless(await feed(client, world, ORG))
 
 
 async def test_a_rolled_back_emit_consumes_no_number(
@@ -126,7 +112,7 @@ async def test_a_rolled_back_emit_consumes_no_number(
     async with app.state.sessionmaker() as session:
         kept = await _emit(session, world, now)
         await session.commit()
-    items = await _feed(client, world)
+    items = await feed(client, world, ORG)
     _assert_gapless(items)
     assert (items[-1]["id"], items[-1]["seq"]) == (str(kept), last + 1)
 
@@ -147,7 +133,7 @@ async def test_concurrent_emitters_get_gapless_unique_numbers_on_events_and_deli
             return event_id
 
     ids = await asyncio.gather(*(one() for _ in range(20)))
-    items = await _feed(client, world)
+    items = await feed(client, world, ORG)
     _assert_gapless(items)
     assert {i["id"] for i in items[last:]} == {str(i) for i in ids}
     async with app.state.sessionmaker() as session:
@@ -198,7 +184,7 @@ async def test_staging_and_emitting_in_either_order_side_by_side_never_deadlock(
 
     bodies = [stage_then_emit, emit_then_stage] * 20 + [append_then_emit] * 5
     await asyncio.wait_for(asyncio.gather(*(run(b) for b in bodies)), timeout=120)
-    items = await _feed(client, world)
+    items = await feed(client, world, ORG)
     _assert_gapless(items)
     assert len(items) == last + len(bodies)
     async with app.state.sessionmaker() as session:
@@ -219,7 +205,7 @@ async def test_a_webhook_test_reply_carries_the_events_committed_number(
     )
     assert r.status_code == 202, r.text
     assert r.json()["event_seq"] == last + 1
-    items = await _feed(client, world)
+    items = await feed(client, world, ORG)
     _assert_gapless(items)
     assert items[-1]["seq"] == last + 1
     assert items[-1]["type"] == EventType.webhook_test.value

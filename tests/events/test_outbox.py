@@ -25,6 +25,7 @@ from service.events.models import Event
 from service.events.outbox import UnsafeEventDataError, check_data
 from service.records_requests.overdue import announce_overdue
 from service.settings import Settings
+from tests.events.support import feed
 from tests.records_requests.support import RequestKit, make_request_kit
 from tests.referrals.support import CATEGORIES, PLANTED, Kit, make_kit
 from tests.support.databases import TestDatabase
@@ -44,22 +45,6 @@ async def kit(client: httpx.AsyncClient, world: World) -> Kit:
 def faults(app: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     with statement_faults(app.state.engine, monkeypatch) as injected:
         yield injected
-
-
-async def feed(
-    client: httpx.AsyncClient, world: World, org: str, after: int = 0
-) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    while True:
-        r = await client.get(
-            f"/v1/events?after={after}&limit=200", headers=world.headers(org, Role.caseworker)
-        )
-        assert r.status_code == 200, r.text
-        page = r.json()
-        items += page["items"]
-        if page["next_after"] == after:
-            return items
-        after = page["next_after"]
 
 
 def about(items: list[dict[str, Any]], object_id: str) -> list[str]:

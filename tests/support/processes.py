@@ -62,3 +62,18 @@ async def wait_until_healthy(base: str, *, attempts: int = 300) -> None:
                 pass
             await asyncio.sleep(0.05)
     pytest.fail("the service did not start")
+
+
+def children(pid: int) -> list[tuple[int, bytes]]:
+    """(pid, command line) of each child of `pid` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if int(stat[1]) == pid:
+                found.append((int(entry.name), cmdline))
+    return found

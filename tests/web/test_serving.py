@@ -17,7 +17,7 @@ import pytest
 
 from service.web.serving import listening_socket
 from tests.support.databases import TestDatabase
-from tests.support.processes import free_port, service_env, wait_until_healthy
+from tests.support.processes import children, free_port, service_env, wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,20 +46,12 @@ async def _kill_group(server: asyncio.subprocess.Process) -> None:
 
 
 def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                cmdline = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            # Workers only: not the tracker, nor the webhook dispatcher's process.
-            if int(stat[1]) == pid and not (
-                b"resource_tracker" in cmdline or b"\0dispatch\0" in cmdline
-            ):
-                found.append(int(entry.name))
-    return found
+    """Workers only: not the tracker, nor the webhook dispatcher's process."""
+    return [
+        child
+        for child, cmdline in children(pid)
+        if not (b"resource_tracker" in cmdline or b"\0dispatch\0" in cmdline)
+    ]
 
 
 def _age(pid: int) -> float:
